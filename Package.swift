@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Release builds target Haswell (AVX2 + FMA; the clang importer does not accept "x86-64-v3"): every machine this project runs on (developer,
+// CI, benchmark) has it, and Swift's default SSE2 code generation leaves half of the vector width
+// of the elementwise kernels unused. Debug builds keep the defaults.
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+
+// Swift 5 language mode: the kernels hand raw pointers to `DispatchQueue.concurrentPerform`
+// closures, which Swift 6's strict sendability checking rejects without adding any safety here.
+let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "nest-train",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "nest-train", targets: ["nest-train"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: settings),
+        .target(name: "HDF5", dependencies: ["CHDF5"], swiftSettings: settings),
+        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: settings),
+        .target(name: "Audio", dependencies: ["Tensor", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
+        .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
+        .target(
+            name: "Training",
+            dependencies: ["Model", "Audio", "NN", "Tensor", "HDF5", .product(name: "Yams", package: "Yams")],
+            swiftSettings: settings),
+        .executableTarget(
+            name: "nest-train",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: settings),
+        .target(name: "_TestSupport", dependencies: ["Tensor", "HDF5", "NN"], swiftSettings: settings),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
+    ]
+)

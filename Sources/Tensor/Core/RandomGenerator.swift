@@ -1,0 +1,102 @@
+import Foundation
+
+/// Deterministic random numbers whose complete state is four words (xoshiro256**), so that a
+/// checkpoint can store it and a resumed run draws exactly what the uninterrupted run would.
+public final class RandomGenerator {
+    public private(set) var state: (UInt64, UInt64, UInt64, UInt64)
+
+    /// Seeds the four words from SplitMix64, as the xoshiro authors recommend.
+    public init(seed: UInt64) {
+        var s = seed
+        func splitMix() -> UInt64 {
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        state = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    public init(state words: [UInt64]) {
+        precondition(words.count == 4 && words.contains { $0 != 0 }, "a generator state is four words, not all zero")
+        state = (words[0], words[1], words[2], words[3])
+    }
+
+    public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    /// A generator for a sub-stream (e.g. per epoch or per worker) that does not disturb this one.
+    public func derived(_ salt: UInt64) -> RandomGenerator {
+        RandomGenerator(seed: state.0 ^ (salt &* 0xD1B5_4A32_D192_ED03) ^ state.2)
+    }
+
+    @inline(__always)
+    public func next() -> UInt64 {
+        let result = rotl(state.1 &* 5, 7) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = rotl(state.3, 45)
+        return result
+    }
+
+    @inline(__always)
+    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    @inline(__always)
+    public func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Uniform Float in [0, 1) with 24 random bits.
+    @inline(__always)
+    public func uniformFloat() -> Float { Float(next() >> 40) * 0x1.0p-24 }
+
+    public func uniform(_ lo: Double, _ hi: Double) -> Double { lo + (hi - lo) * uniform() }
+
+    /// Uniform integer in `range` (unbiased, by rejection).
+    public func int(in range: ClosedRange<Int>) -> Int {
+        let span = UInt64(range.upperBound - range.lowerBound) &+ 1
+        if span == 0 { return Int(bitPattern: UInt(next())) }
+        let limit = UInt64.max - UInt64.max % span
+        var x = next()
+        while x >= limit { x = next() }
+        return range.lowerBound + Int(x % span)
+    }
+
+    /// Standard normal (Box–Muller; one value per two uniforms so the state stays four words).
+    public func normal() -> Double {
+        let u1 = 1 - uniform()   // (0, 1]
+        let u2 = uniform()
+        return (-2 * Foundation.log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+
+    public func bernoulli(_ p: Double) -> Bool { uniform() < p }
+
+    /// Binomial(n, p) as a sum of Bernoulli draws: exact, and cheap for the n (≤ a few thousand
+    /// frames) that block masking uses.
+    public func binomial(_ n: Int, _ p: Double) -> Int {
+        var k = 0
+        for _ in 0..<max(n, 0) where uniform() < p { k += 1 }
+        return k
+    }
+
+    /// A uniformly random permutation of 0..<n (Fisher–Yates).
+    public func permutation(_ n: Int) -> [Int] {
+        var p = Array(0..<n)
+        if n > 1 {
+            for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, int(in: 0...i)) }
+        }
+        return p
+    }
+
+    public func fillUniform(_ t: Tensor, _ lo: Float, _ hi: Float) {
+        for i in 0..<t.count { t.data[i] = lo + (hi - lo) * uniformFloat() }
+    }
+
+    public func fillNormal(_ t: Tensor, mean: Float = 0, std: Float) {
+        for i in 0..<t.count { t.data[i] = mean + std * Float(normal()) }
+    }
+}

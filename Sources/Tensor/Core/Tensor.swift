@@ -1,0 +1,93 @@
+/// A Float32 tensor: a shape over contiguous row-major storage, plus what autodiff needs.
+///
+/// Tensors are reference types so that the graph can point at them; values are never shared
+/// between two tensors except by `reshaped`, which is a view of the same storage.
+public final class Tensor {
+    public let shape: [Int]
+    public let storage: Storage
+    /// Whether gradients flow to this tensor (parameters, and results of ops on them).
+    public var requiresGrad: Bool
+    /// Accumulated gradient after `backward()`, same shape as the tensor.
+    public var grad: Tensor?
+    /// How this tensor was computed; nil for leaves and for results made without the tape.
+    var node: Node?
+
+    public var count: Int { Shape.count(shape) }
+    public var rank: Int { shape.count }
+    public var data: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// Uninitialised storage of the given shape (for kernels that write every element).
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = Storage(capacity: Shape.count(shape))
+        self.requiresGrad = false
+    }
+
+    init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {
+        self.shape = shape
+        self.storage = storage
+        self.requiresGrad = requiresGrad
+    }
+
+    public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
+        self.init(repeating: 0, shape: shape)
+        self.requiresGrad = requiresGrad
+    }
+
+    public convenience init(repeating value: Float, shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        data.update(repeating: value, count: count)
+    }
+
+    public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
+        precondition(values.count == Shape.count(shape), "\(values.count) values for shape \(shape)")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
+        self.requiresGrad = requiresGrad
+    }
+
+    public convenience init(scalar: Float) { self.init([scalar], shape: []) }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    public var scalar: Float {
+        precondition(count == 1, "scalar of a tensor of shape \(shape)")
+        return data[0]
+    }
+
+    public subscript(flat i: Int) -> Float {
+        get { data[i] }
+        set { data[i] = newValue }
+    }
+
+    /// A copy that shares nothing and records nothing.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    /// Overwrites the values in place (same element count); used to load weights.
+    public func assign(_ values: UnsafeBufferPointer<Float>) {
+        precondition(values.count == count, "assigning \(values.count) values to shape \(shape)")
+        data.update(from: values.baseAddress!, count: count)
+    }
+
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "assigning shape \(other.shape) to \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    public func fill(_ value: Float) { data.update(repeating: value, count: count) }
+
+    /// The same values without autodiff history.
+    public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let head = array.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
+        return "Tensor\(shape)[\(head)\(count > 8 ? ", …" : "")]"
+    }
+}

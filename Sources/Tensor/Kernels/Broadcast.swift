@@ -1,0 +1,73 @@
+/// Iteration over an output shape while reading two operands through broadcast strides.
+///
+/// Adjacent dimensions that are contiguous in all three views are merged first, so the common
+/// cases (same shape; a bias row repeated over rows; a per-row scalar) become one or two loops
+/// with a long innermost run.
+struct BroadcastLoop {
+    var shape: [Int]
+    var stridesA: [Int]
+    var stridesB: [Int]
+
+    init(shape: [Int], stridesA: [Int], stridesB: [Int]) {
+        var s: [Int] = [], sa: [Int] = [], sb: [Int] = []
+        for i in 0..<shape.count where shape[i] != 1 {
+            if let last = s.indices.last,
+               sa[last] == stridesA[i] * shape[i], sb[last] == stridesB[i] * shape[i] {
+                s[last] *= shape[i]
+                sa[last] = stridesA[i]
+                sb[last] = stridesB[i]
+            } else {
+                s.append(shape[i]); sa.append(stridesA[i]); sb.append(stridesB[i])
+            }
+        }
+        if s.isEmpty { s = [1]; sa = [0]; sb = [0] }
+        self.shape = s
+        self.stridesA = sa
+        self.stridesB = sb
+    }
+
+    /// Calls `inner(offsetA, offsetB, offsetOut, n, strideA, strideB)` once per innermost run.
+    func forEachRun(_ inner: (Int, Int, Int, Int, Int, Int) -> Void) {
+        let rank = shape.count
+        let n = shape[rank - 1]
+        let isa = stridesA[rank - 1], isb = stridesB[rank - 1]
+        let outer = shape.dropLast().reduce(1, *)
+        var index = [Int](repeating: 0, count: max(rank - 1, 0))
+        var offA = 0, offB = 0
+        for run in 0..<outer {
+            inner(offA, offB, run * n, n, isa, isb)
+            // Odometer increment over the outer dimensions.
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                offA += stridesA[d]
+                offB += stridesB[d]
+                if index[d] < shape[d] { break }
+                offA -= stridesA[d] * shape[d]
+                offB -= stridesB[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Sums `self` over the dimensions along which `shape` was broadcast to give `self.shape`
+    /// (the gradient of a broadcast). Returns self when nothing was broadcast.
+    public func summed(toShape target: [Int]) -> Tensor {
+        if target == shape { return self }
+        let out = Tensor(zeros: target)
+        let loop = BroadcastLoop(shape: shape, stridesA: Shape.broadcastStrides(target, to: shape),
+                                 stridesB: Shape.strides(shape))
+        let src = data, dst = out.data
+        loop.forEachRun { oa, _, oo, n, sa, _ in
+            if sa == 0 {
+                dst[oa] += Float(Vector.sum(src + oo, count: n))
+            } else {
+                for i in 0..<n { dst[oa + i * sa] += src[oo + i] }
+            }
+        }
+        return out
+    }
+}

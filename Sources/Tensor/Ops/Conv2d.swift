@@ -1,0 +1,121 @@
+/// 2-D convolution (NCHW, PyTorch weight layout [Cout, Cin/groups, kh, kw]) as im2col + GEMM.
+///
+/// One mechanism covers the three convolutions of the FastConformer subsampling: the 1→C 3×3
+/// stride-2 stem, the depthwise 3×3 stride-2 (groups = C) and the pointwise 1×1, which skips
+/// im2col entirely because its input already is the column matrix.
+public struct Conv2dGeometry: Equatable {
+    public var stride: (Int, Int)
+    public var padding: (Int, Int)
+    public var groups: Int
+
+    public init(stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), groups: Int = 1) {
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.stride == b.stride && a.padding == b.padding && a.groups == b.groups
+    }
+}
+
+extension Tensor {
+    public func conv2d(weight: Tensor, bias: Tensor?, _ geo: Conv2dGeometry) -> Tensor {
+        precondition(rank == 4 && weight.rank == 4, "conv2d: input \(shape), weight \(weight.shape)")
+        let (batch, cin, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (cout, cg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        let groups = geo.groups
+        precondition(cin == cg * groups && cout % groups == 0, "conv2d: \(cin) input channels, weight \(weight.shape), groups \(groups)")
+        let (sh, sw) = geo.stride, (ph, pw) = geo.padding
+        let ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1
+        let og = cout / groups, k = cg * kh * kw, hw = ho * wo
+        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
+        let out = Tensor(uninitializedShape: [batch, cout, ho, wo])
+        let cols = direct ? nil : Tensor(uninitializedShape: [k, hw])
+
+        // Column matrix [k, ho·wo] of batch entry b, group g.
+        func columns(_ b: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
+            let src = data + (b * cin + g * cg) * h * w
+            guard let cols else { return src }
+            let dst = cols.data
+            for c in 0..<cg {
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let row = dst + ((c * kh + ki) * kw + kj) * hw
+                        let plane = src + c * h * w
+                        for oh in 0..<ho {
+                            let ih = oh * sh - ph + ki
+                            let r = row + oh * wo
+                            if ih < 0 || ih >= h { r.update(repeating: 0, count: wo); continue }
+                            for ow in 0..<wo {
+                                let iw = ow * sw - pw + kj
+                                r[ow] = iw >= 0 && iw < w ? plane[ih * w + iw] : 0
+                            }
+                        }
+                    }
+                }
+            }
+            return dst
+        }
+
+        for b in 0..<batch {
+            for g in 0..<groups {
+                let o = out.data + (b * cout + g * og) * hw
+                var beta: Float = 0
+                if let bias {
+                    for c in 0..<og { (o + c * hw).update(repeating: bias.data[g * og + c], count: hw) }
+                    beta = 1
+                }
+                GEMM.run(transposeA: false, transposeB: false, m: og, n: hw, k: k,
+                         a: weight.data + g * og * k, lda: k, b: columns(b, g), ldb: hw, beta: beta, c: o, ldc: hw)
+            }
+        }
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        return out.recording(inputs) { _, grad in
+            let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
+            let gx = self.requiresGrad ? Tensor(zeros: self.shape) : nil
+            let dcols = gx != nil && !direct ? Tensor(uninitializedShape: [k, hw]) : nil
+            for b in 0..<batch {
+                for g in 0..<groups {
+                    let go = grad.data + (b * cout + g * og) * hw
+                    if let gw {
+                        GEMM.run(transposeA: false, transposeB: true, m: og, n: k, k: hw,
+                                 a: go, lda: hw, b: columns(b, g), ldb: hw, beta: 1, c: gw.data + g * og * k, ldc: k)
+                    }
+                    guard let gx else { continue }
+                    let dst = gx.data + (b * cin + g * cg) * h * w
+                    GEMM.run(transposeA: true, transposeB: false, m: k, n: hw, k: og,
+                             a: weight.data + g * og * k, lda: k, b: go, ldb: hw, beta: direct ? 1 : 0,
+                             c: dcols?.data ?? dst, ldc: hw)
+                    guard let dcols else { continue }
+                    // col2im: scatter-add the column gradient back onto the input plane.
+                    for c in 0..<cg {
+                        for ki in 0..<kh {
+                            for kj in 0..<kw {
+                                let row = dcols.data + ((c * kh + ki) * kw + kj) * hw
+                                let plane = dst + c * h * w
+                                for oh in 0..<ho {
+                                    let ih = oh * sh - ph + ki
+                                    if ih < 0 || ih >= h { continue }
+                                    for ow in 0..<wo {
+                                        let iw = ow * sw - pw + kj
+                                        if iw >= 0 && iw < w { plane[ih * w + iw] += row[oh * wo + ow] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let gx { self.accumulateGrad(gx, owned: true) }
+            if let gw { weight.accumulateGrad(gw, owned: true) }
+            if let bias, bias.requiresGrad {
+                let gb = Tensor(zeros: bias.shape)
+                for b in 0..<batch {
+                    for c in 0..<cout { gb.data[c] += Float(Vector.sum(grad.data + (b * cout + c) * hw, count: hw)) }
+                }
+                bias.accumulateGrad(gb, owned: true)
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+/// Matrix products on OpenBLAS: (batched) matmul with optional transposes, and Linear.
+extension Tensor {
+    /// op(a)·op(b) over the last two dimensions. Leading dimensions must be equal, or `b` may be
+    /// a plain matrix shared by every batch entry.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
+        let batchShape = Array(a.shape.dropLast(2))
+        let sharedB = b.rank == 2 && a.rank > 2
+        precondition(sharedB || Array(b.shape.dropLast(2)) == batchShape, "matmul batch dims \(a.shape) vs \(b.shape)")
+        precondition(!(sharedB && transposeA), "matmul: a shared right operand needs an untransposed left one")
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let (m, k) = transposeA ? (ac, ar) : (ar, ac)
+        let (k2, n) = transposeB ? (bc, br) : (br, bc)
+        precondition(k == k2, "matmul inner dimensions \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let batches = batchShape.reduce(1, *)
+        let out = Tensor(uninitializedShape: batchShape + [m, n])
+        if sharedB {
+            // One GEMM over all rows of a.
+            GEMM.run(transposeA: false, transposeB: transposeB, m: batches * m, n: n, k: k,
+                     a: a.data, lda: ac, b: b.data, ldb: bc, c: out.data, ldc: n)
+        } else {
+            for i in 0..<batches {
+                GEMM.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                         a: a.data + i * ar * ac, lda: ac, b: b.data + (sharedB ? 0 : i * br * bc), ldb: bc,
+                         c: out.data + i * m * n, ldc: n)
+            }
+        }
+        return out.recording([a, b]) { _, g in
+            // C = A′B′ ⇒ dA′ = dC·B′ᵀ, dB′ = A′ᵀ·dC; a transposed operand takes the transpose.
+            withoutGrad {
+                if a.requiresGrad {
+                    let ga = transposeA ? matmul(b, g, transposeA: transposeB, transposeB: true)
+                                        : matmul(g, b, transposeA: false, transposeB: !transposeB)
+                    a.accumulateGrad(ga, owned: true)
+                }
+                if b.requiresGrad {
+                    if sharedB {
+                        // Sum over the batch: stack the batch into rows of one GEMM.
+                        let a2 = a.reshaped([batches * ar, ac]), g2 = g.reshaped([batches * m, n])
+                        let gb = transposeB ? matmul(g2, a2, transposeA: true) : matmul(a2, g2, transposeA: true)
+                        b.accumulateGrad(gb, owned: true)
+                    } else {
+                        let gb = transposeB ? matmul(g, a, transposeA: true, transposeB: transposeA)
+                                            : matmul(a, g, transposeA: !transposeA, transposeB: false)
+                        b.accumulateGrad(gb, owned: true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// PyTorch's Linear: x·Wᵀ + bias over the last dimension. W is [out, in].
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let inF = weight.shape[weight.rank - 1], outF = weight.shape[0]
+        precondition(x.shape.last == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
+        let rows = x.count / inF
+        let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
+        var beta: Float = 0
+        if let bias {
+            precondition(bias.count == outF, "linear: bias \(bias.shape) for \(outF) outputs")
+            for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+            beta = 1
+        }
+        GEMM.run(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
+                 a: x.data, lda: inF, b: weight.data, ldb: inF, beta: beta, c: out.data, ldc: outF)
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return out.recording(inputs) { _, g in
+            if x.requiresGrad {
+                let gx = Tensor(uninitializedShape: x.shape)
+                GEMM.run(transposeA: false, transposeB: false, m: rows, n: inF, k: outF,
+                         a: g.data, lda: outF, b: weight.data, ldb: inF, c: gx.data, ldc: inF)
+                x.accumulateGrad(gx, owned: true)
+            }
+            if weight.requiresGrad {
+                // Accumulate straight into an existing gradient (beta = 1) to save a pass.
+                let existing = weight.grad
+                let gw = existing ?? Tensor(uninitializedShape: weight.shape)
+                GEMM.run(transposeA: true, transposeB: false, m: outF, n: inF, k: rows,
+                         a: g.data, lda: outF, b: x.data, ldb: inF, beta: existing == nil ? 0 : 1, c: gw.data, ldc: inF)
+                if existing == nil { weight.accumulateGrad(gw, owned: true) }
+            }
+            if let bias, bias.requiresGrad {
+                bias.accumulateGrad(withoutGrad { g.reshaped([rows, outF]).summed(toShape: [1, outF]) }.reshaped(bias.shape), owned: true)
+            }
+        }
+    }
+}

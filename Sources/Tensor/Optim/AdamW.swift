@@ -1,0 +1,98 @@
+import Foundation
+
+/// `torch.optim.AdamW` (single-tensor path), operation for operation in Float32:
+/// decoupled decay p ← p·(1 − lr·wd), m ← lerp(m, g, 1 − β1), v ← β2·v + (1 − β2)·g²,
+/// p ← p − (lr / (1 − β1ᵗ))·m / (√v / √(1 − β2ᵗ) + ε).
+public final class AdamW {
+    public struct Settings: Equatable {
+        public var betas: (Double, Double)
+        public var eps: Double
+        public var weightDecay: Double
+
+        public init(betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 1e-2) {
+            self.betas = betas
+            self.eps = eps
+            self.weightDecay = weightDecay
+        }
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
+        }
+    }
+
+    public let settings: Settings
+    /// Parameters in a fixed order with their state-dict names.
+    public let parameters: [(name: String, tensor: Tensor)]
+    /// First and second moments, one pair per parameter (created lazily like PyTorch's state).
+    public private(set) var moments: [String: (m: Tensor, v: Tensor)] = [:]
+    /// Updates taken so far (PyTorch keeps this per parameter; here all share it).
+    public var step = 0
+
+    public init(parameters: [(name: String, tensor: Tensor)], settings: Settings) {
+        self.parameters = parameters.filter { $0.tensor.requiresGrad }
+        self.settings = settings
+    }
+
+    /// One update with learning rate `lr`. Parameters without a gradient are left alone.
+    public func update(lr: Double) {
+        step += 1
+        let (beta1, beta2) = settings.betas
+        let decay = Float(1 - lr * settings.weightDecay)
+        let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
+        let bc2Sqrt = Float((1 - pow(beta2, Double(step))).squareRoot())
+        let w1 = Float(1 - beta1), b2 = Float(beta2), w2 = Float(1 - beta2), eps = Float(settings.eps)
+        for (name, p) in parameters {
+            guard let g = p.grad else { continue }
+            let (m, v) = moments[name] ?? (Tensor(zeros: p.shape), Tensor(zeros: p.shape))
+            moments[name] = (m, v)
+            let pp = p.data, gp = g.data, mp = m.data, vp = v.data
+            Parallel.forRanges(p.count, grain: 65_536) { r in
+                for i in r {
+                    pp[i] *= decay
+                    mp[i] += w1 * (gp[i] - mp[i])
+                    vp[i] = vp[i] * b2 + w2 * gp[i] * gp[i]
+                    let denom = vp[i].squareRoot() / bc2Sqrt + eps
+                    pp[i] += -stepSize * (mp[i] / denom)
+                }
+            }
+        }
+    }
+
+    /// Restores moments saved in a checkpoint (name → (m, v)).
+    public func restore(step: Int, moments saved: [String: (m: Tensor, v: Tensor)]) {
+        self.step = step
+        moments = saved
+    }
+}
+
+/// Gradient utilities over a parameter list.
+public enum Gradients {
+    /// √(Σ‖g‖²) over every parameter that has a gradient.
+    public static func globalNorm(_ parameters: [Tensor]) -> Double {
+        parameters.reduce(0.0) { acc, p in acc + (p.grad.map { Vector.sumOfSquares($0.data, count: $0.count) } ?? 0) }
+            .squareRoot()
+    }
+
+    /// PyTorch's clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1. Returns the norm before clipping.
+    @discardableResult
+    public static func clip(_ parameters: [Tensor], maxNorm: Double) -> Double {
+        let norm = globalNorm(parameters)
+        let coefficient = maxNorm / (norm + 1e-6)
+        if coefficient < 1 {
+            for p in parameters { if let g = p.grad { Vector.scale(g.data, by: Float(coefficient), into: g.data, count: g.count) } }
+        }
+        return norm
+    }
+
+    public static func zero(_ parameters: [Tensor]) {
+        for p in parameters { p.grad = nil }
+    }
+
+    /// True when every gradient element is finite.
+    public static func allFinite(_ parameters: [Tensor]) -> Bool {
+        parameters.allSatisfy { p in
+            guard let g = p.grad else { return true }
+            return Vector.sumOfSquares(g.data, count: g.count).isFinite
+        }
+    }
+}

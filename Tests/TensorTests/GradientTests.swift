@@ -1,0 +1,126 @@
+import Tensor
+import XCTest
+import _TestSupport
+
+/// Finite-difference checks of every differentiable op, on odd sizes, batch > 1 and broadcasting.
+final class GradientTests: XCTestCase {
+    func testBroadcastingArithmetic() {
+        let a = randomTensor([2, 3, 5], seed: 1), b = randomTensor([3, 1], seed: 2)
+        assertGradients([a, b], "add") { a + b }
+        assertGradients([a, b], "sub") { a - b }
+        assertGradients([a, b], "mul") { a * b }
+        let d = randomTensor([5], seed: 3, 0.5, 1.5)
+        assertGradients([a, d], "div") { a / d }
+        assertGradients([a], "scale") { a * 2.5 }
+    }
+
+    func testReductions() {
+        let a = randomTensor([3, 4, 5], seed: 4)
+        assertGradients([a], "sum axis 1") { a.sum(axes: [1]) }
+        assertGradients([a], "mean axes 0,2 keepDims") { a.mean(axes: [0, 2], keepDims: true) }
+        assertGradients([a], "sum all") { a.sum() }
+    }
+
+    func testLayoutOps() {
+        let a = randomTensor([2, 3, 5], seed: 5), b = randomTensor([2, 2, 5], seed: 6)
+        assertGradients([a], "reshape") { a.reshaped([6, -1]) * a.reshaped([6, 5]) }
+        assertGradients([a], "permute") { a.permuted([2, 0, 1]) }
+        assertGradients([a], "transpose") { a.transposed(0, 2) }
+        assertGradients([a], "slice") { a.slice(axis: 1, 1..<3) }
+        assertGradients([a], "pad") { a.padded(axis: 2, before: 2, after: 1) }
+        assertGradients([a, b], "concat") { Tensor.concat([a, b], axis: 1) }
+        assertGradients([a], "gather rows (repeated)") { a.reshaped([6, 5]).gatherRows([4, 0, 4, 2]) }
+        assertGradients([a], "expand") { a.slice(axis: 1, 0..<1).expanded(to: [2, 4, 5]) }
+        let mask = Tensor([0, 1, 0, 1, 1], shape: [5])
+        assertGradients([a], "maskedFill") { a.maskedFill(mask, with: -3) }
+    }
+
+    func testMatmulAllTransposes() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = randomTensor(ta ? [2, 4, 3] : [2, 3, 4], seed: 8), b = randomTensor(tb ? [2, 5, 4] : [2, 4, 5], seed: 9)
+            assertGradients([a, b], "batched matmul tA=\(ta) tB=\(tb)") { Tensor.matmul(a, b, transposeA: ta, transposeB: tb) }
+        }
+        let a = randomTensor([2, 3, 4], seed: 10)
+        for tb in [false, true] {
+            let w = randomTensor(tb ? [5, 4] : [4, 5], seed: 11)
+            assertGradients([a, w], "matmul shared matrix tB=\(tb)") { Tensor.matmul(a, w, transposeB: tb) }
+        }
+    }
+
+    func testLinear() {
+        let x = randomTensor([2, 3, 7], seed: 12), w = randomTensor([5, 7], seed: 13), b = randomTensor([5], seed: 14)
+        assertGradients([x, w, b], "linear with bias") { Tensor.linear(x, weight: w, bias: b) }
+        assertGradients([x, w], "linear without bias") { Tensor.linear(x, weight: w, bias: nil) }
+    }
+
+    func testActivations() {
+        // Away from ReLU's kink so the finite difference is meaningful.
+        let a = Tensor((0..<21).map { Float($0) * 0.37 - 3.9 }, shape: [3, 7])
+        assertGradients([a], "relu") { a.relu() }
+        assertGradients([a], "sigmoid") { a.sigmoid() }
+        assertGradients([a], "silu") { a.silu() }
+        let g = randomTensor([2, 3, 10], seed: 15, -2, 2)
+        assertGradients([g], "glu") { g.glu() }
+    }
+
+    func testDropoutUsesOneMaskForForwardAndBackward() {
+        let a = randomTensor([4, 9], seed: 16)
+        var seed: UInt64 = 0
+        // Same generator state for every evaluation, so the mask is fixed.
+        assertGradients([a], "dropout") { seed = 3; return a.dropout(0.3, rng: RandomGenerator(seed: seed)) }
+    }
+
+    func testLayerNorm() {
+        let x = randomTensor([2, 3, 6], seed: 17, -2, 2), w = randomTensor([6], seed: 18, 0.5, 1.5), b = randomTensor([6], seed: 19)
+        assertGradients([x, w, b], "layerNorm") { x.layerNorm(weight: w, bias: b) }
+    }
+
+    func testBatchNormTrainingAndEval() {
+        let x = randomTensor([3, 5, 4], seed: 20, -2, 2), w = randomTensor([4], seed: 21, 0.5, 1.5), b = randomTensor([4], seed: 22)
+        let rm = Tensor(zeros: [4]), rv = Tensor(repeating: 1, shape: [4])
+        assertGradients([x, w, b], "batchNorm training") {
+            x.batchNorm(weight: w, bias: b, runningMean: rm.copy(), runningVar: rv.copy(), training: true)
+        }
+        let erm = randomTensor([4], seed: 23), erv = randomTensor([4], seed: 24, 0.5, 2)
+        assertGradients([x, w, b], "batchNorm eval") {
+            x.batchNorm(weight: w, bias: b, runningMean: erm, runningVar: erv, training: false)
+        }
+    }
+
+    func testSoftmaxWithMaskAndLogSoftmax() {
+        let s = randomTensor([2, 3, 4, 4], seed: 25, -3, 3)
+        var maskValues = [Float](repeating: 0, count: 2 * 4 * 4)
+        // Batch 1: key 3 and query 3 padded (query row 3 fully masked).
+        for i in 0..<4 { for j in 0..<4 where i == 3 || j == 3 { maskValues[16 + i * 4 + j] = 1 } }
+        let mask = Tensor(maskValues, shape: [2, 1, 4, 4])
+        assertGradients([s], "masked softmax") { s.softmax(mask: mask) }
+        assertGradients([s], "softmax") { s.softmax() }
+        let l = randomTensor([3, 7], seed: 26, -3, 3)
+        assertGradients([l], "logSoftmax") { l.logSoftmax() }
+        assertGradients([l], "logSoftmax + nll") { l.logSoftmax().nllLoss(rows: [0, 2, 2], targets: [6, 1, 3]) }
+    }
+
+    func testConvolutions() {
+        let x = randomTensor([2, 1, 7, 6], seed: 27)
+        let w0 = randomTensor([3, 1, 3, 3], seed: 28), b0 = randomTensor([3], seed: 29)
+        assertGradients([x, w0, b0], "conv2d 3x3 stride 2 pad 1") {
+            x.conv2d(weight: w0, bias: b0, Conv2dGeometry(stride: (2, 2), padding: (1, 1)))
+        }
+        let y = randomTensor([2, 3, 5, 4], seed: 30)
+        let wd = randomTensor([3, 1, 3, 3], seed: 31), bd = randomTensor([3], seed: 32)
+        assertGradients([y, wd, bd], "depthwise conv2d") {
+            y.conv2d(weight: wd, bias: bd, Conv2dGeometry(stride: (2, 2), padding: (1, 1), groups: 3))
+        }
+        let wp = randomTensor([4, 3, 1, 1], seed: 33), bp = randomTensor([4], seed: 34)
+        assertGradients([y, wp, bp], "pointwise conv2d") { y.conv2d(weight: wp, bias: bp, Conv2dGeometry()) }
+        let z = randomTensor([2, 11, 3], seed: 35)
+        let k = randomTensor([3, 1, 9], seed: 36), kb = randomTensor([3], seed: 37)
+        assertGradients([z, k, kb], "depthwise conv1d k=9") { z.depthwiseConv1d(weight: k, bias: kb, left: 4, right: 4) }
+        assertGradients([z, k], "depthwise conv1d no bias") { z.depthwiseConv1d(weight: k, bias: nil, left: 4, right: 4) }
+    }
+
+    func testRelativeShift() {
+        let x = randomTensor([2, 2, 4, 7], seed: 38)
+        assertGradients([x], "relativeShift") { x.relativeShift() }
+    }
+}
