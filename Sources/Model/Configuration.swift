@@ -1,0 +1,71 @@
+/// The model sections of NeMo's `nest_fast-conformer.yaml`, with its values as defaults.
+/// Field names are the YAML keys in Swift case (`d_model` ↔ `dModel`).
+public struct EncoderConfig: Equatable {
+    public var featIn = 80
+    public var nLayers = 17
+    public var dModel = 512
+    public var useBias = true
+    public var subsamplingFactor = 8
+    public var subsamplingConvChannels = 256
+    public var ffExpansionFactor = 4
+    public var nHeads = 8
+    public var xscaling = true
+    public var posEmbMaxLen = 5000
+    public var convKernelSize = 9
+    /// Left and right context of the depthwise convolution; nil means symmetric (k−1)/2.
+    public var convContextSize: [Int]? = nil
+    public var dropout: Float = 0.1
+    public var dropoutPreEncoder: Float = 0.1
+    public var dropoutEmb: Float = 0.0
+    public var dropoutAtt: Float = 0.1
+    public init() {}
+
+    public var headDim: Int { dModel / nHeads }
+    public var convContext: (left: Int, right: Int) {
+        if let c = convContextSize, c.count == 2 { return (c[0], c[1]) }
+        return ((convKernelSize - 1) / 2, (convKernelSize - 1) / 2)
+    }
+}
+
+public struct MaskingConfig: Equatable {
+    public var featIn = 80
+    public var blockSize = 40
+    public var maskProb = 0.01
+    public var allowOverlap = true
+    public var maxMaskRatio = 0.8
+    /// nil: a frozen random N(0, 0.1²) embedding; a number: that constant in every bin.
+    public var maskValue: Float? = nil
+    public init() {}
+}
+
+public struct QuantizerConfig: Equatable {
+    public var featIn = 80
+    public var codeDim = 16
+    public var numClasses = 8192
+    public var numBooks = 1
+    public var combineTimeSteps = 8
+    public init() {}
+}
+
+public struct DecoderConfig: Equatable {
+    public var featIn = 512
+    public var numClasses = 8192
+    public var numDecoders = 1
+    public var useBias = true
+    public init() {}
+}
+
+public struct LossConfig: Equatable {
+    public var combineTimeSteps = 8
+    public var maskThreshold: Float = 0.8
+    public init() {}
+}
+
+public struct NESTConfig: Equatable {
+    public var encoder = EncoderConfig()
+    public var masking = MaskingConfig()
+    public var quantizer = QuantizerConfig()
+    public var decoder = DecoderConfig()
+    public var loss = LossConfig()
+    public init() {}
+}

@@ -1,0 +1,48 @@
+import NN
+import Tensor
+
+/// NeMo's `ConformerEncoder` (FastConformer): subsampling, xscale + dropout, relative
+/// positions, Conformer layers. Works channels-last: the output is [B, T′, D] (NeMo returns
+/// the transpose [B, D, T′]).
+public final class ConformerEncoder: Module {
+    public let config: EncoderConfig
+    public let preEncode: ConvSubsampling
+    public let posEnc: RelPositionalEncoding
+    public let layers: [ConformerLayer]
+
+    public struct Output {
+        /// [B, T′, D]
+        public let encoded: Tensor
+        public let lengths: [Int]
+        /// Outputs of the requested layers (after their norm_out), [B, T′, D] each.
+        public let layerOutputs: [Int: Tensor]
+    }
+
+    public init(config: EncoderConfig, rng: RandomGenerator) {
+        precondition(config.dModel % config.nHeads == 0, "encoder.d_model \(config.dModel) is not divisible by encoder.n_heads \(config.nHeads)")
+        self.config = config
+        preEncode = ConvSubsampling(config: config, rng: rng)
+        posEnc = RelPositionalEncoding(config: config, rng: rng)
+        layers = (0..<config.nLayers).map { _ in ConformerLayer(config: config, rng: rng) }
+        super.init()
+        child("pre_encode", preEncode)
+        child("pos_enc", posEnc)
+        let list = child("layers", Module())
+        for (i, l) in layers.enumerated() { list.child(String(i), l) }
+    }
+
+    /// features [B, F, T] with valid lengths → encoder output.
+    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int> = []) -> Output {
+        let (subsampled, encodedLengths) = preEncode(features, lengths: lengths)
+        var (x, positions) = posEnc(subsampled)
+        let (b, t) = (x.shape[0], x.shape[1])
+        let attentionMask = TimeMask.attention(encodedLengths, length: t)
+        let validSteps = TimeMask.rows(encodedLengths, length: t, shape: [b, t, 1])
+        var captured: [Int: Tensor] = [:]
+        for (i, layer) in layers.enumerated() {
+            x = layer(x, positions: positions, attentionMask: attentionMask, validSteps: validSteps)
+            if captureLayers.contains(i) { captured[i] = x }
+        }
+        return Output(encoded: x, lengths: encodedLengths, layerOutputs: captured)
+    }
+}

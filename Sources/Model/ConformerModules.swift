@@ -1,0 +1,95 @@
+import NN
+import Tensor
+
+/// NeMo's `ConformerFeedForward`: Linear(d→4d) → Swish → Dropout → Linear(4d→d).
+public final class ConformerFeedForward: Module {
+    public let linear1: Linear, linear2: Linear
+    let dropout: Dropout
+
+    public init(config: EncoderConfig, rng: RandomGenerator) {
+        let d = config.dModel, hidden = config.dModel * config.ffExpansionFactor
+        linear1 = Linear(inputFeatures: d, outputFeatures: hidden, bias: config.useBias, rng: rng)
+        dropout = Dropout(config.dropout, rng: rng)
+        linear2 = Linear(inputFeatures: hidden, outputFeatures: d, bias: config.useBias, rng: rng)
+        super.init()
+        child("linear1", linear1)
+        child("dropout", dropout)
+        child("linear2", linear2)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear2(dropout(linear1(x).silu())) }
+}
+
+/// NeMo's `ConformerConvolution` on channels-last [B, T, D]: pointwise d→2d, GLU (first half
+/// value, second half gate), zero padded steps, depthwise conv k, BatchNorm, Swish, pointwise.
+public final class ConformerConvolution: Module {
+    public let pointwiseConv1: PointwiseConv1d
+    public let depthwiseConv: DepthwiseConv1d
+    public let batchNorm: BatchNorm1d
+    public let pointwiseConv2: PointwiseConv1d
+
+    public init(config: EncoderConfig, rng: RandomGenerator) {
+        let d = config.dModel
+        pointwiseConv1 = PointwiseConv1d(inputChannels: d, outputChannels: 2 * d, bias: config.useBias, rng: rng)
+        let context = config.convContext
+        depthwiseConv = DepthwiseConv1d(channels: d, kernelSize: config.convKernelSize, left: context.left,
+                                        right: context.right, bias: config.useBias, rng: rng)
+        batchNorm = BatchNorm1d(d)
+        pointwiseConv2 = PointwiseConv1d(inputChannels: d, outputChannels: d, bias: config.useBias, rng: rng)
+        super.init()
+        child("pointwise_conv1", pointwiseConv1)
+        child("depthwise_conv", depthwiseConv)
+        child("batch_norm", batchNorm)
+        child("pointwise_conv2", pointwiseConv2)
+    }
+
+    /// `validSteps` is [B, T, 1] with 1 for t < length.
+    public func callAsFunction(_ x: Tensor, validSteps: Tensor) -> Tensor {
+        let gated = pointwiseConv1(x).glu() * validSteps
+        return pointwiseConv2(batchNorm(depthwiseConv(gated)).silu())
+    }
+}
+
+/// NeMo's `ConformerLayer` (macaron): ½·FF, self-attention, convolution, ½·FF, final LayerNorm.
+public final class ConformerLayer: Module {
+    public let normFeedForward1: LayerNorm, feedForward1: ConformerFeedForward
+    public let normConv: LayerNorm, conv: ConformerConvolution
+    public let normSelfAtt: LayerNorm, selfAttn: RelPositionMultiHeadAttention
+    public let normFeedForward2: LayerNorm, feedForward2: ConformerFeedForward
+    public let normOut: LayerNorm
+    let dropout: Dropout
+
+    public init(config: EncoderConfig, rng: RandomGenerator) {
+        let d = config.dModel
+        normFeedForward1 = LayerNorm(d)
+        feedForward1 = ConformerFeedForward(config: config, rng: rng)
+        normConv = LayerNorm(d)
+        conv = ConformerConvolution(config: config, rng: rng)
+        normSelfAtt = LayerNorm(d)
+        selfAttn = RelPositionMultiHeadAttention(config: config, rng: rng)
+        normFeedForward2 = LayerNorm(d)
+        feedForward2 = ConformerFeedForward(config: config, rng: rng)
+        dropout = Dropout(config.dropout, rng: rng)
+        normOut = LayerNorm(d)
+        super.init()
+        // NeMo's attribute order, which is its state-dict order.
+        child("norm_feed_forward1", normFeedForward1)
+        child("feed_forward1", feedForward1)
+        child("norm_conv", normConv)
+        child("conv", conv)
+        child("norm_self_att", normSelfAtt)
+        child("self_attn", selfAttn)
+        child("norm_feed_forward2", normFeedForward2)
+        child("feed_forward2", feedForward2)
+        child("dropout", dropout)
+        child("norm_out", normOut)
+    }
+
+    public func callAsFunction(_ x: Tensor, positions: Tensor, attentionMask: Tensor, validSteps: Tensor) -> Tensor {
+        var residual = x + dropout(feedForward1(normFeedForward1(x))) * 0.5
+        residual = residual + dropout(selfAttn(normSelfAtt(residual), positions: positions, mask: attentionMask))
+        residual = residual + dropout(conv(normConv(residual), validSteps: validSteps))
+        residual = residual + dropout(feedForward2(normFeedForward2(residual))) * 0.5
+        return normOut(residual)
+    }
+}

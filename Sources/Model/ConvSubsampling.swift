@@ -1,0 +1,85 @@
+import NN
+import Tensor
+
+/// NeMo's `ConvSubsampling` with `dw_striding`: features [B, F, T] → [B, T/f, D].
+///
+/// The stride-2 stages are a 3×3 Conv2d 1→C, then (log2 f − 1) × [depthwise 3×3 stride 2,
+/// pointwise 1×1], each followed by ReLU. Time is the image height, frequency the width. After
+/// every conv the padded time rows (t ≥ current length) are zeroed, as NeMo's
+/// `MaskedConvSequential` does before each layer. The [B, C, T′, F′] result is flattened
+/// channel-major (c·F′ + f) and projected to D by `out`.
+public final class ConvSubsampling: Module {
+    public let out: Linear
+    let conv = Module()
+    /// The convs in sequence order with their state-dict index and whether a ReLU follows.
+    private var stages: [(conv: Conv2d, strided: Bool, relu: Bool)] = []
+
+    public init(config: EncoderConfig, rng: RandomGenerator) {
+        let c = config.subsamplingConvChannels
+        var stageCount = 0
+        var f = config.subsamplingFactor
+        while f > 1 { stageCount += 1; f /= 2 }
+        var freq = config.featIn
+        for _ in 0..<stageCount { freq = (freq - 1) / 2 + 1 }
+        out = Linear(inputFeatures: c * freq, outputFeatures: config.dModel, rng: rng)
+        super.init()
+        child("out", out)
+        child("conv", conv)
+        // Indices count the ReLUs as PyTorch's Sequential does: 0, (1), 2, 3, (4), 5, 6, (7).
+        var index = 0
+        func add(_ m: Conv2d, strided: Bool, relu: Bool) {
+            conv.child(String(index), m)
+            stages.append((m, strided, relu))
+            index += relu ? 2 : 1
+        }
+        add(Conv2d(inputChannels: 1, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), rng: rng),
+            strided: true, relu: true)
+        for _ in 1..<max(stageCount, 1) {
+            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), groups: c, rng: rng),
+                strided: true, relu: false)
+            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (1, 1), rng: rng), strided: false, relu: true)
+        }
+    }
+
+    /// Encoder length for `length` valid feature frames: ceil(L/2) per stride-2 stage.
+    public static func outputLength(_ length: Int, stages: Int) -> Int {
+        var l = length
+        for _ in 0..<stages { l = (l - 1) / 2 + 1 }
+        return l
+    }
+
+    public func callAsFunction(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) {
+        let (b, f, t) = (features.shape[0], features.shape[1], features.shape[2])
+        var x = features.transposed(1, 2).reshaped([b, 1, t, f])
+        var lengths = lengths
+        x = x * TimeMask.rows(lengths, length: t, shape: [b, 1, t, 1])
+        for stage in stages {
+            x = stage.conv(x)
+            if stage.strided { lengths = lengths.map { ($0 - 1) / 2 + 1 } }
+            x = x * TimeMask.rows(lengths, length: x.shape[2], shape: [b, 1, x.shape[2], 1])
+            if stage.relu { x = x.relu() }
+        }
+        let (c, tOut, fOut) = (x.shape[1], x.shape[2], x.shape[3])
+        let flat = x.permuted([0, 2, 1, 3]).reshaped([b, tOut, c * fOut])
+        return (out(flat), lengths)
+    }
+}
+
+/// 0/1 masks of valid time steps, as constant tensors (no gradient).
+public enum TimeMask {
+    /// 1 where t < lengths[b], in a tensor of `shape` whose only non-1 dims are B and T.
+    public static func rows(_ lengths: [Int], length t: Int, shape: [Int]) -> Tensor {
+        let m = Tensor(zeros: shape)
+        for (b, l) in lengths.enumerated() { (m.data + b * t).update(repeating: 1, count: min(l, t)) }
+        return m
+    }
+
+    /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid.
+    public static func attention(_ lengths: [Int], length t: Int) -> Tensor {
+        let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
+        for (b, l) in lengths.enumerated() {
+            for i in 0..<min(l, t) { (m.data + (b * t + i) * t).update(repeating: 0, count: min(l, t)) }
+        }
+        return m
+    }
+}

@@ -1,0 +1,85 @@
+import NN
+import Tensor
+
+/// NeMo's `EncDecDenoiseMaskedTokenPredModel`: the state-dict owner for the whole NEST model
+/// (preprocessor buffers, encoder, quantizer, mask embedding, decoder) and its training loss.
+public final class NESTModel: Module {
+    public let config: NESTConfig
+    public let preprocessor: Module
+    public let encoder: ConformerEncoder
+    public let quantizer: RandomProjectionVectorQuantizer
+    public let maskProcessor: RandomBlockMasking
+    public let decoder: MultiSoftmaxDecoder
+    public let loss: MultiMLMLoss
+    /// Draws dropout masks; its state is part of a checkpoint.
+    public let dropoutRNG: RandomGenerator
+
+    /// `window` [400] and `filterbank` [1, F, 257] are the front end's buffers, stored under
+    /// `preprocessor.featurizer.*` so the state dict is NeMo's.
+    public init(config: NESTConfig, window: Tensor, filterbank: Tensor, seed: UInt64) {
+        self.config = config
+        let initRNG = RandomGenerator(seed: seed)
+        dropoutRNG = RandomGenerator(seed: seed ^ 0x5EED_D809)
+        preprocessor = Module()
+        let featurizer = preprocessor.child("featurizer", Module())
+        featurizer.buffer("window", .float32(window))
+        featurizer.buffer("fb", .float32(filterbank))
+        encoder = ConformerEncoder(config: config.encoder, rng: initRNG)
+        quantizer = RandomProjectionVectorQuantizer(config: config.quantizer, rng: initRNG)
+        maskProcessor = RandomBlockMasking(config: config.masking, rng: initRNG)
+        decoder = MultiSoftmaxDecoder(config: config.decoder, rng: initRNG)
+        loss = MultiMLMLoss(config: config.loss)
+        super.init()
+        // Dropout modules draw from the shared dropout generator.
+        child("preprocessor", preprocessor)
+        child("encoder", encoder)
+        child("quantizer", quantizer)
+        child("mask_processor", maskProcessor)
+        child("decoder", decoder)
+        rebindDropout(self)
+    }
+
+    private func rebindDropout(_ m: Module) {
+        for (_, c) in m.children {
+            if let d = c as? Dropout { d.generator = dropoutRNG }
+            rebindDropout(c)
+        }
+    }
+
+    public struct StepResult {
+        public let loss: Tensor
+        /// Encoder output [B, T′, D] of the masked noisy features.
+        public let encoded: Tensor
+        public let maskedTokens: Int
+        /// Fraction of masked tokens whose argmax prediction equals the target (over books).
+        public let maskedAccuracy: Double
+        public let targets: [Int]
+        public let tokenMask: [Bool]
+    }
+
+    /// The NEST objective for one batch: targets from clean features, the encoder on masked
+    /// noisy features, the loss on masked tokens only (the decoder runs on those rows alone).
+    public func maskedTokenLoss(clean: Tensor, noisy: Tensor, noisyLengths: [Int], frameMask: Tensor) -> StepResult {
+        let targetsAll = quantizer.tokens(clean)
+        let masked = maskProcessor.apply(noisy, frameMask: frameMask)
+        let encoded = encoder(masked, lengths: noisyLengths).encoded
+        let tokenMask = loss.tokenMask(frameMask: frameMask)
+        let rows = tokenMask.indices.filter { tokenMask[$0] }
+        let n = config.quantizer.numBooks
+        let d = encoded.shape[2]
+        let selected = encoded.reshaped([-1, d]).gatherRows(rows)
+        let logProbs = decoder(selected)
+        let targets = rows.flatMap { r in (0..<n).map { targetsAll[r * n + $0] } }
+        let value = loss(logProbs: logProbs, targets: targets)
+        var correct = 0
+        let v = logProbs.shape[1]
+        for (i, target) in targets.enumerated() {
+            let row = logProbs.data + i * v
+            var best = 0
+            for c in 1..<v where row[c] > row[best] { best = c }
+            if best == target { correct += 1 }
+        }
+        return StepResult(loss: value, encoded: encoded, maskedTokens: rows.count, maskedAccuracy: targets.isEmpty ? 0 : Double(correct) / Double(targets.count),
+                          targets: targetsAll, tokenMask: tokenMask)
+    }
+}

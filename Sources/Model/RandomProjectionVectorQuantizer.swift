@@ -1,0 +1,81 @@
+import NN
+import Tensor
+
+/// NeMo's `RandomProjectionVectorQuantizer` (BEST-RQ targets): stack `combine` frames
+/// time-major, project with a frozen xavier-normal matrix, L2-normalise per book, and take the
+/// nearest unit-norm float64 code by L2 distance.
+public final class RandomProjectionVectorQuantizer: Module {
+    public let config: QuantizerConfig
+    /// [N, V, code_dim] float64, unit-norm codes.
+    public let codebooks: DoubleTensor
+    public let proj: Linear
+
+    public init(config: QuantizerConfig, rng: RandomGenerator) {
+        self.config = config
+        let (n, v, c) = (config.numBooks, config.numClasses, config.codeDim)
+        var codes = [Double](repeating: 0, count: n * v * c)
+        for code in 0..<(n * v) {
+            var norm = 0.0
+            for j in 0..<c { let x = rng.normal(); codes[code * c + j] = x; norm += x * x }
+            norm = max(norm.squareRoot(), 1e-12)
+            for j in 0..<c { codes[code * c + j] /= norm }
+        }
+        codebooks = DoubleTensor(codes, shape: [n, v, c])
+        let stacked = config.featIn * config.combineTimeSteps
+        proj = Linear(inputFeatures: stacked, outputFeatures: n * c, bias: false, rng: rng)
+        Initialization.xavierNormal(proj.weight, fanIn: stacked, fanOut: n * c, rng: rng)
+        super.init()
+        frozenParameter("codebooks", .float64(codebooks))
+        child("proj", proj)
+        proj.weight.requiresGrad = false
+    }
+
+    /// Time-major stacking [B, F, T] → [B, T/k, k·F] (frame 8j's F values first).
+    public func stack(_ features: Tensor) -> Tensor {
+        let (b, f, t) = (features.shape[0], features.shape[1], features.shape[2])
+        let k = config.combineTimeSteps
+        precondition(t % k == 0, "quantizer: \(t) frames is not a multiple of combine_time_steps \(k)")
+        return withoutGrad { features.transposed(1, 2).reshaped([b, t / k, k * f]) }
+    }
+
+    /// Projected, per-book L2-normalised vectors [B, T/k, N·code_dim].
+    public func projectNormalized(_ features: Tensor) -> Tensor {
+        withoutGrad {
+            let x = proj(stack(features))
+            let c = config.codeDim
+            for v in 0..<(x.count / c) {
+                let p = x.data + v * c
+                var norm: Float = 0
+                for j in 0..<c { norm += p[j] * p[j] }
+                let inv = 1 / max(norm.squareRoot(), 1e-12)
+                for j in 0..<c { p[j] *= inv }
+            }
+            return x
+        }
+    }
+
+    /// Target tokens [B, T/k, N] as a flat array (book fastest).
+    public func tokens(_ features: Tensor) -> [Int] {
+        let x = projectNormalized(features)
+        let (n, v, c) = (config.numBooks, config.numClasses, config.codeDim)
+        let positions = x.count / (n * c)
+        var out = [Int](repeating: 0, count: positions * n)
+        codebooks.values.withUnsafeBufferPointer { codes in
+            for pos in 0..<positions {
+                for book in 0..<n {
+                    let q = x.data + (pos * n + book) * c
+                    var best = 0
+                    var bestDistance = Double.infinity
+                    for code in 0..<v {
+                        let e = codes.baseAddress! + (book * v + code) * c
+                        var d = 0.0
+                        for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+                        if d < bestDistance { bestDistance = d; best = code }
+                    }
+                    out[pos * n + book] = best
+                }
+            }
+        }
+        return out
+    }
+}

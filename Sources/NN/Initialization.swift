@@ -1,0 +1,22 @@
+import Foundation
+import Tensor
+
+/// PyTorch's default and NeMo's explicit initialisations.
+public enum Initialization {
+    /// Linear/Conv default: U(±1/√fan_in) for weight and bias (kaiming_uniform with a = √5).
+    public static func defaultUniform(_ t: Tensor, fanIn: Int, rng: RandomGenerator) {
+        let bound = 1 / Float(fanIn).squareRoot()
+        rng.fillUniform(t, -bound, bound)
+    }
+
+    /// xavier_uniform: U(±√(6/(fan_in + fan_out))).
+    public static func xavierUniform(_ t: Tensor, fanIn: Int, fanOut: Int, rng: RandomGenerator) {
+        let bound = (6 / Float(fanIn + fanOut)).squareRoot()
+        rng.fillUniform(t, -bound, bound)
+    }
+
+    /// xavier_normal: N(0, 2/(fan_in + fan_out)).
+    public static func xavierNormal(_ t: Tensor, fanIn: Int, fanOut: Int, rng: RandomGenerator) {
+        rng.fillNormal(t, std: (2 / Float(fanIn + fanOut)).squareRoot())
+    }
+}

@@ -1,0 +1,63 @@
+import Tensor
+
+/// A building block with named parameters, buffers and children, listed in PyTorch's
+/// state-dict order: own parameters, then own buffers, then each child in registration order.
+///
+/// Names are given explicitly and equal NeMo's attribute names, so `stateDict()` keys are
+/// NeMo's keys (`encoder.layers.3.conv.batch_norm.running_var`).
+open class Module {
+    private var ownParameters: [(String, StateValue)] = []
+    private var ownBuffers: [(String, StateValue)] = []
+    public private(set) var children: [(String, Module)] = []
+    public private(set) var isTraining = true
+
+    public init() {}
+
+    /// Registers a trainable Float32 parameter.
+    @discardableResult
+    public func parameter(_ name: String, _ tensor: Tensor) -> Tensor {
+        tensor.requiresGrad = true
+        ownParameters.append((name, .float32(tensor)))
+        return tensor
+    }
+
+    /// Registers a parameter that never receives gradients (NeMo's `requires_grad=False`).
+    public func frozenParameter(_ name: String, _ value: StateValue) {
+        if case .float32(let t) = value { t.requiresGrad = false }
+        ownParameters.append((name, value))
+    }
+
+    public func buffer(_ name: String, _ value: StateValue) {
+        ownBuffers.append((name, value))
+    }
+
+    @discardableResult
+    public func child<M: Module>(_ name: String, _ module: M) -> M {
+        children.append((name, module))
+        return module
+    }
+
+    /// Switches training behaviour (dropout, BatchNorm statistics, dither) for the whole subtree.
+    public func train(_ on: Bool = true) {
+        isTraining = on
+        for (_, c) in children { c.train(on) }
+    }
+
+    public func eval() { train(false) }
+
+    public func stateDict(prefix: String = "") -> [StateEntry] {
+        var out: [StateEntry] = []
+        for (n, v) in ownParameters { out.append(StateEntry(key: prefix + n, value: v, isParameter: true)) }
+        for (n, v) in ownBuffers { out.append(StateEntry(key: prefix + n, value: v, isParameter: false)) }
+        for (n, c) in children { out += c.stateDict(prefix: prefix + n + ".") }
+        return out
+    }
+
+    /// Trainable parameters with their keys, in state-dict order.
+    public func trainableParameters() -> [(name: String, tensor: Tensor)] {
+        stateDict().compactMap { e in
+            if e.isTrainable, case .float32(let t) = e.value { return (e.key, t) }
+            return nil
+        }
+    }
+}

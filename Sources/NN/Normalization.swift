@@ -1,0 +1,66 @@
+import Tensor
+
+/// `nn.LayerNorm(d)` over the last dimension, eps 1e-5, weight 1, bias 0.
+public final class LayerNorm: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let eps: Float
+
+    public init(_ features: Int, eps: Float = 1e-5) {
+        weight = Tensor(repeating: 1, shape: [features])
+        bias = Tensor(zeros: [features])
+        self.eps = eps
+        super.init()
+        parameter("weight", weight)
+        parameter("bias", bias)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
+}
+
+/// `nn.BatchNorm1d(C)` applied to channels-last input [.., C]: batch statistics and a momentum
+/// update of the running statistics in training, running statistics in evaluation.
+public final class BatchNorm1d: Module {
+    public let weight: Tensor, bias: Tensor
+    public let runningMean: Tensor, runningVar: Tensor
+    public let batchesTracked: Int64Tensor
+    public let momentum: Float, eps: Float
+
+    public init(_ channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) {
+        weight = Tensor(repeating: 1, shape: [channels])
+        bias = Tensor(zeros: [channels])
+        runningMean = Tensor(zeros: [channels])
+        runningVar = Tensor(repeating: 1, shape: [channels])
+        batchesTracked = Int64Tensor([0], shape: [])
+        self.momentum = momentum
+        self.eps = eps
+        super.init()
+        parameter("weight", weight)
+        parameter("bias", bias)
+        buffer("running_mean", .float32(runningMean))
+        buffer("running_var", .float32(runningVar))
+        buffer("num_batches_tracked", .int64(batchesTracked))
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if isTraining { batchesTracked.values[0] += 1 }
+        return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           training: isTraining, momentum: momentum, eps: eps)
+    }
+}
+
+/// `nn.Dropout(p)`: active only in training; draws from the model's dropout generator.
+public final class Dropout: Module {
+    public let p: Float
+    /// The generator masks are drawn from; a model points all its dropouts at one generator
+    /// so that a checkpoint captures a single state.
+    public var generator: RandomGenerator
+
+    public init(_ p: Float, rng: RandomGenerator) {
+        self.p = p
+        self.generator = rng
+        super.init()
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { isTraining && p > 0 ? x.dropout(p, rng: generator) : x }
+}

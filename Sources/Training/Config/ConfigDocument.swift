@@ -1,0 +1,160 @@
+import Foundation
+
+/// A NeMo-structured config: parsed, interpolations resolved, overrides applied, and read
+/// through typed accessors whose errors name the key path and the file.
+///
+/// Accepts NeMo's full layout (`name`, `model`, `trainer`, `exp_manager`) and a bare model
+/// config (as in a `.nemo` file's `model_config.yaml`), which is wrapped under `model`.
+public struct ConfigDocument {
+    public private(set) var root: ConfigNode
+    public let file: String
+    /// Keys read through the accessors (to warn about the ones never used).
+    public private(set) var warnings: [String] = []
+
+    public init(text: String, file: String, overrides: [String] = []) throws {
+        self.file = file
+        var node = try ConfigNode.parse(text, file: file)
+        guard node.isMap else { throw ConfigError("\(file): the top level must be a map") }
+        if node["model"] == nil && (node["encoder"] != nil || node["preprocessor"] != nil) {
+            node = .map([(key: "model", value: node)])
+        }
+        for o in overrides { try Self.apply(override: o, to: &node, file: file) }
+        root = try Self.resolveInterpolations(node, root: node, file: file, depth: 0)
+    }
+
+    public init(contentsOf path: String, overrides: [String] = []) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("\(path): cannot read config file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw ConfigError("\(path): not UTF-8 text") }
+        try self.init(text: text, file: path, overrides: overrides)
+    }
+
+    /// Hydra-style override: `a.b=v` (key must exist), `+a.b=v` (must not exist), `++a.b=v` (either).
+    static func apply(override: String, to node: inout ConfigNode, file: String) throws {
+        guard let eq = override.firstIndex(of: "=") else { throw ConfigError("override '\(override)': expected key.path=value") }
+        var key = String(override[..<eq])
+        let valueText = String(override[override.index(after: eq)...])
+        var mode = 0
+        if key.hasPrefix("++") { mode = 2; key.removeFirst(2) } else if key.hasPrefix("+") { mode = 1; key.removeFirst() }
+        let value = try ConfigNode.parse(valueText.isEmpty ? "''" : valueText, file: "override \(key)")
+        let exists = node.at(key) != nil
+        if mode == 0 && !exists {
+            throw ConfigError("override \(key): no such key in \(file) (use ++\(key)=… to add it)")
+        }
+        if mode == 1 && exists { throw ConfigError("override +\(key): the key already exists in \(file) (use ++ to replace it)") }
+        if mode == 0, let old = node.at(key) { try checkSameKind(old, value, key: key, file: file) }
+        node.set(key.split(separator: ".").map(String.init), value)
+    }
+
+    private static func checkSameKind(_ old: ConfigNode, _ new: ConfigNode, key: String, file: String) throws {
+        switch (old, new) {
+        case (.map, .map), (.list, .list), (.null, _), (_, .null): return
+        case let (.scalar(_, t1), .scalar(_, t2)):
+            let numeric: Set<String> = ["int", "float"]
+            if t1 == t2 || (numeric.contains(t1) && numeric.contains(t2)) || t1 == "str" { return }
+            throw ConfigError("override \(key): \(file) has a \(t1) there, got a \(t2)")
+        default:
+            throw ConfigError("override \(key): the value's kind does not match the one in \(file)")
+        }
+    }
+
+    /// Resolves `${a.b}` (from the root; a path that does not exist from the root is tried
+    /// under `model.`, so bare model configs' `${encoder.d_model}` work).
+    static func resolveInterpolations(_ node: ConfigNode, root: ConfigNode, file: String, depth: Int) throws -> ConfigNode {
+        guard depth < 32 else { throw ConfigError("\(file): interpolation cycle") }
+        switch node {
+        case .map(let e):
+            return .map(try e.map { (key: $0.key, value: try resolveInterpolations($0.value, root: root, file: file, depth: depth)) })
+        case .list(let l):
+            return .list(try l.map { try resolveInterpolations($0, root: root, file: file, depth: depth) })
+        case .scalar(let s, let tag) where s.contains("${"):
+            let pattern = try NSRegularExpression(pattern: #"\$\{([^}]+)\}"#)
+            let matches = pattern.matches(in: s, range: NSRange(s.startIndex..., in: s))
+            func lookup(_ path: String) throws -> ConfigNode {
+                let trimmed = path.trimmingCharacters(in: .whitespaces)
+                guard let target = root.at(trimmed) ?? root.at("model." + trimmed) else {
+                    throw ConfigError("\(file): interpolation ${\(trimmed)} names no key")
+                }
+                return try resolveInterpolations(target, root: root, file: file, depth: depth + 1)
+            }
+            // A whole-value interpolation keeps the target's type.
+            if matches.count == 1, matches[0].range.length == (s as NSString).length {
+                return try lookup((s as NSString).substring(with: matches[0].range(at: 1)))
+            }
+            var out = s
+            for m in matches.reversed() {
+                let path = (s as NSString).substring(with: m.range(at: 1))
+                guard case .scalar(let text, _) = try lookup(path) else { throw ConfigError("\(file): ${\(path)} is not a scalar") }
+                out = (out as NSString).replacingCharacters(in: m.range, with: text)
+            }
+            return .scalar(out, tag: tag)
+        default:
+            return node
+        }
+    }
+
+    // MARK: typed access
+
+    public func node(_ path: String) -> ConfigNode? { root.at(path) }
+
+    public func has(_ path: String) -> Bool {
+        if let n = root.at(path), n != .null { return true }
+        return false
+    }
+
+    private func scalar(_ path: String) throws -> (String, String)? {
+        guard let n = root.at(path) else { return nil }
+        switch n {
+        case .null: return nil
+        case .scalar(let s, let tag): return (s, tag)
+        default: throw ConfigError("\(file): \(path) must be a single value")
+        }
+    }
+
+    public func int(_ path: String, default value: Int) throws -> Int { try int(path) ?? value }
+
+    public func int(_ path: String) throws -> Int? {
+        guard let (s, _) = try scalar(path) else { return nil }
+        if let v = Int(s) { return v }
+        if let d = Double(s), d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+        throw ConfigError("\(file): \(path) must be an integer, got '\(s)'")
+    }
+
+    public func double(_ path: String, default value: Double) throws -> Double { try double(path) ?? value }
+
+    public func double(_ path: String) throws -> Double? {
+        guard let (s, _) = try scalar(path) else { return nil }
+        guard let v = Double(s) else { throw ConfigError("\(file): \(path) must be a number, got '\(s)'") }
+        return v
+    }
+
+    public func bool(_ path: String, default value: Bool) throws -> Bool {
+        guard let (s, _) = try scalar(path) else { return value }
+        switch s.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError("\(file): \(path) must be true or false, got '\(s)'")
+        }
+    }
+
+    public func string(_ path: String) throws -> String? { try scalar(path)?.0 }
+
+    public func intList(_ path: String) throws -> [Int]? {
+        guard let n = root.at(path), n != .null else { return nil }
+        guard case .list(let items) = n else { throw ConfigError("\(file): \(path) must be a list of integers") }
+        return try items.enumerated().map { i, item in
+            guard case .scalar(let s, _) = item, let v = Int(s) else { throw ConfigError("\(file): \(path).\(i) must be an integer") }
+            return v
+        }
+    }
+
+    public func doubleList(_ path: String) throws -> [Double]? {
+        guard let n = root.at(path), n != .null else { return nil }
+        guard case .list(let items) = n else { throw ConfigError("\(file): \(path) must be a list of numbers") }
+        return try items.enumerated().map { i, item in
+            guard case .scalar(let s, _) = item, let v = Double(s) else { throw ConfigError("\(file): \(path).\(i) must be a number") }
+            return v
+        }
+    }
+
+    mutating func warn(_ message: String) { warnings.append(message) }
+}

@@ -1,0 +1,100 @@
+import Model
+
+/// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a
+/// NeMo config into `NESTConfig`, checking types and combinations before any work starts.
+public enum ModelConfigReader {
+    public static func read(_ doc: ConfigDocument) throws -> NESTConfig {
+        var c = NESTConfig()
+        let e = "model.encoder"
+        c.encoder.featIn = try doc.int("\(e).feat_in", default: c.encoder.featIn)
+        c.encoder.nLayers = try doc.int("\(e).n_layers", default: c.encoder.nLayers)
+        c.encoder.dModel = try doc.int("\(e).d_model", default: c.encoder.dModel)
+        c.encoder.useBias = try doc.bool("\(e).use_bias", default: c.encoder.useBias)
+        c.encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: c.encoder.subsamplingFactor)
+        c.encoder.subsamplingConvChannels = try doc.int("\(e).subsampling_conv_channels", default: c.encoder.subsamplingConvChannels)
+        c.encoder.ffExpansionFactor = try doc.int("\(e).ff_expansion_factor", default: c.encoder.ffExpansionFactor)
+        c.encoder.nHeads = try doc.int("\(e).n_heads", default: c.encoder.nHeads)
+        c.encoder.xscaling = try doc.bool("\(e).xscaling", default: c.encoder.xscaling)
+        c.encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: c.encoder.posEmbMaxLen)
+        c.encoder.convKernelSize = try doc.int("\(e).conv_kernel_size", default: c.encoder.convKernelSize)
+        c.encoder.convContextSize = try doc.intList("\(e).conv_context_size")
+        c.encoder.dropout = Float(try doc.double("\(e).dropout", default: Double(c.encoder.dropout)))
+        c.encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(c.encoder.dropoutPreEncoder)))
+        c.encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(c.encoder.dropoutEmb)))
+        c.encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(c.encoder.dropoutAtt)))
+        try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
+        try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
+        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm"])
+        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw ConfigError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
+        if let ctx = try doc.intList("\(e).att_context_size"), ctx != [-1, -1] {
+            throw ConfigError("\(doc.file): \(e).att_context_size: only full context [-1, -1] is supported, got \(ctx)")
+        }
+        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
+            throw ConfigError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
+        }
+
+        let m = "model.masking"
+        c.masking.featIn = try doc.int("\(m).feat_in", default: c.masking.featIn)
+        c.masking.blockSize = try doc.int("\(m).block_size", default: 48)
+        c.masking.maskProb = try doc.double("\(m).mask_prob", default: 0.5)
+        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: false)
+        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: 0.8)
+        c.masking.maskValue = try doc.double("\(m).mask_value").map { Float($0) }
+        if !(try doc.bool("\(m).freeze", default: true)) { throw ConfigError("\(doc.file): \(m).freeze: a learnable mask embedding is not supported") }
+
+        let q = "model.quantizer"
+        c.quantizer.featIn = try doc.int("\(q).feat_in", default: c.quantizer.featIn)
+        c.quantizer.codeDim = try doc.int("\(q).code_dim", default: c.quantizer.codeDim)
+        c.quantizer.numClasses = try doc.int("\(q).num_classes", default: try doc.int("model.num_classes", default: c.quantizer.numClasses))
+        c.quantizer.numBooks = try doc.int("\(q).num_books", default: try doc.int("model.num_books", default: c.quantizer.numBooks))
+        c.quantizer.combineTimeSteps = try doc.int("\(q).combine_time_steps", default: c.quantizer.combineTimeSteps)
+        try require(doc, "\(q).dist_fn", oneOf: ["l2"])
+
+        let d = "model.decoder"
+        c.decoder.featIn = try doc.int("\(d).feat_in", default: c.encoder.dModel)
+        c.decoder.numClasses = try doc.int("\(d).num_classes", default: c.quantizer.numClasses)
+        c.decoder.numDecoders = try doc.int("\(d).num_decoders", default: c.quantizer.numBooks)
+        c.decoder.useBias = try doc.bool("\(d).use_bias", default: true)
+
+        let l = "model.loss"
+        c.loss.combineTimeSteps = try doc.int("\(l).combine_time_steps", default: c.loss.combineTimeSteps)
+        c.loss.maskThreshold = Float(try doc.double("\(l).mask_threshold", default: Double(c.loss.maskThreshold)))
+
+        try validate(c, file: doc.file)
+        return c
+    }
+
+    static func require(_ doc: ConfigDocument, _ path: String, oneOf allowed: [String]) throws {
+        if let v = try doc.string(path), !allowed.contains(v) {
+            throw ConfigError("\(doc.file): \(path): '\(v)' is not supported (supported: \(allowed.joined(separator: ", ")))")
+        }
+    }
+
+    /// Impossible combinations, named by key path.
+    static func validate(_ c: NESTConfig, file: String) throws {
+        func fail(_ s: String) throws -> Never { throw ConfigError("\(file): \(s)") }
+        let e = c.encoder
+        if e.dModel <= 0 || e.nLayers < 0 || e.nHeads <= 0 { try fail("model.encoder: d_model, n_layers and n_heads must be positive") }
+        if e.dModel % e.nHeads != 0 { try fail("model.encoder.n_heads (\(e.nHeads)) must divide model.encoder.d_model (\(e.dModel))") }
+        if e.dModel % 2 != 0 { try fail("model.encoder.d_model (\(e.dModel)) must be even for the sinusoidal positions") }
+        if e.subsamplingFactor < 2 || e.subsamplingFactor & (e.subsamplingFactor - 1) != 0 {
+            try fail("model.encoder.subsampling_factor (\(e.subsamplingFactor)) must be a power of two ≥ 2")
+        }
+        if e.convKernelSize % 2 == 0 && e.convContextSize == nil { try fail("model.encoder.conv_kernel_size (\(e.convKernelSize)) must be odd") }
+        if let ctx = e.convContextSize, ctx.count != 2 || ctx[0] + ctx[1] + 1 != e.convKernelSize {
+            try fail("model.encoder.conv_context_size \(ctx) must be [left, right] with left + right + 1 = conv_kernel_size")
+        }
+        for (key, p) in [("dropout", e.dropout), ("dropout_pre_encoder", e.dropoutPreEncoder), ("dropout_emb", e.dropoutEmb), ("dropout_att", e.dropoutAtt)]
+        where !(0..<1).contains(p) { try fail("model.encoder.\(key) (\(p)) must be in [0, 1)") }
+        if c.quantizer.featIn != e.featIn { try fail("model.quantizer.feat_in (\(c.quantizer.featIn)) must equal model.encoder.feat_in (\(e.featIn)) for pre_conv masking") }
+        if c.quantizer.combineTimeSteps != e.subsamplingFactor || c.loss.combineTimeSteps != e.subsamplingFactor {
+            try fail("model.quantizer.combine_time_steps and model.loss.combine_time_steps must equal model.encoder.subsampling_factor (\(e.subsamplingFactor))")
+        }
+        if c.decoder.featIn != e.dModel { try fail("model.decoder.feat_in (\(c.decoder.featIn)) must equal model.encoder.d_model (\(e.dModel))") }
+        if c.decoder.numClasses != c.quantizer.numClasses || c.decoder.numDecoders != c.quantizer.numBooks {
+            try fail("model.decoder.num_classes/num_decoders must equal model.quantizer.num_classes/num_books")
+        }
+        if c.masking.featIn != e.featIn { try fail("model.masking.feat_in (\(c.masking.featIn)) must equal model.encoder.feat_in (\(e.featIn))") }
+        if c.masking.blockSize <= 0 || !(0...1).contains(c.masking.maskProb) { try fail("model.masking: block_size must be positive and mask_prob in [0, 1]") }
+    }
+}
