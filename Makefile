@@ -35,7 +35,7 @@ bench: setup
 
 ## The demo corpus in Data/generated (deterministic; skipped when already complete).
 data: setup
-	bash Data/make_demo_corpus.sh
+	python3 Data/make_demo_corpus.py
 
 ## The main job on the bundled demo data: build, make data, train, checkpoint, export.
 demo: build data

@@ -100,3 +100,11 @@ public final class RandomGenerator {
         for i in 0..<t.count { t.data[i] = mean + std * Float(normal()) }
     }
 }
+
+extension RandomGenerator {
+    /// Continues from a saved state (see `stateWords`).
+    public func restore(state words: [UInt64]) {
+        precondition(words.count == 4, "a generator state is four words")
+        state = (words[0], words[1], words[2], words[3])
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+
+/// One utterance of a NeMo JSON-lines manifest.
+public struct ManifestEntry: Equatable {
+    public var audioPath: String
+    public var duration: Double
+    public var offset: Double
+    public var text: String?
+    public var speaker: String?
+    /// Where the entry came from, for error messages: "file:line".
+    public var origin: String
+}
+
+/// NeMo manifests: one JSON object per line with `audio_filepath` (absolute, or relative to the
+/// manifest's folder), `duration` (seconds), optional `offset` and `text`.
+public struct Manifest {
+    public private(set) var entries: [ManifestEntry] = []
+    /// Entries left out by the duration filter.
+    public private(set) var droppedTooShort = 0
+    public private(set) var droppedTooLong = 0
+    /// Non-fatal observations (duplicates), each naming file and line.
+    public private(set) var warnings: [String] = []
+
+    public var totalDuration: Double { entries.reduce(0) { $0 + $1.duration } }
+
+    /// Reads and filters manifests; a malformed line is an error naming file and line.
+    public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil) throws {
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ManifestError("\(path): manifest not found or unreadable")
+            }
+            guard let text = String(data: data, encoding: .utf8) else { throw ManifestError("\(path): not UTF-8 text") }
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var seen: [String: Int] = [:]
+            for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+                if line.isEmpty { continue }
+                let origin = "\(path):\(index + 1)"
+                var entry = try Self.parse(line, origin: origin, folder: folder)
+                if let first = seen[line] {
+                    warnings.append("\(origin): duplicate of line \(first)")
+                } else {
+                    seen[line] = index + 1
+                }
+                entry.origin = origin
+                if let minDuration, entry.duration < minDuration { droppedTooShort += 1; continue }
+                if let maxDuration, entry.duration > maxDuration { droppedTooLong += 1; continue }
+                entries.append(entry)
+            }
+        }
+    }
+
+    static func parse(_ line: String, origin: String, folder: String) throws -> ManifestEntry {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(line.utf8)) } catch {
+            throw ManifestError("\(origin): invalid JSON")
+        }
+        guard let dict = object as? [String: Any] else { throw ManifestError("\(origin): expected a JSON object") }
+        guard let path = dict["audio_filepath"] as? String, !path.isEmpty else {
+            throw ManifestError("\(origin): missing audio_filepath")
+        }
+        func number(_ key: String) throws -> Double? {
+            guard let v = dict[key], !(v is NSNull) else { return nil }
+            if let n = v as? NSNumber, !(v is Bool) { return n.doubleValue }
+            throw ManifestError("\(origin): \(key) must be a number")
+        }
+        guard let duration = try number("duration") else { throw ManifestError("\(origin): missing duration") }
+        guard duration.isFinite, duration > 0, duration <= 86_400 else {
+            throw ManifestError("\(origin): duration \(duration) s is not in (0, 86400]")
+        }
+        let offset = try number("offset") ?? 0
+        guard offset.isFinite, offset >= 0 else { throw ManifestError("\(origin): offset \(offset) must be ≥ 0") }
+        return ManifestEntry(audioPath: resolve(path, folder: folder), duration: duration, offset: offset,
+                             text: dict["text"] as? String, speaker: (dict["speaker"] as? String) ?? (dict["speaker"] as? NSNumber)?.stringValue,
+                             origin: origin)
+    }
+
+    /// NeMo's rule: an absolute path as is; a relative one against the manifest's folder when
+    /// the file is there, otherwise as given (relative to the working directory).
+    static func resolve(_ path: String, folder: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let candidate = URL(fileURLWithPath: folder).appendingPathComponent(path).path
+        if FileManager.default.fileExists(atPath: candidate) || !FileManager.default.fileExists(atPath: path) { return candidate }
+        return path
+    }
+}
+
+public struct ManifestError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,222 @@
+import Audio
+import Foundation
+import Model
+
+/// Everything a run needs besides the model: data, front end, optimizer, trainer and
+/// experiment-manager settings, read from NeMo's keys.
+public struct RunConfig {
+    public struct Data {
+        public var manifests: [String] = []
+        public var noiseManifests: [String] = []
+        public var batchSize = 8
+        public var shuffle = true
+        public var dropLast = true
+        public var minDuration: Double? = 1.0
+        public var maxDuration: Double? = 60.0
+        public var skipBadAudio = true
+        public var workers = 1
+        public var augmentation: MultiSpeakerNoiseAugmentation.Settings? = nil
+    }
+
+    public var name = "NEST"
+    public var seed: UInt64 = 1234
+    public var model = NESTConfig()
+    public var sampleRate = 16000
+    public var frontEnd = FilterbankFeatures.Settings()
+    public var train = Data()
+    public var validation: Data? = nil
+    public var learningRate = 5.0
+    public var betas = (0.9, 0.98)
+    public var eps = 1e-8
+    public var weightDecay = 1e-3
+    public var schedule = LearningRateScheduleSpec.noam(warmup: 25_000, minLR: 1e-6)
+    public var maxSteps = 500_000
+    public var valCheckInterval = 2500
+    public var accumulateGradBatches = 1
+    public var gradientClipVal = 0.0
+    public var logEveryNSteps = 10
+    public var expDir = "Checkpoints"
+    public var resumeIfExists = true
+    public var saveTopK = 1
+    public var everyNTrainSteps = 2500
+    /// Consecutive skipped (non-finite) steps after which the run stops.
+    public var maxConsecutiveBadSteps = 10
+    /// The resolved config document, stored in checkpoints and `.nemo` archives.
+    public var document: ConfigDocument
+    public var warnings: [String] = []
+
+    public enum LearningRateScheduleSpec {
+        case noam(warmup: Int, minLR: Double)
+        case cosine(warmup: Int, minLR: Double)
+        case constant
+    }
+
+    public var runDirectory: String { URL(fileURLWithPath: expDir).appendingPathComponent(name).path }
+
+    /// Reads a NeMo-structured config; unsupported settings are warnings, wrong types and
+    /// impossible combinations errors naming the key path and file.
+    public init(_ doc: ConfigDocument, requireData: Bool = true) throws {
+        document = doc
+        model = try ModelConfigReader.read(doc)
+        name = try doc.string("name") ?? name
+        seed = UInt64(try doc.int("seed", default: Int(seed)))
+        sampleRate = try doc.int("model.sample_rate", default: 16000)
+        let p = "model.preprocessor"
+        frontEnd.sampleRate = try doc.int("\(p).sample_rate", default: sampleRate)
+        frontEnd.windowSize = Int((try doc.double("\(p).window_size", default: 0.025) * Double(frontEnd.sampleRate)))
+        frontEnd.hop = Int((try doc.double("\(p).window_stride", default: 0.01) * Double(frontEnd.sampleRate)))
+        frontEnd.nFFT = try doc.int("\(p).n_fft", default: 512)
+        frontEnd.features = try doc.int("\(p).features", default: 80)
+        frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
+        frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
+        frontEnd.normalize = try (doc.string("\(p).normalize") ?? "per_feature") == "per_feature"
+        if let w = try doc.string("\(p).window"), w != "hann" { throw ConfigError("\(doc.file): \(p).window: only hann is supported") }
+        if frontEnd.features != model.encoder.featIn {
+            throw ConfigError("\(doc.file): \(p).features (\(frontEnd.features)) must equal model.encoder.feat_in (\(model.encoder.featIn))")
+        }
+        if frontEnd.padTo % model.encoder.subsamplingFactor != 0 {
+            throw ConfigError("\(doc.file): \(p).pad_to (\(frontEnd.padTo)) must be a multiple of model.encoder.subsampling_factor")
+        }
+        if try doc.string("model.mask_position").map({ $0 != "pre_conv" }) ?? false {
+            throw ConfigError("\(doc.file): model.mask_position: only pre_conv is supported")
+        }
+
+        train = try Self.readData(doc, "model.train_ds", require: requireData)
+        if doc.has("model.validation_ds"), (try? doc.string("model.validation_ds.manifest_filepath")) != "???" || requireData {
+            validation = try Self.readData(doc, "model.validation_ds", require: requireData)
+        }
+
+        let o = "model.optim"
+        if let optimizer = try doc.string("\(o).name"), optimizer.lowercased() != "adamw" {
+            throw ConfigError("\(doc.file): \(o).name: only adamw is supported, got \(optimizer)")
+        }
+        learningRate = try doc.double("\(o).lr", default: learningRate)
+        if let b = try doc.doubleList("\(o).betas") {
+            guard b.count == 2 else { throw ConfigError("\(doc.file): \(o).betas must have two values") }
+            betas = (b[0], b[1])
+        }
+        eps = try doc.double("\(o).eps", default: eps)
+        weightDecay = try doc.double("\(o).weight_decay", default: weightDecay)
+        maxSteps = try doc.int("trainer.max_steps", default: maxSteps)
+        if maxSteps <= 0 {
+            throw ConfigError("\(doc.file): trainer.max_steps must be set to a positive number of steps (epoch-based runs are not supported)")
+        }
+        let warmupSteps = try doc.int("\(o).sched.warmup_steps")
+        let warmupRatio = try doc.double("\(o).sched.warmup_ratio")
+        let warmup = warmupSteps ?? warmupRatio.map { Int($0 * Double(maxSteps)) } ?? 0
+        let minLR = try doc.double("\(o).sched.min_lr", default: 0)
+        switch try doc.string("\(o).sched.name") {
+        case "NoamAnnealing": schedule = .noam(warmup: warmup, minLR: minLR)
+        case "CosineAnnealing": schedule = .cosine(warmup: warmup, minLR: minLR)
+        case nil: schedule = .constant
+        case let other?: throw ConfigError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
+        }
+        if case .noam = schedule, let d = try doc.int("\(o).sched.d_model"), d != model.encoder.dModel {
+            warnings.append("\(o).sched.d_model (\(d)) differs from model.encoder.d_model (\(model.encoder.dModel)); using the former as NeMo does")
+        }
+
+        if let v = try doc.double("trainer.val_check_interval") {
+            guard v >= 1, v == v.rounded() else {
+                throw ConfigError("\(doc.file): trainer.val_check_interval must be a whole number of steps (fractions of an epoch are not supported)")
+            }
+            valCheckInterval = Int(v)
+        }
+        accumulateGradBatches = try doc.int("trainer.accumulate_grad_batches", default: 1)
+        gradientClipVal = try doc.double("trainer.gradient_clip_val", default: 0)
+        logEveryNSteps = max(1, try doc.int("trainer.log_every_n_steps", default: 10))
+        if accumulateGradBatches < 1 { throw ConfigError("\(doc.file): trainer.accumulate_grad_batches must be ≥ 1") }
+        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm", "precision", "benchmark",
+                    "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]
+        where doc.has("trainer.\(key)") {
+            if key == "precision", let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
+                throw ConfigError("\(doc.file): trainer.precision: only 32-bit training is supported, got \(prec)")
+            }
+            warnings.append("trainer.\(key) is ignored: nest-train runs one CPU process in float32")
+        }
+        expDir = try doc.string("exp_manager.exp_dir") ?? expDir
+        resumeIfExists = try doc.bool("exp_manager.resume_if_exists", default: true)
+        saveTopK = try doc.int("exp_manager.checkpoint_callback_params.save_top_k", default: 1)
+        everyNTrainSteps = try doc.int("exp_manager.checkpoint_callback_params.every_n_train_steps", default: valCheckInterval)
+        if let monitor = try doc.string("exp_manager.checkpoint_callback_params.monitor"), monitor != "val_loss" {
+            warnings.append("exp_manager.checkpoint_callback_params.monitor: only val_loss is tracked; \(monitor) is ignored")
+        }
+        maxConsecutiveBadSteps = try doc.int("trainer.max_consecutive_bad_steps", default: maxConsecutiveBadSteps)
+        if let name = try doc.string("exp_manager.name") { self.name = name }
+        warnings += doc.warnings
+        if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
+        if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
+            throw ConfigError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
+        }
+    }
+
+    static func readData(_ doc: ConfigDocument, _ key: String, require: Bool) throws -> Data {
+        var d = Data()
+        func paths(_ k: String) throws -> [String] {
+            switch doc.node(k) {
+            case nil, .null?: return []
+            case .scalar(let s, _)?:
+                if s == "???" {
+                    if require { throw ConfigError("\(doc.file): \(k) must be set (it is ??? in the config; pass \(k)=PATH)") }
+                    return []
+                }
+                return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            case .list(let items)?:
+                return try items.map {
+                    guard case .scalar(let s, _) = $0 else { throw ConfigError("\(doc.file): \(k) must list paths") }
+                    return s
+                }
+            default: throw ConfigError("\(doc.file): \(k) must be a path or a list of paths")
+            }
+        }
+        d.manifests = try paths("\(key).manifest_filepath")
+        d.noiseManifests = try paths("\(key).noise_manifest")
+        d.batchSize = try doc.int("\(key).batch_size", default: 8)
+        d.shuffle = try doc.bool("\(key).shuffle", default: key.hasSuffix("train_ds"))
+        d.dropLast = try doc.bool("\(key).drop_last", default: false)
+        d.minDuration = try doc.double("\(key).min_duration")
+        d.maxDuration = try doc.double("\(key).max_duration")
+        d.skipBadAudio = try doc.bool("\(key).skip_bad_audio", default: true)
+        d.workers = max(1, try doc.int("\(key).num_workers", default: 1))
+        if d.batchSize < 1 { throw ConfigError("\(doc.file): \(key).batch_size must be ≥ 1") }
+        if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
+            throw ConfigError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
+        }
+        let a = "\(key).batch_augmentor"
+        if doc.has(a) {
+            var s = MultiSpeakerNoiseAugmentation.Settings()
+            s.prob = try doc.double("\(a).prob", default: s.prob)
+            s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
+            func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
+                let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
+                guard l <= h else { throw ConfigError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
+                return l...h
+            }
+            func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
+                let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
+                guard l >= 1, l <= h else { throw ConfigError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
+                return l...h
+            }
+            s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)
+            s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR)
+            s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate)
+            s.segments = try intRange("min_num_segments", "max_num_segments")
+            s.speakers = try intRange("min_num_speakers", "max_num_speakers")
+            d.augmentation = s
+        }
+        return d
+    }
+
+    public func learningRateSchedule() -> LearningRateSchedule {
+        switch schedule {
+        case let .noam(warmup, minLR):
+            let d = ((try? document.int("model.optim.sched.d_model")) ?? nil) ?? model.encoder.dModel
+            return .noam(scale: learningRate, dModel: d, warmupSteps: max(warmup, 1), minLR: minLR)
+        case let .cosine(warmup, minLR):
+            return .cosine(lr: learningRate, warmupSteps: warmup, maxSteps: maxSteps, minLR: minLR)
+        case .constant:
+            return .constant(lr: learningRate)
+        }
+    }
+}
+
+import Tensor

@@ -1,0 +1,197 @@
+import Audio
+import Foundation
+import Model
+import Tensor
+
+/// A batch ready for the training step: clean features (for targets), masked-to-be noisy
+/// features (for the encoder), their lengths, and the frame mask.
+public struct Batch {
+    public let position: DataPosition
+    public let clean: Tensor
+    public let noisy: Tensor
+    public let lengths: [Int]
+    public let frameMask: Tensor
+    public let audioSeconds: Double
+    /// "manifest:line" of each utterance in the batch.
+    public let utterances: [String]
+    /// Errors of utterances that were skipped.
+    public let skipped: [String]
+    public var isEmpty: Bool { utterances.isEmpty }
+}
+
+/// Where the data order stands: batch `index` of `epoch`.
+public struct DataPosition: Equatable, Codable {
+    public var epoch: Int
+    public var index: Int
+    public init(epoch: Int, index: Int) { self.epoch = epoch; self.index = index }
+}
+
+/// Turns manifest entries into batches. Every random choice for a batch (noise clips,
+/// augmentation, dither, masks) comes from a generator derived from (seed, epoch, index), so
+/// a batch is the same whenever it is made: the key to exact resume and to prefetching.
+public final class BatchLoader: @unchecked Sendable {
+    public let manifest: Manifest
+    let noise: Manifest?
+    let settings: RunConfig.Data
+    let frontEnd: FilterbankFeatures
+    let masking: RandomBlockMasking
+    let sampleRate: Int
+    let seed: UInt64
+    let training: Bool
+    private var epochCache: (epoch: Int, batches: [[Int]])?
+    private let cacheLock = NSLock()
+
+    public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masking: RandomBlockMasking,
+                sampleRate: Int, seed: UInt64, training: Bool) throws {
+        manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration)
+        guard !manifest.entries.isEmpty else {
+            throw ManifestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
+        }
+        noise = settings.noiseManifests.isEmpty ? nil : try Manifest(paths: settings.noiseManifests)
+        self.settings = settings
+        self.frontEnd = frontEnd
+        self.masking = masking
+        self.sampleRate = sampleRate
+        self.seed = seed
+        self.training = training
+    }
+
+    public func batches(epoch: Int) -> [[Int]] {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let c = epochCache, c.epoch == epoch { return c.batches }
+        let sampler = BatchSampler(batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast)
+        let b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
+        epochCache = (epoch, b)
+        return b
+    }
+
+    /// The position after `p`, wrapping into the next epoch.
+    public func next(after p: DataPosition) -> DataPosition {
+        p.index + 1 < batches(epoch: p.epoch).count ? DataPosition(epoch: p.epoch, index: p.index + 1) : DataPosition(epoch: p.epoch + 1, index: 0)
+    }
+
+    public var batchesPerEpoch: Int { batches(epoch: 0).count }
+
+    /// Makes the batch at `position`. Unreadable audio is skipped (reported in `skipped`) or,
+    /// with `skip_bad_audio: false`, thrown.
+    public func batch(at position: DataPosition) throws -> Batch {
+        let indices = batches(epoch: position.epoch)[position.index]
+        let rng = RandomGenerator(seed: seed ^ (UInt64(position.epoch) &* 0xA24B_AED4_963E_E407) ^ (UInt64(position.index) &* 0x9FB2_1C65_1E98_DF25) ^ (training ? 0 : 0x7A11))
+        var audio: [[Float]] = [], origins: [String] = [], skipped: [String] = []
+        for i in indices {
+            let e = manifest.entries[i]
+            do {
+                var x = try AudioFile.read(e.audioPath, offset: e.offset, duration: e.offset > 0 ? e.duration : nil, sampleRate: sampleRate)
+                // NeMo repeat-pads audio shorter than 1 s to exactly 1 s.
+                if x.count < sampleRate { x = (0..<sampleRate).map { x[$0 % x.count] } }
+                audio.append(x)
+                origins.append(e.origin)
+            } catch {
+                let message = "\(e.origin): \(error)"
+                if !settings.skipBadAudio { throw AudioError(path: e.audioPath, reason: "\(error) (manifest line \(e.origin); set skip_bad_audio: true to skip such files)") }
+                skipped.append(message)
+            }
+        }
+        let lengths = audio.map(\.count)
+        let nMax = lengths.max() ?? 0
+        audio = audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
+        var noisy = audio
+        if let augmentation = settings.augmentation, !audio.isEmpty {
+            noisy = MultiSpeakerNoiseAugmentation(settings: augmentation)(audio, lengths: lengths, rng: rng) { _, n in
+                self.noiseClip(samples: n, rng: rng)
+            }.noisy
+        }
+        let ditherRNG = training ? rng : nil
+        let (clean, _) = frontEnd(audio, lengths: lengths, rng: ditherRNG.map { $0.derived(1) })
+        let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, rng: ditherRNG.map { $0.derived(2) })
+        let frameMask = masking.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape.count == 3 ? noisyFeatures.shape[2] : 0, rng: rng.derived(3))
+        return Batch(position: position, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
+                     audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: origins, skipped: skipped)
+    }
+
+    /// A noise clip of up to `samples` samples (spec §3.1): a random entry, a random window
+    /// when the file is longer, retried while silent; silent files get −90…−46 dB white noise.
+    func noiseClip(samples: Int, rng: RandomGenerator) -> [Float]? {
+        guard let noise, !noise.entries.isEmpty else { return nil }
+        let seconds = Double(samples) / Double(sampleRate)
+        for _ in 0..<20 {
+            let e = noise.entries[rng.int(in: 0...(noise.entries.count - 1))]
+            var clip: [Float]?
+            if e.duration > seconds {
+                for _ in 0..<100 {
+                    let start = e.offset + rng.uniform(0, e.duration - seconds)
+                    clip = try? AudioFile.read(e.audioPath, offset: start, duration: seconds, sampleRate: sampleRate)
+                    // Energy, not NeMo's signed sum (which also rejects windows summing below 0).
+                    if let c = clip, c.contains(where: { $0 != 0 }) { break }
+                }
+            } else {
+                clip = try? AudioFile.read(e.audioPath, offset: e.offset, sampleRate: sampleRate)
+            }
+            guard var c = clip, !c.isEmpty else { continue }
+            if !c.contains(where: { $0 != 0 }) {
+                let level = Float(pow(10, rng.uniform(-90, -46) / 20))
+                c = c.map { _ in level * Float(rng.normal()) }
+            }
+            return Array(c.prefix(samples))
+        }
+        return nil
+    }
+}
+
+/// Makes batches ahead of the training step on a background thread, in order, so the step
+/// never waits for data on a local disk.
+public final class BatchPrefetcher: @unchecked Sendable {
+    private let loader: BatchLoader
+    private let depth: Int
+    private let condition = NSCondition()
+    private var queue: [(DataPosition, Result<Batch, Error>)] = []
+    private var nextToMake: DataPosition
+    private var stopped = false
+    private var thread: Thread?
+
+    public init(loader: BatchLoader, start: DataPosition, depth: Int = 2) {
+        self.loader = loader
+        self.depth = depth
+        nextToMake = start
+        let t = Thread { [weak self] in self?.run() }
+        t.name = "nest-train data"
+        thread = t
+        t.start()
+    }
+
+    deinit { stop() }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.count >= depth && !stopped { condition.wait() }
+            if stopped { condition.unlock(); return }
+            let position = nextToMake
+            nextToMake = loader.next(after: position)
+            condition.unlock()
+            let result = Result { try loader.batch(at: position) }
+            condition.lock()
+            queue.append((position, result))
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// The next batch in order (blocks until it is ready).
+    public func next() throws -> Batch {
+        condition.lock()
+        while queue.isEmpty { condition.wait() }
+        let (_, result) = queue.removeFirst()
+        condition.broadcast()
+        condition.unlock()
+        return try result.get()
+    }
+
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,228 @@
+import Audio
+import Foundation
+import Model
+import NN
+import Tensor
+
+/// The training loop: AdamW with the configured schedule, gradient accumulation and clipping,
+/// validation, metrics, checkpoints on schedule and on SIGINT/SIGTERM, exact resume.
+public final class Trainer {
+    public let config: RunConfig
+    public let model: NESTModel
+    let frontEnd: FilterbankFeatures
+    let optimizer: AdamW
+    let schedule: LearningRateSchedule
+    let folder: RunFolder
+    let log: (String) -> Void
+    public private(set) var state = TrainingState()
+    var valLosses: [Int: Double] = [:]
+
+    public enum ResumeMode { case auto, fresh, from(String) }
+
+    public init(config: RunConfig, resume: ResumeMode, log: @escaping (String) -> Void) throws {
+        self.config = config
+        self.log = log
+        (model, frontEnd) = ModelFactory.make(config)
+        optimizer = AdamW(parameters: model.trainableParameters(),
+                          settings: .init(betas: config.betas, eps: config.eps, weightDecay: config.weightDecay))
+        schedule = config.learningRateSchedule()
+        var runPath = config.runDirectory
+        if case .fresh = resume, FileManager.default.fileExists(atPath: runPath) {
+            // Never delete an old run: a fresh start gets a new folder.
+            var n = 1
+            while FileManager.default.fileExists(atPath: "\(runPath)-\(n)") { n += 1 }
+            runPath = "\(runPath)-\(n)"
+        }
+        folder = RunFolder(path: runPath)
+        try folder.create()
+        state.dropoutRNG = model.dropoutRNG.stateWords
+        switch resume {
+        case .from(let path): try restore(path)
+        case .auto where config.resumeIfExists: try resumeNewestValid()
+        default: break
+        }
+    }
+
+    /// The newest checkpoint that loads cleanly; damaged ones are reported and passed over.
+    private func resumeNewestValid() throws {
+        for c in folder.checkpoints() {
+            do {
+                try restore(c.path)
+                return
+            } catch {
+                log("warning: skipping damaged checkpoint \(c.path): \(error)")
+            }
+        }
+    }
+
+    private func restore(_ path: String) throws {
+        state = try Checkpoint.read(from: path, model: model, optimizer: optimizer)
+        model.dropoutRNG.restore(state: state.dropoutRNG)
+        for c in folder.checkpoints() where c.step <= state.step {
+            if let v = try? HDF5Metadata.valLoss(c.path) { valLosses[c.step] = v }
+        }
+        try folder.truncateMetrics(after: state.step)
+        log("resumed from \(path) at step \(state.step)")
+    }
+
+    public var runFolder: String { folder.path }
+
+    /// Trains until `trainer.max_steps` or a stop request; returns the path of the last checkpoint.
+    @discardableResult
+    public func run(stopRequested: @escaping () -> Bool = { false }) throws -> String? {
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masking: model.maskProcessor,
+                                     sampleRate: config.sampleRate, seed: config.seed, training: true)
+        for w in loader.manifest.warnings { log("warning: \(w)") }
+        log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
+            + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
+        let validation = try config.validation.map {
+            try BatchLoader(settings: $0, frontEnd: frontEnd, masking: model.maskProcessor, sampleRate: config.sampleRate, seed: config.seed, training: false)
+        }
+        let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
+        defer { prefetcher.stop() }
+        let metrics = try MetricsWriter(path: folder.metricsPath)
+        let progress = ProgressLine(total: config.maxSteps)
+        var lastCheckpoint: String? = folder.checkpoints().first?.path
+        var emptyBatches = 0
+        model.train()
+        while state.step < config.maxSteps && !stopRequested() {
+            let started = Date()
+            var lossSum = 0.0, accuracySum = 0.0, tokens = 0, codes = Set<Int>(), utterances: [String] = [], seconds = 0.0
+            let snapshot = BufferSnapshot(model)
+            for _ in 0..<config.accumulateGradBatches {
+                let batch = try prefetcher.next()
+                state.position = loader.next(after: batch.position)
+                for s in batch.skipped { log("skipped: \(s)") }
+                if batch.isEmpty {
+                    emptyBatches += 1
+                    if emptyBatches >= 20 { throw TrainingError("20 batches in a row had no readable audio; stopping (see the skipped files above)") }
+                    continue
+                }
+                emptyBatches = 0
+                let result = model.maskedTokenLoss(clean: batch.clean, noisy: batch.noisy, noisyLengths: batch.lengths, frameMask: batch.frameMask)
+                let scaled = config.accumulateGradBatches == 1 ? result.loss : result.loss * (1 / Float(config.accumulateGradBatches))
+                if result.maskedTokens > 0 { scaled.backward() }
+                lossSum += Double(result.loss.scalar) * Double(result.maskedTokens)
+                accuracySum += result.maskedAccuracy * Double(result.maskedTokens)
+                tokens += result.maskedTokens
+                for (i, m) in result.tokenMask.enumerated() where m { codes.insert(result.targets[i * config.model.quantizer.numBooks]) }
+                utterances += batch.utterances
+                seconds += batch.audioSeconds
+            }
+            let parameters = optimizer.parameters.map(\.tensor)
+            let loss = tokens > 0 ? lossSum / Double(tokens) : 0
+            guard loss.isFinite, Gradients.allFinite(parameters) else {
+                Gradients.zero(parameters)
+                snapshot.restore()
+                state.skippedSteps += 1
+                state.consecutiveBadSteps += 1
+                log("non-finite loss or gradient at step \(state.step + 1), step skipped; utterances: \(utterances.joined(separator: ", "))")
+                if state.consecutiveBadSteps >= config.maxConsecutiveBadSteps {
+                    throw TrainingError("\(state.consecutiveBadSteps) non-finite steps in a row; stopping. The last good checkpoint is intact: \(lastCheckpoint ?? "none")")
+                }
+                continue
+            }
+            state.consecutiveBadSteps = 0
+            let gradNorm = config.gradientClipVal > 0 ? Gradients.clip(parameters, maxNorm: config.gradientClipVal) : Gradients.globalNorm(parameters)
+            let lr = schedule.rate(forUpdate: state.step + 1)
+            optimizer.update(lr: lr)
+            Gradients.zero(parameters)
+            state.step += 1
+            state.audioSeconds += seconds
+            state.dropoutRNG = model.dropoutRNG.stateWords
+            let stepSeconds = Date().timeIntervalSince(started)
+            let classes = Double(config.model.quantizer.numClasses)
+            if state.step % config.logEveryNSteps == 0 || state.step == config.maxSteps {
+                try metrics.append([
+                    "step": state.step, "loss": loss, "masked_acc": tokens > 0 ? accuracySum / Double(tokens) : 0, "lr": lr,
+                    "grad_norm": gradNorm, "masked_tokens": tokens, "audio_seconds": state.audioSeconds,
+                    "step_seconds": stepSeconds, "codebook_usage": Double(codes.count) / classes,
+                ])
+            }
+            progress.update(step: state.step, loss: loss, accuracy: tokens > 0 ? accuracySum / Double(tokens) : 0, lr: lr,
+                            audioPerSecond: seconds / max(stepSeconds, 1e-9), log: log)
+            var validated = false
+            if let validation, state.step % config.valCheckInterval == 0 || state.step == config.maxSteps {
+                let (valLoss, valAccuracy) = validate(validation)
+                state.valLoss = valLoss
+                valLosses[state.step] = valLoss
+                validated = true
+                try metrics.append(["step": state.step, "val_loss": valLoss, "val_masked_acc": valAccuracy])
+                log(String(format: "step %d: val_loss %.4f, val_masked_acc %.4f", state.step, valLoss, valAccuracy))
+            }
+            if state.step % config.everyNTrainSteps == 0 || state.step == config.maxSteps || stopRequested() {
+                if !validated { state.valLoss = nil }
+                lastCheckpoint = try saveCheckpoint()
+            }
+        }
+        if stopRequested(), lastCheckpoint.map({ !$0.hasSuffix(String(format: "step-%08d.h5", state.step)) }) ?? true {
+            lastCheckpoint = try saveCheckpoint()
+        }
+        progress.finish(log: log)
+        log(String(format: "done: %d steps, %.1f min of audio seen, %d steps skipped; run folder %@", state.step, state.audioSeconds / 60, state.skippedSteps, folder.path))
+        return lastCheckpoint
+    }
+
+    func saveCheckpoint() throws -> String {
+        let path = folder.checkpointPath(step: state.step)
+        try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, configYAML: config.document.root.yaml())
+        folder.prune(valLosses: valLosses, topK: config.saveTopK)
+        log("checkpoint: \(path)")
+        return path
+    }
+
+    /// Masked-token loss and accuracy over the validation set in evaluation mode, weighted by
+    /// masked tokens. Augmentation and masks come from fixed per-batch generators, so two
+    /// validations of the same weights agree.
+    func validate(_ loader: BatchLoader) -> (Double, Double) {
+        model.eval()
+        defer { model.train() }
+        var lossSum = 0.0, accuracySum = 0.0, tokens = 0
+        for index in 0..<loader.batchesPerEpoch {
+            guard let batch = try? loader.batch(at: DataPosition(epoch: 0, index: index)), !batch.isEmpty else { continue }
+            let r = withoutGrad { model.maskedTokenLoss(clean: batch.clean, noisy: batch.noisy, noisyLengths: batch.lengths, frameMask: batch.frameMask) }
+            lossSum += Double(r.loss.scalar) * Double(r.maskedTokens)
+            accuracySum += r.maskedAccuracy * Double(r.maskedTokens)
+            tokens += r.maskedTokens
+        }
+        return tokens > 0 ? (lossSum / Double(tokens), accuracySum / Double(tokens)) : (.nan, 0)
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Copies of the model's buffers (BatchNorm statistics) to undo a step that went non-finite.
+struct BufferSnapshot {
+    private var saved: [(StateValue, [Float], [Int64])] = []
+    init(_ model: Module) {
+        for e in model.stateDict() where !e.isParameter {
+            switch e.value {
+            case .float32(let t): saved.append((e.value, t.array, []))
+            case .int64(let t): saved.append((e.value, [], t.values))
+            case .float64: break
+            }
+        }
+    }
+    func restore() {
+        for (value, floats, ints) in saved {
+            switch value {
+            case .float32(let t): floats.withUnsafeBufferPointer { t.assign($0) }
+            case .int64(let t): t.values = ints
+            case .float64: break
+            }
+        }
+    }
+}
+
+/// Reads the validation loss stored in a checkpoint (for ranking after a resume).
+enum HDF5Metadata {
+    static func valLoss(_ path: String) throws -> Double? {
+        let v = try HDF5File(path: path, mode: .readOnly).read("/state/val_loss").doubles.first ?? .nan
+        return v.isNaN ? nil : v
+    }
+}
+
+import HDF5

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a checkpoint's weights under NeMo state-dict keys (h5 or safetensors).")
+
+    @Option(help: "A nest-train checkpoint (.h5).") var checkpoint: String
+    @Option(help: "Output file.") var output: String
+    @Option(help: "h5 or safetensors.") var format = "h5"
+    @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'.") var include = "encoder"
+
+    func run() throws {
+        do {
+            guard let f = Exporter.Format(rawValue: format) else {
+                throw ValidationError("--format must be one of \(Exporter.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let n = try Exporter.export(checkpoint: checkpoint, output: output, format: f, include: include.split(separator: ",").map(String.init))
+            log("exported \(n) tensors to \(output)")
+        } catch let error as CheckpointError {
+            log("error: \(error.description)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Eval-mode Conformer layer features as .npy files plus features.json (NeMo's extract_features layout).")
+
+    @Option(help: "Config file (model sections).") var config: String
+    @Option(help: "A nest-train checkpoint.") var checkpoint: String?
+    @Option(help: "An HDF5 file of NeMo-keyed weights (root or /weights).") var weights: String?
+    @Option(help: "A manifest, a folder, or one audio file.") var input: String
+    @Option(help: "Output folder.") var output: String
+    @Option(help: "all, last, or comma-separated 0-based layer indices.") var layers = "all"
+    @Option(name: .customLong("batch-size"), help: "Utterances per batch.") var batchSize = 8
+    @Option(help: "File extension searched in a folder input.") var type = "wav"
+    @Argument(help: "Overrides (key.path=value).") var overrides: [String] = []
+
+    func run() throws {
+        do {
+            let cfg = try loadConfig(config, overrides: overrides, requireData: false)
+            let (model, frontEnd) = ModelFactory.make(cfg)
+            switch (checkpoint, weights) {
+            case let (c?, nil): _ = try Checkpoint.read(from: c, model: model, optimizer: nil)
+            case let (nil, w?): try StateDictIO.load(model, from: try HDF5File(path: w, mode: .readOnly), prefix: "", strict: false, only: { $0.hasPrefix("encoder.") })
+            default: throw ValidationError("give exactly one of --checkpoint and --weights")
+            }
+            let n = cfg.model.encoder.nLayers
+            let selected: [Int]
+            switch layers {
+            case "all": selected = Array(0..<n)
+            case "last": selected = [n - 1]
+            default:
+                selected = try layers.split(separator: ",").map { s in
+                    guard let i = Int(s.trimmingCharacters(in: .whitespaces)), (0..<n).contains(i) else { throw ValidationError("--layers: '\(s)' is not a layer index in 0..<\(n)") }
+                    return i
+                }
+            }
+            let inputs = try FeatureExtractor.inputs(input, fileType: type)
+            let count = try FeatureExtractor(model: model, frontEnd: frontEnd, sampleRate: cfg.sampleRate)
+                .run(inputs: inputs, output: output, layers: selected, batchSize: batchSize)
+            log("features for \(count) inputs in \(output) (features.json lists them)")
+        } catch let error as CustomStringConvertible where !(error is ValidationError) {
+            log("error: \(error.description)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+import HDF5
