@@ -41,6 +41,9 @@ public final class Trainer {
         case .auto where config.resumeIfExists: try resumeNewestValid()
         default: break
         }
+        // Rows logged after the restored step (or by a run that died before its first
+        // checkpoint) describe work that is being redone.
+        try folder.truncateMetrics(after: state.step)
     }
 
     /// The newest checkpoint that loads cleanly; damaged ones are reported and passed over.
@@ -61,7 +64,6 @@ public final class Trainer {
         for c in folder.checkpoints() where c.step <= state.step {
             if let v = try? HDF5Metadata.valLoss(c.path) { valLosses[c.step] = v }
         }
-        try folder.truncateMetrics(after: state.step)
         log("resumed from \(path) at step \(state.step)")
     }
 

@@ -41,6 +41,7 @@ public enum Checkpoint {
         do {
             let file = try HDF5File(path: temporary, mode: .create)
             try StateDictIO.write(model, to: file, group: "/weights")
+            Failpoint.hit("checkpoint-mid-write")
             for (name, _) in optimizer.parameters {
                 guard let (m, v) = optimizer.moments[name] else { continue }
                 try file.write("/optimizer/exp_avg/\(name)", HDF5Array(m.array, shape: m.shape))
@@ -62,6 +63,7 @@ public enum Checkpoint {
             try file.setAttribute("nest_train_version", projectVersion)
             try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
             try file.close()
+            Failpoint.hit("checkpoint-before-rename")
             try durablyRename(temporary, to: path)
         } catch {
             throw CheckpointError("\(path): writing the checkpoint failed, the previous checkpoint is untouched: \(error)")

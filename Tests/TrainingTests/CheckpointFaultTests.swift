@@ -1,0 +1,85 @@
+import Foundation
+import HDF5
+import XCTest
+
+/// Damaged checkpoints are detected on load, named in the error, and auto-resume falls back to
+/// the previous valid one.
+final class CheckpointFaultTests: XCTestCase {
+    override func setUpWithError() throws { try CLI.ensureTinyCorpus() }
+
+    /// A run with checkpoints at steps 4 and 8; returns the run folder.
+    func trainedRun() throws -> String {
+        let dir = CLI.temporaryDirectory()
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "exp_manager.checkpoint_callback_params.save_top_k=5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return dir + "/NEST-tiny"
+    }
+
+    func damage(_ path: String, _ how: (inout Data) -> Void) throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        how(&data)
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Resuming after damaging the step-8 checkpoint must warn about it and resume from step 4.
+    func assertFallsBack(_ what: String, damage how: (inout Data) -> Void) throws {
+        let run = try trainedRun()
+        let newest = run + "/checkpoints/step-00000008.h5"
+        try damage(newest, how)
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(URL(fileURLWithPath: run).deletingLastPathComponent().path)",
+                             "trainer.max_steps=4"])
+        XCTAssertEqual(r.status, 0, "\(what): \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("skipping damaged checkpoint \(newest)"), "\(what): \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("resumed from \(run)/checkpoints/step-00000004.h5"), "\(what): \(r.stderr)")
+    }
+
+    func testTruncatedCheckpoint() throws {
+        try assertFallsBack("truncated") { $0 = $0.prefix($0.count / 2) }
+    }
+
+    func testFlippedByteInsideADatasetFailsItsChecksum() throws {
+        let run = try trainedRun()
+        let path = run + "/checkpoints/step-00000008.h5"
+        // Locate the raw bytes of a weight tensor in the file and flip one of them.
+        let weights = try HDF5File(path: path, mode: .readOnly).read("/weights/decoder.decoder_layers.0.weight")
+        let needle = weights.floats.prefix(8).withUnsafeBytes { Data($0) }
+        try damage(path) { data in
+            guard let range = data.range(of: needle) else { return XCTFail("dataset bytes not found") }
+            data[range.lowerBound + 13] ^= 0x10
+        }
+        XCTAssertThrowsError(try HDF5File(path: path, mode: .readOnly).read("/weights/decoder.decoder_layers.0.weight")) { error in
+            XCTAssertTrue("\(error)".contains("decoder.decoder_layers.0.weight"), "\(error)")
+        }
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(URL(fileURLWithPath: run).deletingLastPathComponent().path)", "trainer.max_steps=4"])
+        XCTAssertTrue(r.stderr.contains("checksum mismatch"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("resumed from \(run)/checkpoints/step-00000004.h5"), r.stderr)
+    }
+
+    func testCheckpointFromADifferentConfigIsRejectedWithTheKey() throws {
+        let run = try trainedRun()
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(URL(fileURLWithPath: run).deletingLastPathComponent().path)",
+                             "model.encoder.d_model=48", "--resume", run + "/checkpoints/step-00000008.h5"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("has shape") && r.stderr.contains("encoder."), r.stderr)
+    }
+
+    func testNotACheckpointAndFutureVersion() throws {
+        let dir = CLI.temporaryDirectory()
+        let fake = dir + "/fake.h5"
+        try "not hdf5".write(toFile: fake, atomically: true, encoding: .utf8)
+        var r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "--resume", fake])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains(fake) && r.stderr.contains("not a readable HDF5 file"), r.stderr)
+
+        let run = try trainedRun()
+        let path = run + "/checkpoints/step-00000008.h5"
+        try damage(path) { data in
+            // The attribute value "1" of format_version sits right after its name.
+            guard let r = data.range(of: Data("format_version".utf8)) else { return XCTFail("attribute not found") }
+            if let one = data[r.upperBound...].firstIndex(of: UInt8(ascii: "1")) { data[one] = UInt8(ascii: "9") }
+        }
+        r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "--resume", path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("newer than this nest-train supports"), r.stderr)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Model
+import Training
+import XCTest
+import _TestSupport
+
+final class ConfigTests: XCTestCase {
+    let root = CLI.root.path
+
+    func testProjectConfigsLoadWithInterpolationsResolved() throws {
+        for name in ["large", "xl", "demo", "tiny"] {
+            let doc = try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml")
+            let config = try RunConfig(doc, requireData: false)
+            XCTAssertEqual(config.model.decoder.featIn, config.model.encoder.dModel, name)
+            XCTAssertEqual(config.model.quantizer.combineTimeSteps, 8, name)
+        }
+        let xl = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/xl.yaml"), requireData: false)
+        XCTAssertFalse(xl.model.encoder.useBias)
+        XCTAssertFalse(xl.model.encoder.xscaling)
+        XCTAssertEqual(xl.learningRateSchedule(), .noam(scale: 5, dModel: 1024, warmupSteps: 25_000, minLR: 1e-6))
+    }
+
+    func testBareModelConfigAsInANemoFile() throws {
+        let path = Fixtures.directory.appendingPathComponent("nemo-tiny/nemo-tiny.config.yaml").path
+        let config = try RunConfig(try ConfigDocument(contentsOf: path), requireData: false)
+        XCTAssertEqual(config.model.encoder.dModel, 64)
+        XCTAssertEqual(config.model.quantizer.numClasses, 256)
+    }
+
+    func testParameterCountsEqualNeMo() throws {
+        for (name, total, encoder) in [("large", 113_106_000, 108_762_112), ("xl", 615_844_944, 607_306_752)] {
+            let config = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml"), requireData: false)
+            let (model, _) = ModelFactory.make(config)
+            let summary = ModelSummary(model: model, config: config.model, batch: 1, seconds: 10)
+            XCTAssertEqual(summary.total, total, name)
+            XCTAssertEqual(summary.encoder, encoder, name)
+            XCTAssertEqual(summary.frozen, 141_392, name)
+        }
+    }
+
+    func testOverridesFollowHydraRulesAndNameTheKey() throws {
+        let path = "\(root)/Configs/tiny.yaml"
+        let doc = try ConfigDocument(contentsOf: path, overrides: ["model.optim.lr=2.0", "++trainer.new_key=3", "model.encoder.d_model=48"])
+        XCTAssertEqual(try doc.double("model.optim.lr"), 2.0)
+        XCTAssertEqual(try doc.int("trainer.new_key"), 3)
+        XCTAssertEqual(try doc.int("model.decoder.feat_in"), 48, "interpolations see overrides")
+        func message(_ overrides: [String]) -> String {
+            do { _ = try RunConfig(try ConfigDocument(contentsOf: path, overrides: overrides)); return "" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message(["model.encoder.d_modle=48"]).contains("model.encoder.d_modle"), message(["model.encoder.d_modle=48"]))
+        XCTAssertTrue(message(["model.encoder.d_model=[1,2]"]).contains("model.encoder.d_model"))
+        XCTAssertTrue(message(["model.encoder.n_heads=5"]).contains("model.encoder.n_heads"))
+        XCTAssertTrue(message(["model.encoder.xscaling=maybe"]).contains("model.encoder.xscaling"))
+        XCTAssertTrue(message(["model.masking.block_size=900", "model.train_ds.max_duration=2"]).contains("block_size"))
+    }
+
+    func testMandatoryManifestIsReported() {
+        XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/large.yaml"))) { error in
+            XCTAssertTrue("\(error)".contains("model.train_ds.manifest_filepath must be set"), "\(error)")
+        }
+    }
+
+    func testUnknownKeysInNeMosTrainerSectionAreWarnings() throws {
+        let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8) + "\n"
+        let doc = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  devices: -1\n  strategy: ddp\n"), file: "x.yaml")
+        let config = try RunConfig(doc, requireData: false)
+        XCTAssertTrue(config.warnings.contains { $0.contains("trainer.devices") })
+        XCTAssertTrue(config.warnings.contains { $0.contains("trainer.strategy") })
+    }
+}
