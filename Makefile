@@ -32,14 +32,32 @@ test: setup
 bench: setup
 	$(RELEASE) --product nest-bench
 	.build/release/nest-bench
+	.build/release/nest-bench model Configs/large.yaml 4 10
+	.build/release/nest-bench model Configs/xl.yaml 1 10
 
 ## The demo corpus in Data/generated (deterministic; skipped when already complete).
 data: setup
 	python3 Data/make_demo_corpus.py
 
-## The main job on the bundled demo data: build, make data, train, checkpoint, export.
+## The main job on the bundled demo data: build, make data, train (resuming if interrupted),
+## checkpoint, export the encoder, extract features for a few dev utterances.
+RUN = Checkpoints/NEST-demo
 demo: build data
-	.build/release/nest-train --config Configs/demo.yaml
+	@set -e; \
+	ckpt=$$(.build/release/nest-train --config Configs/demo.yaml | tail -n 1); \
+	.build/release/nest-train export --checkpoint "$$ckpt" --output $(RUN)/encoder.h5; \
+	.build/release/nest-train export --checkpoint "$$ckpt" --output $(RUN)/encoder.safetensors --format safetensors; \
+	head -n 5 Data/generated/dev_manifest.json > $(RUN)/extract_manifest.json; \
+	sed -i 's|"audio_filepath": "|"audio_filepath": "'"$$PWD"'/Data/generated/|' $(RUN)/extract_manifest.json; \
+	.build/release/nest-train extract --config Configs/demo.yaml --checkpoint "$$ckpt" --input $(RUN)/extract_manifest.json \
+	  --output $(RUN)/features --layers last; \
+	echo; echo "demo finished:"; \
+	echo "  checkpoint         $$ckpt"; \
+	echo "  metrics            $(RUN)/metrics.jsonl"; \
+	echo "  encoder (h5)       $(RUN)/encoder.h5"; \
+	echo "  encoder (st)       $(RUN)/encoder.safetensors"; \
+	echo "  features           $(RUN)/features (features.json lists them)"; \
+	grep val_loss $(RUN)/metrics.jsonl | sed -n '1p;$$p' | sed 's/^/  validation  /'
 
 clean:
 	rm -rf .build Data/generated

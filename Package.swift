@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "nest-train", targets: ["nest-train"]),
+        .executable(name: "nest-bench", targets: ["nest-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +41,7 @@ let package = Package(
             name: "nest-train",
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
+        .executableTarget(name: "nest-bench", dependencies: ["Training", "Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),

@@ -34,6 +34,15 @@ public enum AudioFile {
             throw AudioError(path: path, reason: "not a readable audio file (\(String(cString: sf_strerror(nil))))")
         }
         let info = Info(sampleRate: Int(sfInfo.samplerate), channels: Int(sfInfo.channels), frames: Int(sfInfo.frames))
+        // libsndfile reads a file whose header promises more data than it holds and notes the
+        // mismatch in its log ("data : N (should be M)"); a training corpus wants to know.
+        var log = [CChar](repeating: 0, count: 4096)
+        sf_command(file, Int32(SFC_GET_LOG_INFO), &log, Int32(log.count))
+        let logText = String(cString: log)
+        if let line = logText.split(separator: "\n").first(where: { $0.contains("should be") || $0.lowercased().contains("truncated") }) {
+            sf_close(file)
+            throw AudioError(path: path, reason: "truncated or damaged file (\(line.trimmingCharacters(in: .whitespaces)))")
+        }
         guard (1000...384_000).contains(info.sampleRate) else {
             sf_close(file)
             throw AudioError(path: path, reason: "unsupported sample rate \(info.sampleRate) Hz")

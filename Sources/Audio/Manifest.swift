@@ -61,7 +61,8 @@ public struct Manifest {
         }
         func number(_ key: String) throws -> Double? {
             guard let v = dict[key], !(v is NSNull) else { return nil }
-            if let n = v as? NSNumber, !(v is Bool) { return n.doubleValue }
+            // JSON true/false arrive as Bool; numbers as NSNumber (which also casts to Bool on Linux).
+            if type(of: v) != Bool.self, let n = v as? NSNumber { return n.doubleValue }
             throw ManifestError("\(origin): \(key) must be a number")
         }
         guard let duration = try number("duration") else { throw ManifestError("\(origin): missing duration") }

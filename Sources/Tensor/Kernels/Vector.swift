@@ -84,32 +84,45 @@ public enum Vector {
 
     // MARK: transcendental functions
 
-    /// e^x, 8 lanes at once: Cody–Waite range reduction to [−ln2/2, ln2/2] and a degree-6
-    /// polynomial (Cephes expf coefficients), about 1 ulp; saturating below −87.3 and above 88.37.
+    /// e^x: Cody–Waite range reduction to [−ln2/2, ln2/2] and a degree-6 polynomial (Cephes
+    /// expf coefficients), about 1 ulp; saturating below −87.3 and above 88.37.
+    ///
+    /// Written as plain scalar code on purpose: LLVM vectorises loops over it (vroundps,
+    /// vcvttps2dq, FMA), whereas Swift's generic SIMD `rounded`, `clamped` and conversions
+    /// lower to per-lane calls (measured: SiLU at 86× memcpy time with the SIMD8 version).
     @inline(__always)
-    public static func exp(_ x: V) -> V {
-        let xc = x.clamped(lowerBound: V(repeating: -87.33654), upperBound: V(repeating: 88.3762626647949))
+    public static func exp(_ x: Float) -> Float {
+        let xc = min(max(x, -87.33654), 88.3762626647949)
         let fx = (xc * 1.44269504088896341 + 0.5).rounded(.down)
         var r = xc - fx * 0.693359375
         r = r - fx * -2.12194440e-4
-        var y = V(repeating: 1.9875691500e-4)
+        var y: Float = 1.9875691500e-4
         y = y * r + 1.3981999507e-3
         y = y * r + 8.3334519073e-3
         y = y * r + 4.1665795894e-2
         y = y * r + 1.6666665459e-1
         y = y * r + 5.0000001201e-1
         y = y * (r * r) + r + 1
-        let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
-        let pow2 = unsafeBitCast(n &<< 23, to: V.self)
-        return y * pow2
+        return y * Float(bitPattern: UInt32(bitPattern: Int32(fx) &+ 127) << 23)
     }
 
     @inline(__always)
-    public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
-
-    @inline(__always)
-    public static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
-
-    @inline(__always)
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    /// out[i] = f(a[i]) as a plain loop for the auto-vectoriser; split across threads when large.
+    @inline(__always)
+    public static func apply(_ a: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int, _ f: (Float) -> Float) {
+        Parallel.forRanges(count) { r in
+            for i in r { out[i] = f(a[i]) }
+        }
+    }
+
+    /// out[i] = f(a[i], b[i]) as a plain loop.
+    @inline(__always)
+    public static func apply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int,
+                             _ f: (Float, Float) -> Float) {
+        Parallel.forRanges(count) { r in
+            for i in r { out[i] = f(a[i], b[i]) }
+        }
+    }
 }

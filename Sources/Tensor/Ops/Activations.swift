@@ -1,32 +1,28 @@
 /// Pointwise nonlinearities and the gated linear unit.
 extension Tensor {
     /// out = f(x) with backward g·f′, where f′ is computed from (x, out).
-    func unary(_ f: (Vector.V) -> Vector.V, _ fs: (Float) -> Float,
-               derivative: @escaping (Vector.V, Vector.V) -> Vector.V, _ ds: @escaping (Float, Float) -> Float) -> Tensor {
+    func unary(_ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
-        Vector.map(data, into: out.data, count: count, f, fs)
+        Vector.apply(data, into: out.data, count: count, f)
         return out.recording([self]) { out, g in
             let d = Tensor(uninitializedShape: self.shape)
-            Vector.zip(self.data, out.data, into: d.data, count: self.count, derivative, ds)
+            Vector.apply(self.data, out.data, into: d.data, count: self.count, derivative)
             Vector.mul(d.data, g.data, into: d.data, count: self.count)
             self.accumulateGrad(d, owned: true)
         }
     }
 
     public func relu() -> Tensor {
-        unary({ $0.replacing(with: 0, where: $0 .< 0) }, { max($0, 0) },
-              derivative: { x, _ in Vector.V(repeating: 1).replacing(with: 0, where: x .<= 0) }, { x, _ in x > 0 ? 1 : 0 })
+        unary({ max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 })
     }
 
     public func sigmoid() -> Tensor {
-        unary(Vector.sigmoid, Vector.sigmoid, derivative: { _, y in y * (1 - y) }, { _, y in y * (1 - y) })
+        unary(Vector.sigmoid, derivative: { _, y in y * (1 - y) })
     }
 
     /// Swish: x·σ(x); derivative σ(x)·(1 + x·(1 − σ(x))).
     public func silu() -> Tensor {
-        unary({ $0 * Vector.sigmoid($0) }, { $0 * Vector.sigmoid($0) },
-              derivative: { x, _ in let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) },
-              { x, _ in let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) })
+        unary({ $0 * Vector.sigmoid($0) }, derivative: { x, _ in let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) })
     }
 
     /// Gated linear unit over the last dimension [.., 2C] → [.., C]: the first half is the
@@ -40,7 +36,7 @@ extension Tensor {
         Parallel.forRanges(rows, grain: max(1, 16_384 / max(c, 1))) { r in
             for row in r {
                 let a = x + row * twoC, y = y + row * c
-                Vector.zip(a, a + c, into: y, count: c, { $0 * Vector.sigmoid($1) }, { $0 * Vector.sigmoid($1) })
+                for i in 0..<c { y[i] = a[i] * Vector.sigmoid(a[c + i]) }
             }
         }
         return out.recording([self]) { _, g in

@@ -1,0 +1,106 @@
+import COpenBLAS
+import Foundation
+import Model
+import NN
+import Tensor
+
+/// `make bench`: engine micro-benchmarks (GEMM through the engine vs raw cblas_sgemm,
+/// elementwise kernels vs memcpy bandwidth, one Conformer layer forward + backward).
+/// Prints figures and ratios; timings are medians of repeated runs.
+/// `nest-bench model CONFIG BATCH SECONDS` times one model's whole training step instead.
+@main
+struct EngineBenchmark {
+    static func median(_ runs: Int = 7, _ body: () -> Void) -> Double {
+        body()   // warm-up: page faults, pool fill, OpenBLAS thread start
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let t = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        return times.sorted()[runs / 2]
+    }
+
+    static func main() {
+        print("nest-train engine benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; medians of 7 runs)")
+        let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "model", arguments.count >= 4, let batch = Int(arguments[arguments.startIndex + 2]),
+           let seconds = Double(arguments[arguments.startIndex + 3]) {
+            // nest-bench model CONFIG BATCH SECONDS: one model's training step in its own process
+            // (so the peak RSS is that model's).
+            print("Whole-model training step (median of 3)")
+            ModelBenchmarks.trainingStep(config: arguments[arguments.startIndex + 1], batch: batch, seconds: seconds, repeats: 3)
+            return
+        }
+        gemm()
+        elementwise()
+        conformerLayer()
+        ModelBenchmarks.frontEnd()
+    }
+
+    static func gemm() {
+        print("\nGEMM, FastConformer-L shapes: engine Linear/matmul vs raw cblas_sgemm")
+        for (m, k, n) in [(4096, 512, 2048), (4096, 2048, 512), (4096, 512, 512)] {
+            let a = Tensor(zeros: [m, k]), w = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+            RandomGenerator(seed: 1).fillUniform(a, -1, 1)
+            RandomGenerator(seed: 2).fillUniform(w, -1, 1)
+            let flops = 2.0 * Double(m * n * k)
+            let raw = median {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.data, Int32(k), w.data, Int32(k), 0, c.data, Int32(n))
+            }
+            let engine = median { _ = withoutGrad { Tensor.linear(a, weight: w, bias: nil) } }
+            print(String(format: "  %d×%d · (%d×%d)ᵀ   raw %.1f GFLOP/s   engine %.1f GFLOP/s   engine/raw %.2f",
+                         m, k, n, k, flops / raw / 1e9, flops / engine / 1e9, raw / engine))
+        }
+    }
+
+    static func elementwise() {
+        print("\nElementwise, 4096×512 floats (8 MiB): throughput vs memcpy (read + write bytes per second)")
+        let n = 4096 * 512
+        let x = Tensor(zeros: [4096, 512]), y = Tensor(zeros: [4096, 512])
+        RandomGenerator(seed: 3).fillUniform(x, -3, 3)
+        let bytes = Double(2 * n * 4)
+        let copy = median { y.data.update(from: x.data, count: n) }
+        let silu = median { _ = withoutGrad { x.silu() } }
+        let w = Tensor(repeating: 1, shape: [512]), b = Tensor(zeros: [512])
+        let ln = median { _ = withoutGrad { x.layerNorm(weight: w, bias: b) } }
+        let lnBackward = median {
+            let xin = x.detached(); xin.requiresGrad = true
+            let out = xin.layerNorm(weight: w, bias: b)
+            out.backward(seed: y)
+        }
+        print(String(format: "  memcpy            %.1f GB/s", bytes / copy / 1e9))
+        print(String(format: "  SiLU forward      %.1f GB/s   (%.2f× memcpy time)", bytes / silu / 1e9, silu / copy))
+        print(String(format: "  LayerNorm forward %.1f GB/s   (%.2f× memcpy time)", bytes / ln / 1e9, ln / copy))
+        print(String(format: "  LayerNorm fwd+bwd %.1f GB/s   (%.2f× memcpy time; 5 arrays moved)", 2.5 * bytes / lnBackward / 1e9, lnBackward / copy))
+    }
+
+    static func conformerLayer() {
+        print("\nOne Conformer layer (d 512, 8 heads, kernel 9), batch 4 × 10 s (T′ = 126), train mode")
+        var config = EncoderConfig()
+        config.dropout = 0.1
+        let rng = RandomGenerator(seed: 4)
+        let layer = ConformerLayer(config: config, rng: rng)
+        for (_, c) in layer.children { if let d = c as? Dropout { d.generator = rng } }
+        let (b, t, d) = (4, 126, 512)
+        let x = Tensor(zeros: [b, t, d])
+        rng.fillUniform(x, -1, 1)
+        let positions = RelPositionalEncoding(config: config, rng: rng).positionTable(length: t)
+        let mask = TimeMask.attention([t, t, t, t], length: t)
+        let valid = TimeMask.rows([t, t, t, t], length: t, shape: [b, t, 1])
+        let seed = Tensor(zeros: [b, t, d])
+        rng.fillUniform(seed, -1, 1)
+        let forward = median(5) { _ = withoutGrad { layer(x, positions: positions, attentionMask: mask, validSteps: valid) } }
+        let step = median(5) {
+            let out = layer(x, positions: positions, attentionMask: mask, validSteps: valid)
+            out.backward(seed: seed)
+            Gradients.zero(layer.trainableParameters().map(\.tensor))
+        }
+        // Multiply-adds of the layer: 4 FF matrices (8·d²), q/k/v/out (4·d²), two pointwise
+        // convs (3·d²) per frame, linear_pos on 2T′−1 rows, and the two attention products.
+        let perFrame = 15.0 * Double(d * d)
+        let flops = 2.0 * (Double(b * t) * perFrame + Double((2 * t - 1) * d * d) + 2.0 * Double(b * t * t * d) + Double(b * t * (2 * t - 1) * d))
+        print(String(format: "  forward            %.1f ms   %.1f GFLOP/s", forward * 1e3, flops / forward / 1e9))
+        print(String(format: "  forward + backward %.1f ms   %.1f GFLOP/s (backward counted as 2× forward)", step * 1e3, 3 * flops / step / 1e9))
+    }
+}
