@@ -1,29 +1,43 @@
+/// An activation and its derivative as a type, so the kernels specialise on it.
+public protocol Activation: UnaryFunction {
+    /// f′ given the input x and the output y = f(x).
+    func derivative(x: Float, y: Float) -> Float
+}
+
+public enum Activations {
+    public struct ReLU: Activation {
+        @inline(__always) public func callAsFunction(_ x: Float) -> Float { max(x, 0) }
+        @inline(__always) public func derivative(x: Float, y: Float) -> Float { x > 0 ? 1 : 0 }
+    }
+    public struct Sigmoid: Activation {
+        @inline(__always) public func callAsFunction(_ x: Float) -> Float { Vector.sigmoid(x) }
+        @inline(__always) public func derivative(x: Float, y: Float) -> Float { y * (1 - y) }
+    }
+    /// Swish x·σ(x); derivative σ(x)·(1 + x·(1 − σ(x))).
+    public struct SiLU: Activation {
+        @inline(__always) public func callAsFunction(_ x: Float) -> Float { x * Vector.sigmoid(x) }
+        @inline(__always) public func derivative(x: Float, y: Float) -> Float { let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) }
+    }
+}
+
 /// Pointwise nonlinearities and the gated linear unit.
 extension Tensor {
-    /// out = f(x) with backward g·f′, where f′ is computed from (x, out).
-    func unary(_ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
+    public func activation<A: Activation>(_ f: A) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
-        Vector.apply(data, into: out.data, count: count, f)
+        Vector.map(data, into: out.data, count: count, f)
         return out.recording([self]) { out, g in
             let d = Tensor(uninitializedShape: self.shape)
-            Vector.apply(self.data, out.data, into: d.data, count: self.count, derivative)
-            Vector.mul(d.data, g.data, into: d.data, count: self.count)
+            let x = self.data, y = out.data, gp = g.data, dp = d.data
+            Parallel.forRanges(self.count) { r in
+                for i in r { dp[i] = gp[i] * f.derivative(x: x[i], y: y[i]) }
+            }
             self.accumulateGrad(d, owned: true)
         }
     }
 
-    public func relu() -> Tensor {
-        unary({ max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 })
-    }
-
-    public func sigmoid() -> Tensor {
-        unary(Vector.sigmoid, derivative: { _, y in y * (1 - y) })
-    }
-
-    /// Swish: x·σ(x); derivative σ(x)·(1 + x·(1 − σ(x))).
-    public func silu() -> Tensor {
-        unary({ $0 * Vector.sigmoid($0) }, derivative: { x, _ in let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) })
-    }
+    public func relu() -> Tensor { activation(Activations.ReLU()) }
+    public func sigmoid() -> Tensor { activation(Activations.Sigmoid()) }
+    public func silu() -> Tensor { activation(Activations.SiLU()) }
 
     /// Gated linear unit over the last dimension [.., 2C] → [.., C]: the first half is the
     /// value, the second half the gate (PyTorch's `glu` order).

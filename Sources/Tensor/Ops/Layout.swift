@@ -146,12 +146,9 @@ extension Tensor {
 
     /// `value` where `mask` (broadcastable, 0 or 1) is non-zero, self elsewhere.
     public func maskedFill(_ mask: Tensor, with value: Float) -> Tensor {
-        let fill = Vector.V(repeating: value)
-        let out = Tensor.broadcasting(self, mask, { x, m in x.replacing(with: fill, where: m .!= 0) },
-                                      { x, m in m != 0 ? value : x })
+        let out = Tensor.broadcasting(self, mask, Pointwise.Fill(value: value))
         return out.recording([self]) { _, g in
-            let kept = Tensor.broadcasting(g, mask, { x, m in x.replacing(with: 0, where: m .!= 0) },
-                                           { x, m in m != 0 ? 0 : x })
+            let kept = Tensor.broadcasting(g, mask, Pointwise.Fill(value: 0))
             self.accumulateGrad(kept.summed(toShape: self.shape), owned: true)
         }
     }

@@ -5,47 +5,58 @@ extension Tensor {
         let d = shape[rank - 1], rows = count / d
         precondition(weight.count == d && bias.count == d, "layerNorm: weight \(weight.shape) for width \(d)")
         let out = Tensor(uninitializedShape: shape)
-        var mean = [Float](repeating: 0, count: rows), rstd = mean
-        let x = data, y = out.data, w = weight.data, b = bias.data
-        mean.withUnsafeMutableBufferPointer { mp in
-            rstd.withUnsafeMutableBufferPointer { rp in
-                let mp = mp.baseAddress!, rp = rp.baseAddress!
-                Parallel.forRanges(rows, grain: max(1, 8192 / d)) { r in
-                    for row in r {
-                        let xr = x + row * d, yr = y + row * d
-                        let mu = Float(Vector.sum(xr, count: d)) / Float(d)
-                        var ss: Float = 0
-                        for i in 0..<d { let c = xr[i] - mu; ss += c * c }
-                        let rs = 1 / (ss / Float(d) + eps).squareRoot()
-                        for i in 0..<d { yr[i] = (xr[i] - mu) * rs * w[i] + b[i] }
-                        mp[row] = mu
-                        rp[row] = rs
-                    }
-                }
+        // Per-row mean and 1/σ, kept for backward.
+        let stats = Tensor(uninitializedShape: [rows, 2])
+        let x = data, y = out.data, w = weight.data, b = bias.data, st = stats.data
+        Parallel.forRanges(rows, grain: max(1, 16_384 / d)) { r in
+            for row in r {
+                let xr = x + row * d, yr = y + row * d
+                let mu = Vector.rowSum(xr, d) / Float(d)
+                let rs = 1 / (Vector.rowSquaredDeviation(xr, from: mu, d) / Float(d) + eps).squareRoot()
+                for i in 0..<d { yr[i] = (xr[i] - mu) * rs * w[i] + b[i] }
+                st[2 * row] = mu
+                st[2 * row + 1] = rs
             }
         }
         return out.recording([self, weight, bias]) { _, g in
-            let gx = Tensor(uninitializedShape: self.shape)
-            let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-            let gp = g.data, dx = gx.data
-            for row in 0..<rows {
-                let xr = x + row * d, gr = gp + row * d, dr = dx + row * d
-                let mu = mean[row], rs = rstd[row]
-                var sumDh: Float = 0, sumDhXh: Float = 0
-                for i in 0..<d {
-                    let xh = (xr[i] - mu) * rs
-                    let dh = gr[i] * w[i]
-                    sumDh += dh
-                    sumDhXh += dh * xh
-                    dw.data[i] += gr[i] * xh
-                    db.data[i] += gr[i]
+            // Read the statistics through the tensor, which the closure keeps alive (a raw
+            // pointer alone would let the pool hand the storage to another tensor).
+            let gp = g.data, st = stats.data
+            if self.requiresGrad {
+                // dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)), rows independent.
+                let gx = Tensor(uninitializedShape: self.shape)
+                let dx = gx.data
+                Parallel.forRanges(rows, grain: max(1, 16_384 / d)) { r in
+                    for row in r {
+                        let xr = x + row * d, gr = gp + row * d, dr = dx + row * d
+                        let mu = st[2 * row], rs = st[2 * row + 1]
+                        var sumDh: Float = 0, sumDhXh: Float = 0
+                        for i in 0..<d { dr[i] = gr[i] * w[i] }   // dh, staged in the output row
+                        sumDh = Vector.rowSum(dr, d)
+                        sumDhXh = (Vector.rowDot(dr, xr, d) - mu * sumDh) * rs
+                        let a = sumDh / Float(d), c = sumDhXh / Float(d)
+                        for i in 0..<d { dr[i] = rs * (dr[i] - a - (xr[i] - mu) * rs * c) }
+                    }
                 }
-                let a = sumDh / Float(d), c = sumDhXh / Float(d)
-                for i in 0..<d { dr[i] = rs * (gr[i] * w[i] - a - (xr[i] - mu) * rs * c) }
+                self.accumulateGrad(gx, owned: true)
             }
-            if self.requiresGrad { self.accumulateGrad(gx, owned: true) }
-            if weight.requiresGrad { weight.accumulateGrad(dw, owned: true) }
-            if bias.requiresGrad { bias.accumulateGrad(db, owned: true) }
+            if weight.requiresGrad || bias.requiresGrad {
+                // Column sums over rows, split by columns so threads never share an output.
+                let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
+                let dwp = dw.data, dbp = db.data
+                Parallel.forRanges(d, grain: 64) { cols in
+                    for row in 0..<rows {
+                        let xr = x + row * d, gr = gp + row * d
+                        let mu = st[2 * row], rs = st[2 * row + 1]
+                        for i in cols {
+                            dwp[i] += gr[i] * (xr[i] - mu) * rs
+                            dbp[i] += gr[i]
+                        }
+                    }
+                }
+                if weight.requiresGrad { weight.accumulateGrad(dw, owned: true) }
+                if bias.requiresGrad { bias.accumulateGrad(db, owned: true) }
+            }
         }
     }
 

@@ -20,16 +20,19 @@ extension Tensor {
                 let xr = x + row * n, yr = y + row * n
                 // Row (b, h, i) reads mask row (b, i).
                 let mr = m.map { $0 + ((row / (heads * rowsPerMaskRow)) * rowsPerMaskRow + row % rowsPerMaskRow) * n }
-                var mx = -Float.infinity
-                for j in 0..<n {
-                    let v = (mr?[j] ?? 0) != 0 ? -10000 : xr[j]
-                    yr[j] = v
-                    mx = max(mx, v)
+                if let mr {
+                    for j in 0..<n { yr[j] = mr[j] != 0 ? -10000 : xr[j] }
+                } else {
+                    yr.update(from: xr, count: n)
                 }
-                var total: Float = 0
-                for j in 0..<n { let e = Vector.exp(yr[j] - mx); yr[j] = e; total += e }
-                let inv = 1 / total
-                for j in 0..<n { yr[j] = (mr?[j] ?? 0) != 0 ? 0 : yr[j] * inv }
+                let mx = Vector.rowMax(yr, n)
+                for j in 0..<n { yr[j] = Vector.exp(yr[j] - mx) }
+                let inv = 1 / Vector.rowSum(yr, n)
+                if let mr {
+                    for j in 0..<n { yr[j] = mr[j] != 0 ? 0 : yr[j] * inv }
+                } else {
+                    for j in 0..<n { yr[j] *= inv }
+                }
             }
         }
         return out.recording([self]) { out, g in
@@ -39,8 +42,7 @@ extension Tensor {
             Parallel.forRanges(rows, grain: max(1, 8192 / n)) { r in
                 for row in r {
                     let yr = y + row * n, gr = gp + row * n, dr = d + row * n
-                    var dot: Float = 0
-                    for j in 0..<n { dot += yr[j] * gr[j] }
+                    let dot = Vector.rowDot(yr, gr, n)
                     for j in 0..<n { dr[j] = yr[j] * (gr[j] - dot) }
                 }
             }
@@ -56,11 +58,9 @@ extension Tensor {
         Parallel.forRanges(rows, grain: max(1, 8192 / n)) { r in
             for row in r {
                 let xr = x + row * n, yr = y + row * n
-                var mx = -Float.infinity
-                for j in 0..<n { mx = max(mx, xr[j]) }
-                var total: Float = 0
-                for j in 0..<n { total += Vector.exp(xr[j] - mx) }
-                let lse = mx + Foundation.log(total)
+                let mx = Vector.rowMax(xr, n)
+                for j in 0..<n { yr[j] = Vector.exp(xr[j] - mx) }
+                let lse = mx + Foundation.log(Vector.rowSum(yr, n))
                 for j in 0..<n { yr[j] = xr[j] - lse }
             }
         }
@@ -71,8 +71,7 @@ extension Tensor {
             Parallel.forRanges(rows, grain: max(1, 8192 / n)) { r in
                 for row in r {
                     let yr = y + row * n, gr = gp + row * n, dr = d + row * n
-                    var total: Float = 0
-                    for j in 0..<n { total += gr[j] }
+                    let total = Vector.rowSum(gr, n)
                     for j in 0..<n { dr[j] = gr[j] - Vector.exp(yr[j]) * total }
                 }
             }
