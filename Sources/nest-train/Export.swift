@@ -3,12 +3,13 @@ import Foundation
 import Training
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a checkpoint's weights under NeMo state-dict keys (h5 or safetensors).")
+    static let configuration = CommandConfiguration(
+        abstract: "Write a checkpoint's weights under NeMo state-dict keys: h5 or safetensors (the --include subset), or a .nemo archive (the complete SSL model, loadable by NeMo's restore_from).")
 
     @Option(help: "A nest-train checkpoint (.h5).") var checkpoint: String
     @Option(help: "Output file.") var output: String
-    @Option(help: "h5 or safetensors.") var format = "h5"
-    @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'.") var include = "encoder"
+    @Option(help: "h5, safetensors or nemo.") var format = "h5"
+    @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'. Ignored for nemo, which always holds every key.") var include = "encoder"
 
     func run() throws {
         do {

@@ -4,6 +4,27 @@ import Training
 
 @main
 struct NestTrain: ParsableCommand {
+    /// Runs the command, then leaves with `_exit`: Debian's OpenBLAS 0.3.21 can deadlock in its
+    /// exit-time thread shutdown (`blas_thread_shutdown_` joining a worker that never wakes; seen
+    /// in this project's end-to-end tests). Every file nest-train writes is closed and fsync'ed
+    /// before this point, so skipping the libraries' exit handlers loses nothing.
+    static func main() {
+        var code: Int32 = 0
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            code = exitCode(for: error).rawValue
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                FileHandle(fileDescriptor: code == 0 ? STDOUT_FILENO : STDERR_FILENO).write(Data((message + "\n").utf8))
+            }
+        }
+        fflush(stdout)
+        fflush(stderr)
+        _exit(code)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "nest-train",
         abstract: "NEST self-supervised speech pretraining (NeMo's recipe) on the CPU.",

@@ -41,6 +41,76 @@ final class ExportExtractTests: XCTestCase {
         XCTAssertEqual((header["encoder.layers.0.conv.batch_norm.num_batches_tracked"] as! [String: Any])["dtype"] as? String, "I64")
     }
 
+    /// The .nemo archive checked structurally by Python's own tarfile, zipfile and pickle
+    /// (with stand-ins for torch's classes), against the checkpoint's values.
+    func testNemoArchiveIsWhatTorchLoadAndNeMoRestoreExpect() throws {
+        let ckpt = try checkpoint()
+        let output = CLI.temporaryDirectory() + "/model.nemo"
+        let r = try CLI.run(["export", "--checkpoint", ckpt, "--output", output, "--format", "nemo"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let script = """
+        import collections, io, json, pickle, struct, sys, tarfile, zipfile
+        t = tarfile.open(sys.argv[1], "r:")
+        assert t.getnames() == ["model_config.yaml", "model_weights.ckpt"], t.getnames()
+        config = t.extractfile("model_config.yaml").read().decode()
+        z = zipfile.ZipFile(io.BytesIO(t.extractfile("model_weights.ckpt").read()))
+        assert z.testzip() is None
+        assert z.read("archive/version") == b"3\\n" and z.read("archive/byteorder") == b"little"
+        class Storage:
+            def __init__(self, dtype): self.dtype = dtype
+        class U(pickle.Unpickler):
+            def find_class(self, module, name):
+                if (module, name) == ("collections", "OrderedDict"): return collections.OrderedDict
+                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                    return lambda storage, offset, size, stride, grad, hooks: (storage, offset, size, stride, grad)
+                if module == "torch" and name in ("FloatStorage", "DoubleStorage", "LongStorage"): return name
+                raise AssertionError(f"unexpected global {module}.{name}")
+            def persistent_load(self, pid):
+                kind, dtype, key, device, numel = pid
+                assert kind == "storage" and device == "cpu"
+                fmt = {"FloatStorage": "f", "DoubleStorage": "d", "LongStorage": "q"}[dtype]
+                data = z.read(f"archive/data/{key}")
+                assert len(data) == numel * struct.calcsize(fmt)
+                return (dtype, struct.unpack(f"<{numel}{fmt}", data))
+        state = U(io.BytesIO(z.read("archive/data.pkl"))).load()
+        out = {k: {"dtype": v[0][0], "size": list(v[2]), "stride": list(v[3]), "head": list(v[0][1][:4])} for k, v in state.items()}
+        print(json.dumps({"config": config, "keys": list(state.keys()), "tensors": out}))
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, output]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let result = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let keys = result["keys"] as! [String]
+        let source = try HDF5File(path: ckpt, mode: .readOnly)
+        XCTAssertEqual(keys.count, try source.datasetNames(in: "/weights").count, "the complete state dict")
+        XCTAssertEqual(keys.first, "preprocessor.featurizer.window", "NeMo's state-dict order")
+        let tensors = result["tensors"] as! [String: [String: Any]]
+        for key in keys {
+            let expected = try source.read("/weights/\(key)")
+            let t = tensors[key]!
+            XCTAssertEqual(t["size"] as? [Int], expected.shape, key)
+            XCTAssertEqual(t["dtype"] as? String, ["float32": "FloatStorage", "float64": "DoubleStorage", "int64": "LongStorage"][expected.dtypeName], key)
+            // Compared at float32 (JSON text → Double is not always correctly rounded in Foundation);
+            // float64 codebooks at their own precision.
+            let head = (t["head"] as! [NSNumber]).map(\.doubleValue)
+            if expected.dtypeName == "float64" {
+                for (a, b) in zip(head, expected.doubles.prefix(4)) { XCTAssertEqual(a, b, accuracy: 1e-15, key) }
+            } else {
+                XCTAssertEqual(head.map { Float($0) }, Array(expected.floats.prefix(4)), key)
+            }
+        }
+        let config = result["config"] as! String
+        XCTAssertTrue(config.contains("target: nemo.collections.asr.models.ssl_models.EncDecDenoiseMaskedTokenPredModel"))
+        XCTAssertTrue(config.contains("train_ds: null"))
+        XCTAssertTrue(config.contains("_target_: nemo.collections.asr.modules.ConformerEncoder"))
+    }
+
     func testExtractMatchesTheInProcessForward() throws {
         let ckpt = try checkpoint()
         let out = CLI.temporaryDirectory()

@@ -5,7 +5,7 @@ import NN
 
 /// Writes a checkpoint's weights under NeMo state-dict keys for downstream use.
 public enum Exporter {
-    public enum Format: String, CaseIterable { case h5, safetensors }
+    public enum Format: String, CaseIterable { case h5, safetensors, nemo }
 
     /// Rebuilds the model a checkpoint was trained with (from its stored config) and loads it.
     public static func loadCheckpoint(_ path: String) throws -> (NESTModel, RunConfig) {
@@ -25,7 +25,8 @@ public enum Exporter {
 
     public static func export(checkpoint: String, output: String, format: Format, include: [String]) throws -> Int {
         let (model, config) = try loadCheckpoint(checkpoint)
-        let entries = select(model, include: include)
+        // A .nemo must hold the complete SSL state dict: NeMo restores it strictly.
+        let entries = format == .nemo ? model.stateDict() : select(model, include: include)
         guard !entries.isEmpty else { throw CheckpointError("--include \(include.joined(separator: ",")) selects no weights") }
         let temporary = output + ".tmp-\(getpid())"
         defer { unlink(temporary) }
@@ -37,12 +38,49 @@ public enum Exporter {
             try file.setAttribute("source_checkpoint", checkpoint)
             try file.close()
         case .safetensors:
-            let data = try SafetensorsWriter.data(entries: entries, metadata: ["format": "pt", "source_checkpoint": checkpoint])
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-                throw CheckpointError("\(output): cannot write (disk full?)")
-            }
+            try write(try SafetensorsWriter.data(entries: entries, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: temporary, output)
+        case .nemo:
+            let archive = TarWriter.archive([
+                ("model_config.yaml", Data(nemoModelConfig(config).yaml().utf8)),
+                ("model_weights.ckpt", try TorchCheckpointWriter.data(entries)),
+            ])
+            try write(archive, to: temporary, output)
         }
         try Checkpoint.durablyRename(temporary, to: output)
         return entries.count
+    }
+
+    static func write(_ data: Data, to temporary: String, _ output: String) throws {
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw CheckpointError("\(output): cannot write (disk full?)") }
+    }
+
+    /// NeMo's classes for each model section (as in `nest_fast-conformer.yaml`).
+    static let targets: [(section: String, target: String)] = [
+        ("preprocessor", "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor"),
+        ("spec_augment", "nemo.collections.asr.modules.SpectrogramAugmentation"),
+        ("masking", "nemo.collections.asr.modules.RandomBlockMasking"),
+        ("quantizer", "nemo.collections.asr.modules.RandomProjectionVectorQuantizer"),
+        ("encoder", "nemo.collections.asr.modules.ConformerEncoder"),
+        ("decoder", "nemo.collections.asr.modules.MultiSoftmaxDecoder"),
+        ("loss", "nemo.collections.asr.losses.MultiMLMLoss"),
+    ]
+
+    /// `model_config.yaml` of a `.nemo`: the resolved model section with the class to build
+    /// (`target`), every section's `_target_`, a disabled spec_augment where missing (NeMo's
+    /// constructor needs one), and no data sections (restoring never sets up data loaders).
+    public static func nemoModelConfig(_ config: RunConfig) -> ConfigNode {
+        var model = config.document.node("model") ?? .map([])
+        model.set(["train_ds"], .null)
+        model.set(["validation_ds"], .null)
+        if model["spec_augment"] == nil {
+            for (k, v) in [("freq_masks", "0"), ("time_masks", "0"), ("freq_width", "27")] { model.set(["spec_augment", k], .scalar(v, tag: "int")) }
+            model.set(["spec_augment", "time_width"], .scalar("0.05", tag: "float"))
+        }
+        for (section, target) in targets where model[section]?.isMap == true && model[section]?["_target_"] == nil {
+            model.set([section, "_target_"], .scalar(target, tag: "str"))
+        }
+        model.set(["target"], .scalar("nemo.collections.asr.models.ssl_models.EncDecDenoiseMaskedTokenPredModel", tag: "str"))
+        model.set(["nemo_version"], .scalar("2.6.0rc0", tag: "str"))
+        return model
     }
 }
