@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench demo data clean
+.PHONY: setup build test bench demo data clean nemo-venv check-nemo
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -58,6 +58,22 @@ demo: build data
 	echo "  encoder (st)       $(RUN)/encoder.safetensors"; \
 	echo "  features           $(RUN)/features (features.json lists them)"; \
 	grep val_loss $(RUN)/metrics.jsonl | sed -n '1p;$$p' | sed 's/^/  validation  /'
+
+## NeMo itself in a private venv (../shared/bench/README.md), for the interop check only.
+NEMO_VENV ?= .venv-nemo
+nemo-venv:
+	@test -x $(NEMO_VENV)/bin/python || { python3 -m venv $(NEMO_VENV) && \
+	  $(NEMO_VENV)/bin/pip install -q "torch==2.13.0+cpu" && echo "torch==2.13.0+cpu" > $(NEMO_VENV)/constraints.txt && \
+	  $(NEMO_VENV)/bin/pip install -q -c $(NEMO_VENV)/constraints.txt "nemo-toolkit[asr]==3.0.0"; }
+
+## After `make demo`: NeMo restores the exported .nemo strictly and its encoder must reproduce
+## nest-train's extracted features (all layers) on five dev utterances.
+check-nemo: build nemo-venv
+	@set -e; ckpt=$$(ls -t $(RUN)/checkpoints/*.h5 | head -n 1); \
+	.build/release/nest-train export --checkpoint "$$ckpt" --output $(RUN)/model.nemo --format nemo; \
+	.build/release/nest-train extract --config Configs/demo.yaml --checkpoint "$$ckpt" --input $(RUN)/extract_manifest.json \
+	  --output $(RUN)/features-all --layers all; \
+	$(NEMO_VENV)/bin/python Tests/Interop/check_nemo_export.py $(RUN)/model.nemo $(RUN)/features-all
 
 clean:
 	rm -rf .build Data/generated
