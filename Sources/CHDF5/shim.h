@@ -16,3 +16,4 @@ static inline hid_t nest_h5s_all(void) { return H5S_ALL; }
 static inline hid_t nest_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t nest_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t nest_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t nest_h5p_file_create(void) { return H5P_FILE_CREATE; }

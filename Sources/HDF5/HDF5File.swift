@@ -16,7 +16,9 @@ public final class HDF5File {
 
     public enum Mode { case readOnly, create }
 
-    public init(path: String, mode: Mode) throws {
+    /// `userBlock` reserves that many bytes (a power of two ≥ 512) at the start of a new file
+    /// for the caller's own header; HDF5 readers (h5py too) skip it.
+    public init(path: String, mode: Mode, userBlock: Int = 0) throws {
         // HDF5 prints its own error stack by default; we report errors ourselves.
         H5Eset_auto2(nest_h5e_default(), nil, nil)
         self.path = path
@@ -28,7 +30,10 @@ public final class HDF5File {
                 throw HDF5Error(path, exists ? "not a readable HDF5 file (truncated or corrupted?)" : "no such file")
             }
         case .create:
-            id = H5Fcreate(path, nest_h5f_acc_trunc(), nest_h5p_default(), nest_h5p_default())
+            let fcpl = userBlock > 0 ? H5Pcreate(nest_h5p_file_create()) : nest_h5p_default()
+            if userBlock > 0 { H5Pset_userblock(fcpl, hsize_t(userBlock)) }
+            id = H5Fcreate(path, nest_h5f_acc_trunc(), fcpl, nest_h5p_default())
+            if userBlock > 0 { H5Pclose(fcpl) }
             if id < 0 { throw HDF5Error(path, "cannot create HDF5 file") }
         }
     }

@@ -36,26 +36,28 @@ public final class Trainer {
         folder = RunFolder(path: runPath)
         try folder.create()
         state.dropoutRNG = model.dropoutRNG.stateWords
+        var restored = false
         switch resume {
-        case .from(let path): try restore(path)
-        case .auto where config.resumeIfExists: try resumeNewestValid()
+        case .from(let path): try restore(path); restored = true
+        case .auto where config.resumeIfExists: restored = try resumeNewestValid()
         default: break
         }
-        // Rows logged after the restored step (or by a run that died before its first
-        // checkpoint) describe work that is being redone.
-        try folder.truncateMetrics(after: state.step)
+        // Rows logged after the restored step (or all of them, when a run died before its
+        // first checkpoint) describe work that is being redone.
+        try folder.truncateMetrics(after: restored ? state.step : -1)
     }
 
     /// The newest checkpoint that loads cleanly; damaged ones are reported and passed over.
-    private func resumeNewestValid() throws {
+    private func resumeNewestValid() throws -> Bool {
         for c in folder.checkpoints() {
             do {
                 try restore(c.path)
-                return
+                return true
             } catch {
                 log("warning: skipping damaged checkpoint \(c.path): \(error)")
             }
         }
+        return false
     }
 
     private func restore(_ path: String) throws {
@@ -86,6 +88,13 @@ public final class Trainer {
         let progress = ProgressLine(total: config.maxSteps)
         var lastCheckpoint: String? = folder.checkpoints().first?.path
         var emptyBatches = 0
+        // The starting point of a new run, so that the curve has its origin. Validation draws
+        // from its own generators, so this does not change the training run.
+        if let validation, state.step == 0 {
+            let (valLoss, valAccuracy) = validate(validation)
+            try metrics.append(["step": 0, "val_loss": valLoss, "val_masked_acc": valAccuracy])
+            log(String(format: "step 0: val_loss %.4f, val_masked_acc %.4f", valLoss, valAccuracy))
+        }
         model.train()
         while state.step < config.maxSteps && !stopRequested() {
             let started = Date()
@@ -111,6 +120,8 @@ public final class Trainer {
                 utterances += batch.utterances
                 seconds += batch.audioSeconds
             }
+            // Nothing readable in this window: not a step (no update, no decay, no count).
+            if utterances.isEmpty { continue }
             let parameters = optimizer.parameters.map(\.tensor)
             let loss = tokens > 0 ? lossSum / Double(tokens) : 0
             guard loss.isFinite, Gradients.allFinite(parameters) else {
@@ -154,20 +165,25 @@ public final class Trainer {
             }
             if state.step % config.everyNTrainSteps == 0 || state.step == config.maxSteps || stopRequested() {
                 if !validated { state.valLoss = nil }
-                lastCheckpoint = try saveCheckpoint()
+                lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
             }
         }
         if stopRequested(), lastCheckpoint.map({ !$0.hasSuffix(String(format: "step-%08d.h5", state.step)) }) ?? true {
-            lastCheckpoint = try saveCheckpoint()
+            lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
         }
         progress.finish(log: log)
         log(String(format: "done: %d steps, %.1f min of audio seen, %d steps skipped; run folder %@", state.step, state.audioSeconds / 60, state.skippedSteps, folder.path))
         return lastCheckpoint
     }
 
-    func saveCheckpoint() throws -> String {
+    func saveCheckpoint() throws -> String? {
         let path = folder.checkpointPath(step: state.step)
-        try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, configYAML: config.document.root.yaml())
+        do {
+            try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, configYAML: config.document.root.yaml())
+        } catch where config.continueOnCheckpointError {
+            log("warning: \(error); training continues (exp_manager.continue_on_checkpoint_error)")
+            return nil
+        }
         folder.prune(valLosses: valLosses, topK: config.saveTopK)
         log("checkpoint: \(path)")
         return path

@@ -38,6 +38,9 @@ struct Train: ParsableCommand {
     }
 
     func installStopHandlers() {
+        // A file-size limit (ulimit -f) should fail the write with EFBIG, reported like a full
+        // disk, rather than kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { _ in
                 stopSignalCount += 1

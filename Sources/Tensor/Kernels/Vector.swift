@@ -169,7 +169,10 @@ public enum Vector {
         y = y * r + 1.6666665459e-1
         y = y * r + 5.0000001201e-1
         y = y * (r * r) + r + 1
-        return y * Float(bitPattern: UInt32(bitPattern: Int32(fx) &+ 127) << 23)
+        // 2^fx without a float→int conversion (which traps on NaN): adding 1.5·2²³ puts the
+        // integer fx in the low mantissa bits. A NaN input stays NaN instead of crashing.
+        let n = (fx + 12_582_912).bitPattern &- 0x4B40_0000
+        return y * Float(bitPattern: (n &+ 127) << 23)
     }
 
     @inline(__always)

@@ -20,7 +20,9 @@ public struct TrainingState: Equatable {
     public init() {}
 }
 
-/// The HDF5 checkpoint: a file per checkpoint, every dataset checksummed (Fletcher-32), written
+/// The HDF5 checkpoint: a file per checkpoint, sealed by a header in HDF5's user block (length
+/// and CRC-32 of the rest, checked before HDF5 parses anything), every dataset checksummed
+/// (Fletcher-32), written
 /// under a temporary name, flushed, fsync'ed and renamed, so a crash at any instant leaves the
 /// previous checkpoint valid. Layout (readable with h5py):
 ///
@@ -39,7 +41,7 @@ public enum Checkpoint {
         let temporary = path + ".tmp-\(getpid())"
         defer { unlink(temporary) }
         do {
-            let file = try HDF5File(path: temporary, mode: .create)
+            let file = try HDF5File(path: temporary, mode: .create, userBlock: Seal.size)
             try StateDictIO.write(model, to: file, group: "/weights")
             Failpoint.hit("checkpoint-mid-write")
             for (name, _) in optimizer.parameters {
@@ -63,6 +65,7 @@ public enum Checkpoint {
             try file.setAttribute("nest_train_version", projectVersion)
             try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
             try file.close()
+            try Seal.write(temporary)
             Failpoint.hit("checkpoint-before-rename")
             try durablyRename(temporary, to: path)
         } catch {
@@ -85,6 +88,9 @@ public enum Checkpoint {
     /// Loads a checkpoint into `model` and `optimizer`; every dataset's checksum, every key
     /// and every shape is verified, and nothing is changed unless all of it loads.
     public static func read(from path: String, model: NESTModel, optimizer: AdamW?) throws -> TrainingState {
+        // libhdf5 is not hardened against hostile files: only a file whose seal (length and
+        // CRC-32 of everything after the header) verifies is handed to it.
+        try Seal.verify(path)
         let file = try HDF5File(path: path, mode: .readOnly)
         guard try file.stringAttribute("format") == format else { throw CheckpointError("\(path): not a nest-train checkpoint") }
         guard let version = try file.stringAttribute("format_version").flatMap(Int.init), version <= formatVersion else {

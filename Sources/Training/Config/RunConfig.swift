@@ -41,6 +41,8 @@ public struct RunConfig {
     public var everyNTrainSteps = 2500
     /// Consecutive skipped (non-finite) steps after which the run stops.
     public var maxConsecutiveBadSteps = 10
+    /// Keep training when a checkpoint cannot be written (disk full); the default stops.
+    public var continueOnCheckpointError = false
     /// The resolved config document, stored in checkpoints and `.nemo` archives.
     public var document: ConfigDocument
     public var warnings: [String] = []
@@ -141,6 +143,7 @@ public struct RunConfig {
             warnings.append("exp_manager.checkpoint_callback_params.monitor: only val_loss is tracked; \(monitor) is ignored")
         }
         maxConsecutiveBadSteps = try doc.int("trainer.max_consecutive_bad_steps", default: maxConsecutiveBadSteps)
+        continueOnCheckpointError = try doc.bool("exp_manager.continue_on_checkpoint_error", default: false)
         if let name = try doc.string("exp_manager.name") { self.name = name }
         warnings += doc.warnings
         if requireData, let v = validation, v.manifests.isEmpty { validation = nil }

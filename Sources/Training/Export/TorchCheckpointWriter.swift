@@ -143,11 +143,22 @@ enum CRC32 {
     }
 
     static func checksum(_ data: Data) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        var running = Running()
+        running.update(data)
+        return running.value
+    }
+
+    /// A CRC over data that arrives in pieces.
+    struct Running {
+        private var c: UInt32 = 0xFFFF_FFFF
+        mutating func update(_ data: Data) {
+            var c = self.c
+            data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+                for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+            }
+            self.c = c
         }
-        return c ^ 0xFFFF_FFFF
+        var value: UInt32 { c ^ 0xFFFF_FFFF }
     }
 }
 
