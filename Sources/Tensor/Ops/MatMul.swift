@@ -20,10 +20,15 @@ extension Tensor {
             GEMM.run(transposeA: false, transposeB: transposeB, m: batches * m, n: n, k: k,
                      a: a.data, lda: ac, b: b.data, ldb: bc, c: out.data, ldc: n)
         } else {
-            for i in 0..<batches {
-                GEMM.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                         a: a.data + i * ar * ac, lda: ac, b: b.data + (sharedB ? 0 : i * br * bc), ldb: bc,
-                         c: out.data + i * m * n, ldc: n)
+            // Small products (attention heads) in parallel over the batch; a large one is
+            // split inside GEMM.run instead.
+            let grain = max(1, GEMM.parallelThreshold / max(m * n * k, 1))
+            Parallel.forRanges(batches, grain: grain) { range in
+                for i in range {
+                    GEMM.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                             a: a.data + i * ar * ac, lda: ac, b: b.data + (sharedB ? 0 : i * br * bc), ldb: bc,
+                             c: out.data + i * m * n, ldc: n)
+                }
             }
         }
         return out.recording([a, b]) { _, g in
