@@ -28,7 +28,7 @@ struct NestTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nest-train",
         abstract: "NEST self-supervised speech pretraining (NeMo's recipe) on the CPU.",
-        subcommands: [Train.self, Info.self, Export.self, Extract.self],
+        subcommands: [Train.self, Info.self, Export.self, Extract.self, Bench.self],
         defaultSubcommand: Train.self)
 }
 

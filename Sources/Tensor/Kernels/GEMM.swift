@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, with op(X) = X or Xᵀ.
 ///
@@ -15,6 +16,16 @@ public enum GEMM {
 
     private static let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
 
+    /// Floating-point operations (2·m·n·k) of every product since the last reset: the
+    /// benchmark's FLOPs per step, counted rather than estimated.
+    public static var flops: Int {
+        counterLock.lock(); defer { counterLock.unlock() }
+        return flopCount
+    }
+    public static func resetFlops() { counterLock.lock(); flopCount = 0; counterLock.unlock() }
+    nonisolated(unsafe) private static var flopCount = 0
+    private static let counterLock = NSLock()
+
     @inline(__always)
     public static func run(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -22,6 +33,7 @@ public enum GEMM {
                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         _ = singleThreadedBLAS
         if m == 0 || n == 0 { return }
+        counterLock.lock(); flopCount += 2 * m * n * k; counterLock.unlock()
         if k == 0 {
             if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
             return

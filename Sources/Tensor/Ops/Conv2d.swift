@@ -31,13 +31,12 @@ extension Tensor {
         let og = cout / groups, k = cg * kh * kw, hw = ho * wo
         let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
         let out = Tensor(uninitializedShape: [batch, cout, ho, wo])
-        let cols = direct ? nil : Tensor(uninitializedShape: [k, hw])
 
-        // Column matrix [k, ho·wo] of batch entry b, group g.
-        func columns(_ b: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
+        // Column matrix [k, ho·wo] of batch entry b, group g, built in `buffer` (the input
+        // itself for a pointwise convolution, whose input already is the column matrix).
+        func columns(_ b: Int, _ g: Int, _ buffer: UnsafeMutablePointer<Float>?) -> UnsafeMutablePointer<Float> {
             let src = data + (b * cin + g * cg) * h * w
-            guard let cols else { return src }
-            let dst = cols.data
+            guard let dst = buffer else { return src }
             for c in 0..<cg {
                 for ki in 0..<kh {
                     for kj in 0..<kw {
@@ -58,8 +57,12 @@ extension Tensor {
             return dst
         }
 
-        for b in 0..<batch {
-            for g in 0..<groups {
+        // (batch entry, group) pairs are independent: spread them over the cores, each range
+        // with its own column buffer.
+        Parallel.forRanges(batch * groups, grain: 1) { pairs in
+            let buffer = direct ? nil : Tensor(uninitializedShape: [k, hw])
+            for pair in pairs {
+                let (b, g) = (pair / groups, pair % groups)
                 let o = out.data + (b * cout + g * og) * hw
                 var beta: Float = 0
                 if let bias {
@@ -67,39 +70,44 @@ extension Tensor {
                     beta = 1
                 }
                 GEMM.run(transposeA: false, transposeB: false, m: og, n: hw, k: k,
-                         a: weight.data + g * og * k, lda: k, b: columns(b, g), ldb: hw, beta: beta, c: o, ldc: hw)
+                         a: weight.data + g * og * k, lda: k, b: columns(b, g, buffer?.data), ldb: hw, beta: beta, c: o, ldc: hw)
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return out.recording(inputs) { _, grad in
             let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
             let gx = self.requiresGrad ? Tensor(zeros: self.shape) : nil
-            let dcols = gx != nil && !direct ? Tensor(uninitializedShape: [k, hw]) : nil
-            for b in 0..<batch {
-                for g in 0..<groups {
-                    let go = grad.data + (b * cout + g * og) * hw
-                    if let gw {
-                        GEMM.run(transposeA: false, transposeB: true, m: og, n: k, k: hw,
-                                 a: go, lda: hw, b: columns(b, g), ldb: hw, beta: 1, c: gw.data + g * og * k, ldc: k)
-                    }
-                    guard let gx else { continue }
-                    let dst = gx.data + (b * cin + g * cg) * h * w
-                    GEMM.run(transposeA: true, transposeB: false, m: k, n: hw, k: og,
-                             a: weight.data + g * og * k, lda: k, b: go, ldb: hw, beta: direct ? 1 : 0,
-                             c: dcols?.data ?? dst, ldc: hw)
-                    guard let dcols else { continue }
-                    // col2im: scatter-add the column gradient back onto the input plane.
-                    for c in 0..<cg {
-                        for ki in 0..<kh {
-                            for kj in 0..<kw {
-                                let row = dcols.data + ((c * kh + ki) * kw + kj) * hw
-                                let plane = dst + c * h * w
-                                for oh in 0..<ho {
-                                    let ih = oh * sh - ph + ki
-                                    if ih < 0 || ih >= h { continue }
-                                    for ow in 0..<wo {
-                                        let iw = ow * sw - pw + kj
-                                        if iw >= 0 && iw < w { plane[ih * w + iw] += row[oh * wo + ow] }
+            // Groups own disjoint weight rows and input channels: parallel over groups, batch
+            // entries in order inside (so dW accumulates in a fixed order).
+            Parallel.forRanges(groups, grain: 1) { groupRange in
+                let buffer = direct ? nil : Tensor(uninitializedShape: [k, hw])
+                let dcols = gx != nil && !direct ? Tensor(uninitializedShape: [k, hw]) : nil
+                for g in groupRange {
+                    for b in 0..<batch {
+                        let go = grad.data + (b * cout + g * og) * hw
+                        if let gw {
+                            GEMM.run(transposeA: false, transposeB: true, m: og, n: k, k: hw,
+                                     a: go, lda: hw, b: columns(b, g, buffer?.data), ldb: hw, beta: 1, c: gw.data + g * og * k, ldc: k)
+                        }
+                        guard let gx else { continue }
+                        let dst = gx.data + (b * cin + g * cg) * h * w
+                        GEMM.run(transposeA: true, transposeB: false, m: k, n: hw, k: og,
+                                 a: weight.data + g * og * k, lda: k, b: go, ldb: hw, beta: direct ? 1 : 0,
+                                 c: dcols?.data ?? dst, ldc: hw)
+                        guard let dcols else { continue }
+                        // col2im: scatter-add the column gradient back onto the input plane.
+                        for c in 0..<cg {
+                            for ki in 0..<kh {
+                                for kj in 0..<kw {
+                                    let row = dcols.data + ((c * kh + ki) * kw + kj) * hw
+                                    let plane = dst + c * h * w
+                                    for oh in 0..<ho {
+                                        let ih = oh * sh - ph + ki
+                                        if ih < 0 || ih >= h { continue }
+                                        for ow in 0..<wo {
+                                            let iw = ow * sw - pw + kj
+                                            if iw >= 0 && iw < w { plane[ih * w + iw] += row[oh * wo + ow] }
+                                        }
                                     }
                                 }
                             }

@@ -1,0 +1,130 @@
+import Audio
+import Foundation
+import Model
+import NN
+import Tensor
+
+/// `nest-train bench`: times NeMo's units of work on synthetic audio and prints one JSON line
+/// with the fields of `../shared/bench/nemo_reference.py`, so the two can be compared side by side.
+///
+/// train: both front ends (clean, noisy; dither on), quantizer targets, block masking, encoder,
+/// decoder, loss (`fwd_loss`), backward (`bwd`), AdamW with the config's schedule (`opt`).
+/// Augmentation runs outside the step and is reported as `aug_median_s`, as NeMo's data loader
+/// does. infer: eval-mode front end and encoder. features: the front end alone.
+public enum StepBenchmark {
+    public enum Mode: String, CaseIterable { case train, infer, features }
+
+    struct CPUTime { let user: Double, sys: Double }
+    static func cpuTime() -> CPUTime {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return CPUTime(user: Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6,
+                       sys: Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6)
+    }
+    static func peakRSSMiB() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_maxrss) / 1024
+    }
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    public static func run(config: RunConfig, configName: String, mode: Mode, batch: Int, seconds: Double,
+                           steps: Int, warmup: Int, seed: UInt64) -> String {
+        let buildStart = now()
+        let (model, frontEnd) = ModelFactory.make(config)
+        let buildSeconds = now() - buildStart
+        let rssBuild = peakRSSMiB()
+        let optimizer = AdamW(parameters: model.trainableParameters(),
+                              settings: .init(betas: config.betas, eps: config.eps, weightDecay: config.weightDecay))
+        let schedule = config.learningRateSchedule()
+        let samples = Int(seconds * Double(config.sampleRate))
+        let lengths = [Int](repeating: samples, count: batch)
+        let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }
+        var rows: [[String: Double]] = []
+        var losses: [Double] = [], lrs: [Double] = []
+        var maskedFraction = 0.0
+        var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0), measuredWall = 0.0
+        mode == .train ? model.train() : model.eval()
+        for step in 0..<(warmup + steps) {
+            // Same recipe as the reference: audio 0.1·N(0,1), noise 0.05·N(0,1).
+            let rng = RandomGenerator(seed: seed &* 1000 &+ UInt64(step))
+            let audio = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.1 * rng.normal()) } }
+            let noise = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.05 * rng.normal()) } }
+            var row: [String: Double] = [:]
+            var noisy = zip(audio, noise).map { a, n in zip(a, n).map(+) }
+            if mode == .train, let augmentation {
+                let t = now()
+                noisy = augmentation(audio, lengths: lengths, rng: rng) { i, n in Array(noise[i].prefix(n)) }.noisy
+                row["aug"] = now() - t
+            }
+            GEMM.resetFlops()
+            let cpu0 = cpuTime(), t0 = now()
+            switch mode {
+            case .features:
+                _ = frontEnd(audio, lengths: lengths, rng: nil)
+                row["preprocessor"] = now() - t0
+            case .infer:
+                let (features, frames) = frontEnd(audio, lengths: lengths, rng: nil)
+                let t1 = now()
+                _ = withoutGrad { model.encoder(features, lengths: frames) }
+                row["preprocessor"] = t1 - t0
+                row["encoder"] = now() - t1
+            case .train:
+                let (clean, _) = frontEnd(audio, lengths: lengths, rng: rng.derived(1))
+                let (noisyFeatures, frames) = frontEnd(noisy, lengths: lengths, rng: rng.derived(2))
+                let mask = model.maskProcessor.drawMask(lengths: frames, frames: noisyFeatures.shape[2], rng: rng.derived(3))
+                let result = model.maskedTokenLoss(clean: clean, noisy: noisyFeatures, noisyLengths: frames, frameMask: mask)
+                let t1 = now()
+                result.loss.backward()
+                let t2 = now()
+                let lr = schedule.rate(forUpdate: optimizer.step + 1)
+                optimizer.update(lr: lr)
+                Gradients.zero(optimizer.parameters.map(\.tensor))
+                row["fwd_loss"] = t1 - t0
+                row["bwd"] = t2 - t1
+                row["opt"] = now() - t2
+                losses.append(Double(result.loss.scalar))
+                lrs.append(lr)
+                maskedFraction = Double(mask.array.reduce(0, +)) / Double(mask.count)
+            }
+            row["step"] = now() - t0
+            let cpu1 = cpuTime()
+            if step >= warmup {
+                measuredFlops += GEMM.flops
+                measuredCPU = CPUTime(user: measuredCPU.user + cpu1.user - cpu0.user, sys: measuredCPU.sys + cpu1.sys - cpu0.sys)
+                measuredWall += row["step"]!
+            }
+            rows.append(row)
+        }
+        let measured = Array(rows.dropFirst(warmup))
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2) }
+        func r(_ x: Double, _ digits: Int = 4) -> Double { (x * pow(10, Double(digits))).rounded() / pow(10, Double(digits)) }
+        let stepTimes = measured.map { $0["step"]! }
+        let parts: [String] = mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
+        let summary = ModelSummary(model: model, config: config.model, batch: batch, seconds: seconds)
+        let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
+        var out: [String: Any] = [
+            "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
+            "sample_rate": config.sampleRate, "steps": steps, "warmup": warmup, "seed": seed, "threads": Parallel.threads,
+            "cpu_count": ProcessInfo.processInfo.activeProcessorCount,
+            "params": ["total": summary.total, "trainable": summary.trainable, "encoder": summary.encoder],
+            "step_s": ["median": r(median(stepTimes)), "min": r(stepTimes.min() ?? 0), "max": r(stepTimes.max() ?? 0)],
+            "parts_median_s": Dictionary(uniqueKeysWithValues: parts.map { p in (p, r(median(measured.compactMap { $0[p] }), 6)) }),
+            "step_s_all": rows.map { r($0["step"]!) },
+            "audio_seconds_per_second": r(Double(batch) * seconds / max(median(stepTimes), 1e-9), 3),
+            "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(rssBuild, 1),
+            "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
+            "build_s": r(buildSeconds, 2),
+            "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9, 2),
+            "time_utc": ISO8601DateFormatter().string(from: Date()),
+        ]
+        if mode == .train {
+            out["losses"] = losses.map { r($0, 5) }
+            out["lr_first_last"] = [lrs.first ?? 0, lrs.last ?? 0]
+            out["masked_frac_last"] = r(maskedFraction, 4)
+            out["aug_median_s"] = augmentation == nil ? NSNull() : r(median(measured.compactMap { $0["aug"] }), 4)
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
