@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench demo data clean nemo-venv check-nemo
+.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -28,12 +28,18 @@ test: setup
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build --disable-swift-testing
 
-## Engine and model benchmarks (release build); figures go to BENCHMARKS.md by hand.
-bench: setup
+## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data
+## loader on the demo corpus (release build); figures go to BENCHMARKS.md by hand.
+bench: build data
 	$(RELEASE) --product nest-bench
 	.build/release/nest-bench
-	.build/release/nest-bench model Configs/large.yaml 4 10
-	.build/release/nest-bench model Configs/xl.yaml 1 10
+	.build/release/nest-train bench --config Configs/large.yaml --mode train --batch 4 --seconds 10 --steps 3
+	.build/release/nest-train bench --config Configs/xl.yaml --mode train --batch 1 --seconds 10 --steps 3
+	.build/release/nest-train bench --config Configs/demo.yaml --mode loader --steps 20
+
+## NeMo and nest-train alternately on the same configs (installs NeMo in $(NEMO_VENV) first).
+bench-vs-nemo: build nemo-venv
+	NEMO_PYTHON=$(NEMO_VENV)/bin/python Tests/Interop/bench_vs_nemo.sh
 
 ## The demo corpus in Data/generated (deterministic; skipped when already complete).
 data: setup

@@ -41,7 +41,7 @@ let package = Package(
             name: "nest-train",
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
-        .executableTarget(name: "nest-bench", dependencies: ["Training", "Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
+        .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),

@@ -106,12 +106,12 @@ public enum AudioFile {
         return Array(out.prefix(min(done, outCount)))
     }
 
-    /// Writes 16-bit PCM WAV (for tests and generated data).
-    public static func writeWAV(_ samples: [Float], sampleRate: Int, to path: String) throws {
+    /// Writes mono WAV, 16-bit PCM or 32-bit float (for tests and generated data).
+    public static func writeWAV(_ samples: [Float], sampleRate: Int, to path: String, float: Bool = false) throws {
         var info = SF_INFO()
         info.samplerate = Int32(sampleRate)
         info.channels = 1
-        info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
+        info.format = Int32(SF_FORMAT_WAV | (float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16))
         guard let file = sf_open(path, Int32(SFM_WRITE), &info) else {
             throw AudioError(path: path, reason: "cannot create WAV file")
         }

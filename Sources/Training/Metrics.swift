@@ -13,7 +13,7 @@ final class MetricsWriter {
 
     func append(_ row: [String: Any]) throws {
         // Keys in a fixed order so rows are comparable line by line.
-        let order = ["step", "loss", "masked_acc", "lr", "grad_norm", "masked_tokens", "audio_seconds", "step_seconds", "codebook_usage", "val_loss", "val_masked_acc"]
+        let order = ["step", "loss", "masked_acc", "lr", "grad_norm", "masked_tokens", "audio_seconds", "step_seconds", "data_wait_seconds", "codebook_usage", "val_loss", "val_masked_acc"]
         let parts = order.compactMap { key -> String? in
             guard let v = row[key] else { return nil }
             switch v {

@@ -12,7 +12,7 @@ import Tensor
 /// Augmentation runs outside the step and is reported as `aug_median_s`, as NeMo's data loader
 /// does. infer: eval-mode front end and encoder. features: the front end alone.
 public enum StepBenchmark {
-    public enum Mode: String, CaseIterable { case train, infer, features }
+    public enum Mode: String, CaseIterable { case train, infer, features, loader }
 
     struct CPUTime { let user: Double, sys: Double }
     static func cpuTime() -> CPUTime {
@@ -27,6 +27,28 @@ public enum StepBenchmark {
         return Double(u.ru_maxrss) / 1024
     }
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// loader: the data pipeline alone on the config's training manifest (reading, resampling,
+    /// augmentation with the noise manifest, both front ends, masks), as the background worker
+    /// runs it; audio-seconds per second of one worker.
+    public static func loader(config: RunConfig, configName: String, batches: Int) throws -> String {
+        let (model, frontEnd) = ModelFactory.make(config)
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masking: model.maskProcessor,
+                                     sampleRate: config.sampleRate, seed: config.seed, training: true)
+        var position = DataPosition(epoch: 0, index: 0)
+        var audioSeconds = 0.0
+        let t0 = now()
+        for _ in 0..<batches {
+            audioSeconds += try loader.batch(at: position).audioSeconds
+            position = loader.next(after: position)
+        }
+        let wall = now() - t0
+        let out: [String: Any] = ["program": "nest-train", "mode": "loader", "config": configName, "batches": batches,
+                                  "batch_size": config.train.batchSize, "augmentation": config.train.augmentation != nil,
+                                  "noise_manifests": config.train.noiseManifests, "wall_s": wall, "audio_seconds": audioSeconds,
+                                  "audio_seconds_per_second": audioSeconds / max(wall, 1e-9)]
+        return String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self)
+    }
 
     public static func run(config: RunConfig, configName: String, mode: Mode, batch: Int, seconds: Double,
                            steps: Int, warmup: Int, seed: UInt64) -> String {
@@ -60,6 +82,8 @@ public enum StepBenchmark {
             GEMM.resetFlops()
             let cpu0 = cpuTime(), t0 = now()
             switch mode {
+            case .loader:
+                break
             case .features:
                 _ = frontEnd(audio, lengths: lengths, rng: nil)
                 row["preprocessor"] = now() - t0

@@ -82,6 +82,8 @@ public final class Trainer {
         let validation = try config.validation.map {
             try BatchLoader(settings: $0, frontEnd: frontEnd, masking: model.maskProcessor, sampleRate: config.sampleRate, seed: config.seed, training: false)
         }
+        let valInterval = config.valCheckEpochFraction.map { max(1, Int(Double(loader.batchesPerEpoch) * $0)) } ?? config.valCheckInterval
+        let checkpointInterval = config.everyNTrainSteps > 0 ? config.everyNTrainSteps : valInterval
         let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
         defer { prefetcher.stop() }
         let metrics = try MetricsWriter(path: folder.metricsPath)
@@ -99,9 +101,12 @@ public final class Trainer {
         while state.step < config.maxSteps && !stopRequested() {
             let started = Date()
             var lossSum = 0.0, accuracySum = 0.0, tokens = 0, codes = Set<Int>(), utterances: [String] = [], seconds = 0.0
+            var dataWait = 0.0
             let snapshot = BufferSnapshot(model)
             for _ in 0..<config.accumulateGradBatches {
+                let waitStart = Date()
                 let batch = try prefetcher.next()
+                dataWait += Date().timeIntervalSince(waitStart)
                 state.position = loader.next(after: batch.position)
                 for s in batch.skipped { log("skipped: \(s)") }
                 if batch.isEmpty {
@@ -149,13 +154,13 @@ public final class Trainer {
                 try metrics.append([
                     "step": state.step, "loss": loss, "masked_acc": tokens > 0 ? accuracySum / Double(tokens) : 0, "lr": lr,
                     "grad_norm": gradNorm, "masked_tokens": tokens, "audio_seconds": state.audioSeconds,
-                    "step_seconds": stepSeconds, "codebook_usage": Double(codes.count) / classes,
+                    "step_seconds": stepSeconds, "data_wait_seconds": dataWait, "codebook_usage": Double(codes.count) / classes,
                 ])
             }
             progress.update(step: state.step, loss: loss, accuracy: tokens > 0 ? accuracySum / Double(tokens) : 0, lr: lr,
                             audioPerSecond: seconds / max(stepSeconds, 1e-9), log: log)
             var validated = false
-            if let validation, state.step % config.valCheckInterval == 0 || state.step == config.maxSteps {
+            if let validation, state.step % valInterval == 0 || state.step == config.maxSteps {
                 let (valLoss, valAccuracy) = validate(validation)
                 state.valLoss = valLoss
                 valLosses[state.step] = valLoss
@@ -163,7 +168,7 @@ public final class Trainer {
                 try metrics.append(["step": state.step, "val_loss": valLoss, "val_masked_acc": valAccuracy])
                 log(String(format: "step %d: val_loss %.4f, val_masked_acc %.4f", state.step, valLoss, valAccuracy))
             }
-            if state.step % config.everyNTrainSteps == 0 || state.step == config.maxSteps || stopRequested() {
+            if state.step % checkpointInterval == 0 || state.step == config.maxSteps || stopRequested() {
                 if !validated { state.valLoss = nil }
                 lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
             }

@@ -7,7 +7,6 @@ import Tensor
 /// `make bench`: engine micro-benchmarks (GEMM through the engine vs raw cblas_sgemm,
 /// elementwise kernels vs memcpy bandwidth, one Conformer layer forward + backward).
 /// Prints figures and ratios; timings are medians of repeated runs.
-/// `nest-bench model CONFIG BATCH SECONDS` times one model's whole training step instead.
 @main
 struct EngineBenchmark {
     static func median(_ runs: Int = 7, _ body: () -> Void) -> Double {
@@ -23,15 +22,6 @@ struct EngineBenchmark {
 
     static func main() {
         print("nest-train engine benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; medians of 7 runs)")
-        let arguments = CommandLine.arguments.dropFirst()
-        if arguments.first == "model", arguments.count >= 4, let batch = Int(arguments[arguments.startIndex + 2]),
-           let seconds = Double(arguments[arguments.startIndex + 3]) {
-            // nest-bench model CONFIG BATCH SECONDS: one model's training step in its own process
-            // (so the peak RSS is that model's).
-            print("Whole-model training step (median of 3)")
-            ModelBenchmarks.trainingStep(config: arguments[arguments.startIndex + 1], batch: batch, seconds: seconds, repeats: 3)
-            return
-        }
         gemm()
         elementwise()
         conformerLayer()

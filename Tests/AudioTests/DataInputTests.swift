@@ -163,3 +163,46 @@ final class DataInputTests: XCTestCase {
         XCTAssertGreaterThan(speechModes, 15)
     }
 }
+
+/// Compressed formats, float files and out-of-range headers, through libsndfile.
+final class AudioFormatTests: XCTestCase {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nest-formats-\(UUID().uuidString)").path
+
+    override func setUp() { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+
+    func sox(_ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sox")
+        p.arguments = args
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "sox \(args)")
+    }
+
+    func testFLACAndOggReadLikeTheWAVTheyWereMadeFrom() throws {
+        let tone = (0..<16000).map { Float(0.4 * sin(2 * Double.pi * 440 * Double($0) / 16000)) }
+        try AudioFile.writeWAV(tone, sampleRate: 16000, to: dir + "/t.wav")
+        try sox(["-D", dir + "/t.wav", dir + "/t.flac"])
+        try sox(["-D", dir + "/t.wav", dir + "/t.ogg"])
+        let wav = try AudioFile.read(dir + "/t.wav")
+        let flac = try AudioFile.read(dir + "/t.flac")
+        XCTAssertEqual(flac, wav, "FLAC is lossless")
+        let ogg = try AudioFile.read(dir + "/t.ogg")
+        XCTAssertEqual(ogg.count, wav.count)
+        let error = zip(ogg, wav).map { Double(($0 - $1) * ($0 - $1)) }.reduce(0, +) / Double(wav.count)
+        let power = wav.map { Double($0 * $0) }.reduce(0, +) / Double(wav.count)
+        XCTAssertLessThan(10 * log10(error / power), -20, "Vorbis is lossy but close")
+    }
+
+    func testNaNSamplesAndImpossibleHeadersAreNamed() throws {
+        // A float WAV holding a NaN, written with libsndfile.
+        let path = dir + "/nan.wav"
+        try AudioFile.writeWAV([0.1, .nan, 0.2] + [Float](repeating: 0, count: 1000), sampleRate: 16000, to: path, float: true)
+        XCTAssertThrowsError(try AudioFile.read(path)) { XCTAssertTrue("\($0)".contains("non-finite sample"), "\($0)") }
+        // 500 Hz and 300 kHz, 80 channels: sox writes the headers, we refuse them by name.
+        try sox(["-D", "-n", "-r", "500", "-b", "16", dir + "/slow.wav", "synth", "0.5", "sine", "100"])
+        XCTAssertThrowsError(try AudioFile.read(dir + "/slow.wav")) { XCTAssertTrue("\($0)".contains("unsupported sample rate 500 Hz"), "\($0)") }
+        try sox(["-D", "-n", "-r", "8000", "-c", "80", "-b", "16", dir + "/wide.wav", "synth", "0.1", "sine", "100"])
+        XCTAssertThrowsError(try AudioFile.read(dir + "/wide.wav")) { XCTAssertTrue("\($0)".contains("unsupported channel count 80"), "\($0)") }
+    }
+}

@@ -54,6 +54,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(message(["model.masking.block_size=900", "model.train_ds.max_duration=2"]).contains("block_size"))
     }
 
+    func testUnusedDataAndExperimentKeysAreWarnedOnce() throws {
+        let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "  train_ds:\n", with: "  train_ds:\n    pin_memory: true\n    is_tarred: false\n")
+            .replacingOccurrences(of: "exp_manager:\n", with: "exp_manager:\n  create_wandb_logger: false\n")
+        let config = try RunConfig(try ConfigDocument(text: yaml, file: "x.yaml"), requireData: false)
+        for key in ["model.train_ds.pin_memory", "model.train_ds.is_tarred", "exp_manager.create_wandb_logger"] {
+            XCTAssertEqual(config.warnings.filter { $0.hasPrefix(key + " ") }.count, 1, key)
+        }
+        let clean = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml"), requireData: false)
+        XCTAssertEqual(clean.warnings.filter { !$0.hasPrefix("trainer.precision") }, [], "the project's own configs use every key")
+    }
+
     func testMandatoryManifestIsReported() {
         XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/large.yaml"))) { error in
             XCTAssertTrue("\(error)".contains("model.train_ds.manifest_filepath must be set"), "\(error)")

@@ -46,6 +46,27 @@ final class TrainResumeTests: XCTestCase {
         }
     }
 
+    func testFreshStartsANewFolderAndKeepsTheOld() throws {
+        let dir = CLI.temporaryDirectory()
+        XCTAssertEqual(try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=2"]).status, 0)
+        let fresh = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=2", "--fresh"])
+        XCTAssertEqual(fresh.status, 0, fresh.stderr)
+        XCTAssertTrue(fresh.stderr.contains("run folder: \(dir)/NEST-tiny-1"), fresh.stderr)
+        XCTAssertFalse(fresh.stderr.contains("resumed"), fresh.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/NEST-tiny/checkpoints/step-00000002.h5"), "the old run is kept")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/NEST-tiny-1/checkpoints/step-00000002.h5"))
+    }
+
+    /// Lightning's float val_check_interval is a fraction of an epoch (NeMo's yaml says 1.0).
+    func testFloatValidationIntervalIsAFractionOfAnEpoch() throws {
+        let dir = CLI.temporaryDirectory()
+        // The tiny corpus has 3 batches per epoch (7 utterances, batch 2, drop_last).
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.val_check_interval=1.0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try String(contentsOfFile: dir + "/NEST-tiny/metrics.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains("val_loss") }
+        XCTAssertEqual(rows.map { $0.components(separatedBy: ",")[0] }, ["{\"step\": 0", "{\"step\": 3", "{\"step\": 6", "{\"step\": 8"])
+    }
+
     func testSIGTERMWritesACheckpointAndExitsCleanly() throws {
         let dir = CLI.temporaryDirectory()
         let process = Process()

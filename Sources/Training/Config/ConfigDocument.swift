@@ -110,6 +110,12 @@ public struct ConfigDocument {
         }
     }
 
+    /// The YAML type of a scalar ("int", "float", "str", "bool"), nil when absent or not a scalar.
+    public func tag(_ path: String) -> String? {
+        if case .scalar(_, let t)? = root.at(path) { return t }
+        return nil
+    }
+
     public func int(_ path: String, default value: Int) throws -> Int { try int(path) ?? value }
 
     public func int(_ path: String) throws -> Int? {

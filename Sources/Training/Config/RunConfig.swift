@@ -14,7 +14,6 @@ public struct RunConfig {
         public var minDuration: Double? = 1.0
         public var maxDuration: Double? = 60.0
         public var skipBadAudio = true
-        public var workers = 1
         public var augmentation: MultiSpeakerNoiseAugmentation.Settings? = nil
     }
 
@@ -32,6 +31,9 @@ public struct RunConfig {
     public var schedule = LearningRateScheduleSpec.noam(warmup: 25_000, minLR: 1e-6)
     public var maxSteps = 500_000
     public var valCheckInterval = 2500
+    /// Lightning's float form of `val_check_interval`: validate every this fraction of an
+    /// epoch (resolved to steps once the manifest is read).
+    public var valCheckEpochFraction: Double? = nil
     public var accumulateGradBatches = 1
     public var gradientClipVal = 0.0
     public var logEveryNSteps = 10
@@ -100,7 +102,9 @@ public struct RunConfig {
         eps = try doc.double("\(o).eps", default: eps)
         weightDecay = try doc.double("\(o).weight_decay", default: weightDecay)
         maxSteps = try doc.int("trainer.max_steps", default: maxSteps)
-        if maxSteps <= 0 {
+        if maxSteps <= 0 && !requireData {
+            maxSteps = 500_000   // inspecting or exporting: NeMo's scheduler default
+        } else if maxSteps <= 0 {
             throw ConfigError("\(doc.file): trainer.max_steps must be set to a positive number of steps (epoch-based runs are not supported)")
         }
         let warmupSteps = try doc.int("\(o).sched.warmup_steps")
@@ -118,10 +122,16 @@ public struct RunConfig {
         }
 
         if let v = try doc.double("trainer.val_check_interval") {
-            guard v >= 1, v == v.rounded() else {
-                throw ConfigError("\(doc.file): trainer.val_check_interval must be a whole number of steps (fractions of an epoch are not supported)")
+            // As Lightning: an int counts steps, a float in (0, 1] is a fraction of an epoch.
+            if doc.tag("trainer.val_check_interval") == "float" {
+                guard v > 0 && v <= 1 else {
+                    throw ConfigError("\(doc.file): trainer.val_check_interval: a float must be in (0, 1] (a fraction of an epoch), got \(v); use an integer for a number of steps")
+                }
+                valCheckEpochFraction = v
+            } else {
+                guard v >= 1 else { throw ConfigError("\(doc.file): trainer.val_check_interval must be ≥ 1 step") }
+                valCheckInterval = Int(v)
             }
-            valCheckInterval = Int(v)
         }
         accumulateGradBatches = try doc.int("trainer.accumulate_grad_batches", default: 1)
         gradientClipVal = try doc.double("trainer.gradient_clip_val", default: 0)
@@ -138,7 +148,7 @@ public struct RunConfig {
         expDir = try doc.string("exp_manager.exp_dir") ?? expDir
         resumeIfExists = try doc.bool("exp_manager.resume_if_exists", default: true)
         saveTopK = try doc.int("exp_manager.checkpoint_callback_params.save_top_k", default: 1)
-        everyNTrainSteps = try doc.int("exp_manager.checkpoint_callback_params.every_n_train_steps", default: valCheckInterval)
+        everyNTrainSteps = try doc.int("exp_manager.checkpoint_callback_params.every_n_train_steps") ?? 0   // 0: with validation
         if let monitor = try doc.string("exp_manager.checkpoint_callback_params.monitor"), monitor != "val_loss" {
             warnings.append("exp_manager.checkpoint_callback_params.monitor: only val_loss is tracked; \(monitor) is ignored")
         }
@@ -147,8 +157,27 @@ public struct RunConfig {
         if let name = try doc.string("exp_manager.name") { self.name = name }
         warnings += doc.warnings
         if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
+        warnings += Self.unusedKeys(doc)
         if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
             throw ConfigError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
+        }
+    }
+
+    /// Keys of NeMo's data and experiment sections that nest-train reads; the others get one
+    /// warning each instead of being ignored silently.
+    static let usedKeys: [String: Set<String>] = [
+        "model.train_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
+                           "max_duration", "skip_bad_audio", "batch_augmentor"],
+        "model.validation_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
+                                "max_duration", "skip_bad_audio", "batch_augmentor"],
+        "exp_manager": ["exp_dir", "name", "resume_if_exists", "resume_ignore_no_checkpoint", "checkpoint_callback_params",
+                        "continue_on_checkpoint_error"],
+        "exp_manager.checkpoint_callback_params": ["monitor", "mode", "save_top_k", "every_n_train_steps"],
+    ]
+
+    static func unusedKeys(_ doc: ConfigDocument) -> [String] {
+        usedKeys.sorted { $0.key < $1.key }.flatMap { section, used in
+            (doc.node(section)?.keys ?? []).filter { !used.contains($0) }.map { "\(section).\($0) is not used by nest-train" }
         }
     }
 
@@ -179,7 +208,6 @@ public struct RunConfig {
         d.minDuration = try doc.double("\(key).min_duration")
         d.maxDuration = try doc.double("\(key).max_duration")
         d.skipBadAudio = try doc.bool("\(key).skip_bad_audio", default: true)
-        d.workers = max(1, try doc.int("\(key).num_workers", default: 1))
         if d.batchSize < 1 { throw ConfigError("\(doc.file): \(key).batch_size must be ≥ 1") }
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
             throw ConfigError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
