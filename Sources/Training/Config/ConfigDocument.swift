@@ -36,6 +36,8 @@ public struct ConfigDocument {
         var mode = 0
         if key.hasPrefix("++") { mode = 2; key.removeFirst(2) } else if key.hasPrefix("+") { mode = 1; key.removeFirst() }
         let value = try ConfigNode.parse(valueText.isEmpty ? "''" : valueText, file: "override \(key)")
+        // Keys of a bare model config may be given as written in that file (no `model.`).
+        if node.at(key) == nil, !key.hasPrefix("model."), node.at("model." + key) != nil { key = "model." + key }
         let exists = node.at(key) != nil
         if mode == 0 && !exists {
             throw ConfigError("override \(key): no such key in \(file) (use ++\(key)=… to add it)")
