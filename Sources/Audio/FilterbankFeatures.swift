@@ -65,7 +65,7 @@ public final class FilterbankFeatures: @unchecked Sendable {
         let out = Tensor(zeros: [audio.count, f, t])
         // Dither noise is drawn up front, in batch order, so results do not depend on threads.
         let noise: [[Float]]? = rng.flatMap { r in
-            settings.dither > 0 ? audio.map { a in (0..<nMax).map { _ in settings.dither * Float(r.normal()) } } : nil
+            settings.dither > 0 ? audio.map { _ in r.normals(nMax).map { settings.dither * $0 } } : nil
         }
         var frameCounts = [Int](repeating: 0, count: audio.count)
         frameCounts.withUnsafeMutableBufferPointer { counts in

@@ -73,6 +73,21 @@ public final class RandomGenerator {
         return (-2 * Foundation.log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 
+    /// `n` standard normals, using both values of each Box–Muller pair (twice as fast as
+    /// `normal()` per value; the stream differs from n calls of `normal()`).
+    public func normals(_ n: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: n)
+        var i = 0
+        while i < n {
+            let radius = (-2 * Foundation.log(1 - uniform())).squareRoot()
+            let angle = 2 * Double.pi * uniform()
+            out[i] = Float(radius * cos(angle))
+            if i + 1 < n { out[i + 1] = Float(radius * sin(angle)) }
+            i += 2
+        }
+        return out
+    }
+
     public func bernoulli(_ p: Double) -> Bool { uniform() < p }
 
     /// Binomial(n, p) as a sum of Bernoulli draws: exact, and cheap for the n (≤ a few thousand

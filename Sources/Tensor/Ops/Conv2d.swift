@@ -32,6 +32,14 @@ extension Tensor {
         let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
         let out = Tensor(uninitializedShape: [batch, cout, ho, wo])
 
+        // Output columns ow whose input column ow·sw − pw + kj lies inside the image, so the
+        // copy loops need no bounds test per element.
+        func validColumns(_ kj: Int) -> (Int, Int) {
+            let lo = max(0, (pw - kj + sw - 1) / sw)
+            let hi = min(wo, (w - 1 + pw - kj) / sw + 1)
+            return (min(lo, hi), hi)
+        }
+
         // Column matrix [k, ho·wo] of batch entry b, group g, built in `buffer` (the input
         // itself for a pointwise convolution, whose input already is the column matrix).
         func columns(_ b: Int, _ g: Int, _ buffer: UnsafeMutablePointer<Float>?) -> UnsafeMutablePointer<Float> {
@@ -42,14 +50,15 @@ extension Tensor {
                     for kj in 0..<kw {
                         let row = dst + ((c * kh + ki) * kw + kj) * hw
                         let plane = src + c * h * w
+                        let (lo, hi) = validColumns(kj)
                         for oh in 0..<ho {
                             let ih = oh * sh - ph + ki
                             let r = row + oh * wo
                             if ih < 0 || ih >= h { r.update(repeating: 0, count: wo); continue }
-                            for ow in 0..<wo {
-                                let iw = ow * sw - pw + kj
-                                r[ow] = iw >= 0 && iw < w ? plane[ih * w + iw] : 0
-                            }
+                            r.update(repeating: 0, count: lo)
+                            let src = plane + ih * w + kj - pw
+                            for ow in lo..<hi { r[ow] = src[ow * sw] }
+                            (r + hi).update(repeating: 0, count: wo - hi)
                         }
                     }
                 }
@@ -101,13 +110,12 @@ extension Tensor {
                                 for kj in 0..<kw {
                                     let row = dcols.data + ((c * kh + ki) * kw + kj) * hw
                                     let plane = dst + c * h * w
+                                    let (lo, hi) = validColumns(kj)
                                     for oh in 0..<ho {
                                         let ih = oh * sh - ph + ki
                                         if ih < 0 || ih >= h { continue }
-                                        for ow in 0..<wo {
-                                            let iw = ow * sw - pw + kj
-                                            if iw >= 0 && iw < w { plane[ih * w + iw] += row[oh * wo + ow] }
-                                        }
+                                        let dst = plane + ih * w + kj - pw, src = row + oh * wo
+                                        for ow in lo..<hi { dst[ow * sw] += src[ow] }
                                     }
                                 }
                             }
