@@ -66,6 +66,11 @@ extension Tensor {
             return dst
         }
 
+        if cg == 1 && og == 1 && groups > 1 {
+            return depthwise(weight: weight, bias: bias, out: out, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw,
+                             ho: ho, wo: wo, validColumns: validColumns)
+        }
+
         // (batch entry, group) pairs are independent: spread them over the cores, each range
         // with its own column buffer.
         Parallel.forRanges(batch * groups, grain: 1) { pairs in
@@ -132,6 +137,77 @@ extension Tensor {
                 }
                 bias.accumulateGrad(gb, owned: true)
             }
+        }
+    }
+
+    /// Depthwise convolution (one filter per channel) computed directly: im2col would turn each
+    /// channel into a 1×(kh·kw) by (kh·kw)×(ho·wo) product, all overhead. Planes (b, c) run in
+    /// parallel forward; channels own their weight gradients backward.
+    private func depthwise(weight: Tensor, bias: Tensor?, out: Tensor, kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int,
+                           ho: Int, wo: Int, validColumns: (Int) -> (Int, Int)) -> Tensor {
+        let (batch, channels, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let x = data, y = out.data, wt = weight.data
+        let ranges = (0..<kw).map(validColumns)
+        Parallel.forRanges(batch * channels, grain: 1) { planes in
+            for plane in planes {
+                let c = plane % channels
+                let src = x + plane * h * w, dst = y + plane * ho * wo
+                dst.update(repeating: bias?.data[c] ?? 0, count: ho * wo)
+                for oh in 0..<ho {
+                    let row = dst + oh * wo
+                    for ki in 0..<kh {
+                        let ih = oh * sh - ph + ki
+                        if ih < 0 || ih >= h { continue }
+                        for kj in 0..<kw {
+                            let weightValue = wt[(c * kh + ki) * kw + kj]
+                            let (lo, hi) = ranges[kj]
+                            let line = src + ih * w + kj - pw
+                            for ow in lo..<hi { row[ow] += weightValue * line[ow * sw] }
+                        }
+                    }
+                }
+            }
+        }
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        return out.recording(inputs) { _, grad in
+            let gx = self.requiresGrad ? Tensor(zeros: self.shape) : nil
+            let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
+            let gb = bias?.requiresGrad == true ? Tensor(zeros: [channels]) : nil
+            let g = grad.data
+            Parallel.forRanges(channels, grain: 1) { cs in
+                for c in cs {
+                    for b in 0..<batch {
+                        let plane = b * channels + c
+                        let src = x + plane * h * w, go = g + plane * ho * wo
+                        if let gb { gb.data[c] += Float(Vector.sum(go, count: ho * wo)) }
+                        for oh in 0..<ho {
+                            let gRow = go + oh * wo
+                            for ki in 0..<kh {
+                                let ih = oh * sh - ph + ki
+                                if ih < 0 || ih >= h { continue }
+                                for kj in 0..<kw {
+                                    let (lo, hi) = ranges[kj]
+                                    let offset = ih * w + kj - pw
+                                    if let gw {
+                                        var acc: Float = 0
+                                        let line = src + offset
+                                        for ow in lo..<hi { acc += gRow[ow] * line[ow * sw] }
+                                        gw.data[(c * kh + ki) * kw + kj] += acc
+                                    }
+                                    if let gx {
+                                        let weightValue = wt[(c * kh + ki) * kw + kj]
+                                        let line = gx.data + plane * h * w + offset
+                                        for ow in lo..<hi { line[ow * sw] += weightValue * gRow[ow] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let gx { self.accumulateGrad(gx, owned: true) }
+            if let gw { weight.accumulateGrad(gw, owned: true) }
+            if let gb, let bias { bias.accumulateGrad(gb.reshaped(bias.shape), owned: true) }
         }
     }
 }
