@@ -8,15 +8,11 @@ public final class Conv2d: Module {
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                 padding: (Int, Int) = (0, 0), groups: Int = 1, bias hasBias: Bool = true, rng: RandomGenerator) {
-        weight = Tensor(zeros: [outputChannels, inputChannels / groups, kernelSize.0, kernelSize.1])
-        bias = hasBias ? Tensor(zeros: [outputChannels]) : nil
+        (weight, bias) = Initialization.defaultWeightAndBias(shape: [outputChannels, inputChannels / groups, kernelSize.0, kernelSize.1],
+                                                             fanIn: inputChannels / groups * kernelSize.0 * kernelSize.1, bias: hasBias, rng: rng)
         geometry = Conv2dGeometry(stride: stride, padding: padding, groups: groups)
         super.init()
-        let fanIn = inputChannels / groups * kernelSize.0 * kernelSize.1
-        Initialization.defaultUniform(weight, fanIn: fanIn, rng: rng)
-        if let bias { Initialization.defaultUniform(bias, fanIn: fanIn, rng: rng) }
-        parameter("weight", weight)
-        if let bias { parameter("bias", bias) }
+        weightAndBias(weight, bias)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.conv2d(weight: weight, bias: bias, geometry) }
@@ -30,15 +26,11 @@ public final class DepthwiseConv1d: Module {
     public let left: Int, right: Int
 
     public init(channels: Int, kernelSize: Int, left: Int, right: Int, bias hasBias: Bool = true, rng: RandomGenerator) {
-        weight = Tensor(zeros: [channels, 1, kernelSize])
-        bias = hasBias ? Tensor(zeros: [channels]) : nil
+        (weight, bias) = Initialization.defaultWeightAndBias(shape: [channels, 1, kernelSize], fanIn: kernelSize, bias: hasBias, rng: rng)
         self.left = left
         self.right = right
         super.init()
-        Initialization.defaultUniform(weight, fanIn: kernelSize, rng: rng)
-        if let bias { Initialization.defaultUniform(bias, fanIn: kernelSize, rng: rng) }
-        parameter("weight", weight)
-        if let bias { parameter("bias", bias) }
+        weightAndBias(weight, bias)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {

@@ -6,13 +6,9 @@ public final class Linear: Module {
     public let bias: Tensor?
 
     public init(inputFeatures: Int, outputFeatures: Int, bias hasBias: Bool = true, rng: RandomGenerator) {
-        weight = Tensor(zeros: [outputFeatures, inputFeatures])
-        bias = hasBias ? Tensor(zeros: [outputFeatures]) : nil
+        (weight, bias) = Initialization.defaultWeightAndBias(shape: [outputFeatures, inputFeatures], fanIn: inputFeatures, bias: hasBias, rng: rng)
         super.init()
-        Initialization.defaultUniform(weight, fanIn: inputFeatures, rng: rng)
-        if let bias { Initialization.defaultUniform(bias, fanIn: inputFeatures, rng: rng) }
-        parameter("weight", weight)
-        if let bias { parameter("bias", bias) }
+        weightAndBias(weight, bias)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { Tensor.linear(x, weight: weight, bias: bias) }
@@ -26,13 +22,9 @@ public final class PointwiseConv1d: Module {
     public let bias: Tensor?
 
     public init(inputChannels: Int, outputChannels: Int, bias hasBias: Bool = true, rng: RandomGenerator) {
-        weight = Tensor(zeros: [outputChannels, inputChannels, 1])
-        bias = hasBias ? Tensor(zeros: [outputChannels]) : nil
+        (weight, bias) = Initialization.defaultWeightAndBias(shape: [outputChannels, inputChannels, 1], fanIn: inputChannels, bias: hasBias, rng: rng)
         super.init()
-        Initialization.defaultUniform(weight, fanIn: inputChannels, rng: rng)
-        if let bias { Initialization.defaultUniform(bias, fanIn: inputChannels, rng: rng) }
-        parameter("weight", weight)
-        if let bias { parameter("bias", bias) }
+        weightAndBias(weight, bias)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {

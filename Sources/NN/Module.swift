@@ -21,6 +21,12 @@ open class Module {
         return tensor
     }
 
+    /// Registers `weight` and, when present, `bias` under PyTorch's names.
+    public func weightAndBias(_ weight: Tensor, _ bias: Tensor?) {
+        parameter("weight", weight)
+        if let bias { parameter("bias", bias) }
+    }
+
     /// Registers a parameter that never receives gradients (NeMo's `requires_grad=False`).
     public func frozenParameter(_ name: String, _ value: StateValue) {
         if case .float32(let t) = value { t.requiresGrad = false }

@@ -6,7 +6,8 @@ import Foundation
 /// A is M×K after op, B is K×N after op, C is M×N. Leading dimensions are those of the stored
 /// (untransposed) matrices.
 ///
-/// Threading: OpenBLAS runs single-threaded and large products are split by rows of C across
+/// Threading: OpenBLAS runs single-threaded and large products are split by rows (or, when
+/// there are fewer rows than columns, by columns) of C across
 /// `Parallel.threads` workers. OpenBLAS's own worker threads spin and `sched_yield` between
 /// calls (measured: ~17 % of a training step in the scheduler), taking the core from our
 /// elementwise kernels; one pool for everything avoids that.
@@ -38,16 +39,25 @@ public enum GEMM {
             if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let parts = m * n * k >= parallelThreshold ? min(Parallel.threads, m) : 1
+        let parts = m * n * k >= parallelThreshold ? Parallel.threads : 1
         if parts <= 1 {
             single(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // Rows i of op(A) start at a + i·lda (stored rows) or a + i (stored columns).
-        let chunk = (m + parts - 1) / parts
-        Parallel.forRanges(m, grain: chunk) { rows in
-            let aRows = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
-            single(transposeA, transposeB, rows.count, n, k, alpha, aRows, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
+        if m >= n {
+            // Split rows of C: rows i of op(A) start at a + i·lda (stored rows) or a + i (columns).
+            Parallel.forRanges(m, grain: (m + parts - 1) / parts) { rows in
+                let aRows = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+                single(transposeA, transposeB, rows.count, n, k, alpha, aRows, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
+            }
+        } else {
+            // Few rows (batch-1 inference, short utterances): split columns of C instead, so each
+            // part keeps every row and OpenBLAS's blocking stays efficient. Columns j of op(B)
+            // start at b + j (stored columns) or b + j·ldb (stored rows).
+            Parallel.forRanges(n, grain: (n + parts - 1) / parts) { cols in
+                let bCols = transposeB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+                single(transposeA, transposeB, m, cols.count, k, alpha, a, lda, bCols, ldb, beta, c + cols.lowerBound, ldc)
+            }
         }
     }
 
