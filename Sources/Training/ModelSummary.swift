@@ -20,15 +20,18 @@ public struct ModelSummary {
         buffers = entries.filter { !$0.isParameter }.reduce(0) { $0 + $1.value.count }
         self.batch = batch
         self.seconds = seconds
-        // Weights, gradients and two Adam moments (16 B per trainable parameter), plus the
-        // activations kept for backward: per layer about 40 [B, T′, D]-sized tensors (the
-        // 4·D feed-forward hidden counts 4×) and 6 [B, H, T′, T′]-sized attention tensors.
+        // Weights, gradients and two Adam moments (16 B per trainable parameter), the rest of
+        // the state (4 B per value), ~150 MiB of process baseline, and the activations kept for
+        // backward: per layer about 72 [B, T′, D]-sized tensors (the 4·D feed-forward hidden
+        // counts 4×) and 11 [B, H, T′, T′]-sized attention tensors, plus the subsampling's
+        // convolution maps. The counts are calibrated on measured peaks (nest-train bench):
+        // large 4 × 10 s 4046 MiB, XL 1 × 10 s 10707 MiB, XL 4 × 10 s 14174 MiB.
         let e = config.encoder
         let tPrime = Double(Int(seconds * 100) / e.subsamplingFactor + 2)
-        let perLayer = 40.0 * Double(batch) * tPrime * Double(e.dModel) + 6.0 * Double(batch * e.nHeads) * tPrime * tPrime
-        let subsampling = 6.0 * Double(batch) * Double(e.subsamplingConvChannels) * (seconds * 100 / 2) * Double(e.featIn / 2)
+        let perLayer = 72.0 * Double(batch) * tPrime * Double(e.dModel) + 11.0 * Double(batch * e.nHeads) * tPrime * tPrime
+        let subsampling = 11.0 * Double(batch) * Double(e.subsamplingConvChannels) * (seconds * 100 / 2) * Double(e.featIn / 2)
         let activations = 4.0 * (Double(e.nLayers) * perLayer + subsampling)
-        estimatedBytes = 16 * trainable + 4 * (total - trainable + buffers) + Int(activations)
+        estimatedBytes = 16 * trainable + 4 * (total - trainable + buffers) + (150 << 20) + Int(activations)
     }
 
     public var text: String {
