@@ -63,10 +63,16 @@ struct EngineBenchmark {
             let out = xin.layerNorm(weight: w, bias: b)
             out.backward(seed: y)
         }
-        print(String(format: "  memcpy            %.1f GB/s", bytes / copy / 1e9))
-        print(String(format: "  SiLU forward      %.1f GB/s   (%.2f× memcpy time)", bytes / silu / 1e9, silu / copy))
-        print(String(format: "  LayerNorm forward %.1f GB/s   (%.2f× memcpy time)", bytes / ln / 1e9, ln / copy))
-        print(String(format: "  LayerNorm fwd+bwd %.1f GB/s   (%.2f× memcpy time; 5 arrays moved)", 2.5 * bytes / lnBackward / 1e9, lnBackward / copy))
+        // Ratio = memcpy bandwidth ÷ the op's bandwidth (bytes read + written per second): how
+        // many times slower than memory the op moves its data.
+        let copyRate = bytes / copy
+        func line(_ name: String, _ moved: Double, _ t: Double) {
+            print(String(format: "  %@ %.1f GB/s   (%.2f× memcpy)", name, moved / t / 1e9, copyRate / (moved / t)))
+        }
+        print(String(format: "  memcpy            %.1f GB/s", copyRate / 1e9))
+        line("SiLU forward     ", bytes, silu)
+        line("LayerNorm forward", bytes, ln)
+        line("LayerNorm fwd+bwd", 2.5 * bytes, lnBackward)   // x, y, g in; dx out; x again
     }
 
     static func conformerLayer() {

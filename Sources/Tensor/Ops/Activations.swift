@@ -75,7 +75,16 @@ extension Tensor {
         guard p > 0 else { return self }
         let keep = Tensor(uninitializedShape: shape)
         let scale = 1 / (1 - p)
-        for i in 0..<count { keep.data[i] = rng.uniformFloat() < p ? 0 : scale }
+        // Two 32-bit draws per generator step, compared as integers: drop when u < p·2³².
+        let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
+        let k = keep.data
+        var i = 0
+        while i < count {
+            let bits = rng.next()
+            k[i] = UInt32(truncatingIfNeeded: bits) < threshold ? 0 : scale
+            if i + 1 < count { k[i + 1] = UInt32(truncatingIfNeeded: bits >> 32) < threshold ? 0 : scale }
+            i += 2
+        }
         let out = Tensor(uninitializedShape: shape)
         Vector.mul(data, keep.data, into: out.data, count: count)
         return out.recording([self]) { _, g in

@@ -22,37 +22,43 @@ extension Tensor {
             // Read the statistics through the tensor, which the closure keeps alive (a raw
             // pointer alone would let the pool hand the storage to another tensor).
             let gp = g.data, st = stats.data
-            if self.requiresGrad {
-                // dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)), rows independent.
-                let gx = Tensor(uninitializedShape: self.shape)
-                let dx = gx.data
-                Parallel.forRanges(rows, grain: max(1, 16_384 / d)) { r in
-                    for row in r {
-                        let xr = x + row * d, gr = gp + row * d, dr = dx + row * d
-                        let mu = st[2 * row], rs = st[2 * row + 1]
-                        var sumDh: Float = 0, sumDhXh: Float = 0
-                        for i in 0..<d { dr[i] = gr[i] * w[i] }   // dh, staged in the output row
-                        sumDh = Vector.rowSum(dr, d)
-                        sumDhXh = (Vector.rowDot(dr, xr, d) - mu * sumDh) * rs
-                        let a = sumDh / Float(d), c = sumDhXh / Float(d)
-                        for i in 0..<d { dr[i] = rs * (dr[i] - a - (xr[i] - mu) * rs * c) }
-                    }
-                }
-                self.accumulateGrad(gx, owned: true)
-            }
-            if weight.requiresGrad || bias.requiresGrad {
-                // Column sums over rows, split by columns so threads never share an output.
-                let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-                let dwp = dw.data, dbp = db.data
-                Parallel.forRanges(d, grain: 64) { cols in
-                    for row in 0..<rows {
-                        let xr = x + row * d, gr = gp + row * d
-                        let mu = st[2 * row], rs = st[2 * row + 1]
-                        for i in cols {
-                            dwp[i] += gr[i] * (xr[i] - mu) * rs
-                            dbp[i] += gr[i]
+            let gx = self.requiresGrad ? Tensor(uninitializedShape: self.shape) : nil
+            let wantAffine = weight.requiresGrad || bias.requiresGrad
+            // One pass over the rows: dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per row, and
+            // dw, db summed into per-range partials (row ranges run in parallel), added after.
+            let grain = max(1, 16_384 / d)
+            let parts = max(1, min(Parallel.threads, rows / grain))
+            let partials = Tensor(zeros: [parts, 2, d])
+            let partialRows = (rows + parts - 1) / parts
+            Parallel.forRanges(rows, grain: partialRows) { r in
+                let part = r.lowerBound / partialRows
+                let dw = partials.data + part * 2 * d, db = dw + d
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: d)
+                defer { scratch.deallocate() }
+                for row in r {
+                    let xr = x + row * d, gr = gp + row * d
+                    let mu = st[2 * row], rs = st[2 * row + 1]
+                    if wantAffine {
+                        for i in 0..<d {
+                            dw[i] += gr[i] * (xr[i] - mu) * rs
+                            db[i] += gr[i]
                         }
                     }
+                    guard let gx else { continue }
+                    let dr = gx.data + row * d
+                    for i in 0..<d { scratch[i] = gr[i] * w[i] }   // dh
+                    let sumDh = Vector.rowSum(scratch, d)
+                    let sumDhXh = (Vector.rowDot(scratch, xr, d) - mu * sumDh) * rs
+                    let a = sumDh / Float(d), c = sumDhXh / Float(d)
+                    for i in 0..<d { dr[i] = rs * (scratch[i] - a - (xr[i] - mu) * rs * c) }
+                }
+            }
+            if let gx { self.accumulateGrad(gx, owned: true) }
+            if wantAffine {
+                let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
+                for part in 0..<parts {
+                    Vector.add(dw.data, partials.data + part * 2 * d, into: dw.data, count: d)
+                    Vector.add(db.data, partials.data + part * 2 * d + d, into: db.data, count: d)
                 }
                 if weight.requiresGrad { weight.accumulateGrad(dw, owned: true) }
                 if bias.requiresGrad { bias.accumulateGrad(db, owned: true) }
