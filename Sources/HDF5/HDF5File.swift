@@ -48,10 +48,6 @@ public final class HDF5File {
         if status < 0 { throw HDF5Error(path, "closing failed (disk full?)") }
     }
 
-    public func flush() throws {
-        if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 { throw HDF5Error(path, "flush failed (disk full?)") }
-    }
-
     // MARK: structure
 
     public func exists(_ object: String) -> Bool {

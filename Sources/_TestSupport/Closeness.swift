@@ -24,8 +24,3 @@ public func assertClose(_ actual: [Float], _ expected: [Float], atol: Float, rto
                 + "(max abs error \(maxAbs), atol \(atol), rtol \(rtol), \(actual.count) elements)", file: file, line: line)
     }
 }
-
-/// The largest absolute difference (for reporting chosen tolerances).
-public func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-}

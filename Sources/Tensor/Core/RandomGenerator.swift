@@ -88,8 +88,6 @@ public final class RandomGenerator {
         return out
     }
 
-    public func bernoulli(_ p: Double) -> Bool { uniform() < p }
-
     /// Binomial(n, p) as a sum of Bernoulli draws: exact, and cheap for the n (≤ a few thousand
     /// frames) that block masking uses.
     public func binomial(_ n: Int, _ p: Double) -> Int {

@@ -58,13 +58,4 @@ public final class BufferPool: @unchecked Sendable {
             free(pointer)
         }
     }
-
-    /// Returns every idle buffer to the system (e.g. after a run with unusual shapes).
-    public func trim() {
-        lock.lock()
-        for list in idle.values { for p in list { Foundation.free(p) } }
-        idle.removeAll()
-        heldBytes = 0
-        lock.unlock()
-    }
 }

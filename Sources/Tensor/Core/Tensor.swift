@@ -56,11 +56,6 @@ public final class Tensor {
         return data[0]
     }
 
-    public subscript(flat i: Int) -> Float {
-        get { data[i] }
-        set { data[i] = newValue }
-    }
-
     /// A copy that shares nothing and records nothing.
     public func copy() -> Tensor {
         let t = Tensor(uninitializedShape: shape)
