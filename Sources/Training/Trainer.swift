@@ -129,7 +129,9 @@ public final class Trainer {
             if utterances.isEmpty { continue }
             let parameters = optimizer.parameters.map(\.tensor)
             let loss = tokens > 0 ? lossSum / Double(tokens) : 0
-            guard loss.isFinite, Gradients.allFinite(parameters) else {
+            // One pass over the gradients: the norm is non-finite when any element is.
+            let gradNorm = Gradients.globalNorm(parameters)
+            guard loss.isFinite, gradNorm.isFinite else {
                 Gradients.zero(parameters)
                 snapshot.restore()
                 state.skippedSteps += 1
@@ -141,7 +143,7 @@ public final class Trainer {
                 continue
             }
             state.consecutiveBadSteps = 0
-            let gradNorm = config.gradientClipVal > 0 ? Gradients.clip(parameters, maxNorm: config.gradientClipVal) : Gradients.globalNorm(parameters)
+            if config.gradientClipVal > 0 { Gradients.clip(parameters, maxNorm: config.gradientClipVal, norm: gradNorm) }
             let lr = schedule.rate(forUpdate: state.step + 1)
             optimizer.update(lr: lr)
             Gradients.zero(parameters)

@@ -73,10 +73,11 @@ public enum Gradients {
             .squareRoot()
     }
 
-    /// PyTorch's clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1. Returns the norm before clipping.
+    /// PyTorch's clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1. Returns the
+    /// norm before clipping; pass `norm` when it is already known.
     @discardableResult
-    public static func clip(_ parameters: [Tensor], maxNorm: Double) -> Double {
-        let norm = globalNorm(parameters)
+    public static func clip(_ parameters: [Tensor], maxNorm: Double, norm known: Double? = nil) -> Double {
+        let norm = known ?? globalNorm(parameters)
         let coefficient = maxNorm / (norm + 1e-6)
         if coefficient < 1 {
             for p in parameters { if let g = p.grad { Vector.scale(g.data, by: Float(coefficient), into: g.data, count: g.count) } }
@@ -86,13 +87,5 @@ public enum Gradients {
 
     public static func zero(_ parameters: [Tensor]) {
         for p in parameters { p.grad = nil }
-    }
-
-    /// True when every gradient element is finite.
-    public static func allFinite(_ parameters: [Tensor]) -> Bool {
-        parameters.allSatisfy { p in
-            guard let g = p.grad else { return true }
-            return Vector.sumOfSquares(g.data, count: g.count).isFinite
-        }
     }
 }
