@@ -24,9 +24,11 @@ build: setup
 	$(RELEASE)
 
 ## All tests, in release mode (the parity and end-to-end tests are too slow in debug).
+## OPENBLAS_NUM_THREADS=1: nest-train runs OpenBLAS single-threaded anyway (GEMM.swift), and
+## without OpenBLAS's worker pool its exit-time shutdown cannot deadlock the test runner.
 test: setup
 	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build --disable-swift-testing
+	OPENBLAS_NUM_THREADS=1 $(SWIFT) test -c release --skip-build --disable-swift-testing
 
 ## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data
 ## loader on the demo corpus (release build); figures go to BENCHMARKS.md by hand.
