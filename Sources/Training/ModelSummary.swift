@@ -6,18 +6,21 @@ import NN
 /// estimate of training memory.
 public struct ModelSummary {
     public let total: Int, trainable: Int, encoder: Int, decoder: Int, frozen: Int, buffers: Int
+    /// State-dict entries (parameters and buffers), as NeMo's `state_dict()` lists them.
+    public let entries: Int
     public let batch: Int, seconds: Double
     public let estimatedBytes: Int
 
     public init(model: NESTModel, config: NESTConfig, batch: Int, seconds: Double) {
-        let entries = model.stateDict()
-        let params = entries.filter(\.isParameter)
+        let stateDict = model.stateDict()
+        entries = stateDict.count
+        let params = stateDict.filter(\.isParameter)
         total = params.reduce(0) { $0 + $1.value.count }
         trainable = params.filter(\.isTrainable).reduce(0) { $0 + $1.value.count }
         encoder = params.filter { $0.key.hasPrefix("encoder.") }.reduce(0) { $0 + $1.value.count }
         decoder = params.filter { $0.key.hasPrefix("decoder.") }.reduce(0) { $0 + $1.value.count }
         frozen = total - trainable
-        buffers = entries.filter { !$0.isParameter }.reduce(0) { $0 + $1.value.count }
+        buffers = stateDict.filter { !$0.isParameter }.reduce(0) { $0 + $1.value.count }
         self.batch = batch
         self.seconds = seconds
         // Weights, gradients and two Adam moments (16 B per trainable parameter), the rest of
@@ -44,12 +47,13 @@ public struct ModelSummary {
         encoder:    \(f(encoder))
         decoder:    \(f(decoder))
         buffers:    \(f(buffers)) values (BatchNorm statistics, preprocessor window and filterbank)
+        state dict: \(entries) entries
         training memory estimate at batch \(batch) × \(seconds) s: \(String(format: "%.2f", Double(estimatedBytes) / Double(1 << 30))) GiB
         """
     }
 
     public var json: String {
         "{\"total\": \(total), \"trainable\": \(trainable), \"frozen\": \(frozen), \"encoder\": \(encoder), \"decoder\": \(decoder), "
-            + "\"buffers\": \(buffers), \"batch\": \(batch), \"seconds\": \(seconds), \"estimated_training_bytes\": \(estimatedBytes)}"
+            + "\"buffers\": \(buffers), \"state_dict_entries\": \(entries), \"batch\": \(batch), \"seconds\": \(seconds), \"estimated_training_bytes\": \(estimatedBytes)}"
     }
 }

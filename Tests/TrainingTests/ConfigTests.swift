@@ -28,13 +28,14 @@ final class ConfigTests: XCTestCase {
     }
 
     func testParameterCountsEqualNeMo() throws {
-        for (name, total, encoder) in [("large", 113_106_000, 108_762_112), ("xl", 615_844_944, 607_306_752)] {
+        for (name, total, encoder, entries) in [("large", 113_106_000, 108_762_112, 699), ("xl", 615_844_944, 607_306_752, 715)] {
             let config = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml"), requireData: false)
             let (model, _) = ModelFactory.make(config)
             let summary = ModelSummary(model: model, config: config.model, batch: 1, seconds: 10)
             XCTAssertEqual(summary.total, total, name)
             XCTAssertEqual(summary.encoder, encoder, name)
             XCTAssertEqual(summary.frozen, 141_392, name)
+            XCTAssertEqual(summary.entries, entries, "\(name): state-dict entries (spec §9)")
         }
     }
 
