@@ -177,4 +177,17 @@ public enum Vector {
 
     @inline(__always)
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    /// √x for x ≥ 0 in plain arithmetic (vectorisable, unlike `squareRoot()` with its errno
+    /// fallback): the classic bit-level estimate of 1/√x refined by three Newton steps
+    /// (relative error ~1e-7), times x. Exactly 0 for x = 0.
+    @inline(__always)
+    public static func sqrt(_ x: Float) -> Float {
+        var y = Float(bitPattern: 0x5F37_59DF &- (x.bitPattern >> 1))
+        let half = 0.5 * x
+        y = y * (1.5 - half * y * y)
+        y = y * (1.5 - half * y * y)
+        y = y * (1.5 - half * y * y)
+        return x * y
+    }
 }

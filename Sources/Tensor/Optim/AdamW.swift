@@ -47,14 +47,27 @@ public final class AdamW {
             moments[name] = (m, v)
             let pp = p.data, gp = g.data, mp = m.data, vp = v.data
             Parallel.forRanges(p.count, grain: 65_536) { r in
-                for i in r {
-                    pp[i] *= decay
-                    mp[i] += w1 * (gp[i] - mp[i])
-                    vp[i] = vp[i] * b2 + w2 * gp[i] * gp[i]
-                    let denom = vp[i].squareRoot() / bc2Sqrt + eps
-                    pp[i] += -stepSize * (mp[i] / denom)
-                }
+                AdamW.updateLoop(pp + r.lowerBound, gp + r.lowerBound, mp + r.lowerBound, vp + r.lowerBound, r.count,
+                                 decay: decay, w1: w1, b2: b2, w2: w2, bc2Sqrt: bc2Sqrt, eps: eps, stepSize: stepSize)
             }
+        }
+    }
+
+    /// The element loop, in torch's operation order. Swift's `squareRoot()` keeps a libm errno
+    /// fallback that stops LLVM from vectorising the loop (measured: AdamW 6.7 % of a large
+    /// step, scalar); `Vector.sqrt` is plain arithmetic and vectorises.
+    @inline(never)
+    static func updateLoop(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                           _ v: UnsafeMutablePointer<Float>, _ n: Int, decay: Float, w1: Float, b2: Float, w2: Float,
+                           bc2Sqrt: Float, eps: Float, stepSize: Float) {
+        for i in 0..<n {
+            let gi = g[i]
+            let mi = m[i] + w1 * (gi - m[i])
+            let vi = v[i] * b2 + w2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            let denom = Vector.sqrt(vi) / bc2Sqrt + eps
+            p[i] = p[i] * decay + (-stepSize) * (mi / denom)
         }
     }
 
