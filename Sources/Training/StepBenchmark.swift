@@ -83,7 +83,7 @@ public enum StepBenchmark {
             let cpu0 = cpuTime(), t0 = now()
             switch mode {
             case .loader:
-                break
+                preconditionFailure("the loader mode is StepBenchmark.loader(config:configName:batches:)")
             case .features:
                 _ = frontEnd(audio, lengths: lengths, rng: nil)
                 row["preprocessor"] = now() - t0

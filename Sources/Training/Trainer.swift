@@ -93,7 +93,7 @@ public final class Trainer {
         // The starting point of a new run, so that the curve has its origin. Validation draws
         // from its own generators, so this does not change the training run.
         if let validation, state.step == 0 {
-            let (valLoss, valAccuracy) = validate(validation)
+            let (valLoss, valAccuracy) = try validate(validation)
             try metrics.append(["step": 0, "val_loss": valLoss, "val_masked_acc": valAccuracy])
             log(String(format: "step 0: val_loss %.4f, val_masked_acc %.4f", valLoss, valAccuracy))
         }
@@ -108,7 +108,7 @@ public final class Trainer {
                 let batch = try prefetcher.next()
                 dataWait += Date().timeIntervalSince(waitStart)
                 state.position = loader.next(after: batch.position)
-                for s in batch.skipped { log("skipped: \(s)") }
+                reportSkipped(batch)
                 if batch.isEmpty {
                     emptyBatches += 1
                     if emptyBatches >= 20 { throw TrainingError("20 batches in a row had no readable audio; stopping (see the skipped files above)") }
@@ -163,7 +163,7 @@ public final class Trainer {
                             audioPerSecond: seconds / max(stepSeconds, 1e-9), log: log)
             var validated = false
             if let validation, state.step % valInterval == 0 || state.step == config.maxSteps {
-                let (valLoss, valAccuracy) = validate(validation)
+                let (valLoss, valAccuracy) = try validate(validation)
                 state.valLoss = valLoss
                 valLosses[state.step] = valLoss
                 validated = true
@@ -199,12 +199,20 @@ public final class Trainer {
     /// Masked-token loss and accuracy over the validation set in evaluation mode, weighted by
     /// masked tokens. Augmentation and masks come from fixed per-batch generators, so two
     /// validations of the same weights agree.
-    func validate(_ loader: BatchLoader) -> (Double, Double) {
+    /// Unreadable audio is reported the same way in training and validation.
+    func reportSkipped(_ batch: Batch) {
+        for s in batch.skipped { log("skipped: \(s)") }
+    }
+
+    func validate(_ loader: BatchLoader) throws -> (Double, Double) {
         model.eval()
         defer { model.train() }
         var lossSum = 0.0, accuracySum = 0.0, tokens = 0
         for index in 0..<loader.batchesPerEpoch {
-            guard let batch = try? loader.batch(at: DataPosition(epoch: 0, index: index)), !batch.isEmpty else { continue }
+            // Errors propagate as in training (skip_bad_audio: false makes a bad file fatal).
+            let batch = try loader.batch(at: DataPosition(epoch: 0, index: index))
+            reportSkipped(batch)
+            if batch.isEmpty { continue }
             let r = withoutGrad { model.maskedTokenLoss(clean: batch.clean, noisy: batch.noisy, noisyLengths: batch.lengths, frameMask: batch.frameMask) }
             lossSum += Double(r.loss.scalar) * Double(r.maskedTokens)
             accuracySum += r.maskedAccuracy * Double(r.maskedTokens)

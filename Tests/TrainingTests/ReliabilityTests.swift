@@ -155,6 +155,12 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("skipped: \(dir)/mixed.json:2: \(dir)/junk.wav: not a readable audio file"), mixed.stderr)
         XCTAssertTrue(mixed.stderr.contains("mixed.json:4: \(dir)/missing.wav: no such file"), mixed.stderr)
 
+        // The same file in the validation manifest is reported by validation too.
+        let validation = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)/val", "trainer.max_steps=1",
+                                      "model.validation_ds.manifest_filepath=\(dir)/mixed.json"])
+        XCTAssertEqual(validation.status, 0, validation.stderr)
+        XCTAssertTrue(validation.stderr.contains("skipped: \(dir)/mixed.json:2: \(dir)/junk.wav"), validation.stderr)
+
         let fatal = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)/fatal", "model.train_ds.manifest_filepath=\(dir)/mixed.json",
                                  "++model.train_ds.skip_bad_audio=false"])
         XCTAssertNotEqual(fatal.status, 0)

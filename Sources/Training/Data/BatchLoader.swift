@@ -105,7 +105,7 @@ public final class BatchLoader: @unchecked Sendable {
         let ditherRNG = training ? rng : nil
         let (clean, _) = frontEnd(audio, lengths: lengths, rng: ditherRNG.map { $0.derived(1) })
         let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, rng: ditherRNG.map { $0.derived(2) })
-        let frameMask = masking.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape.count == 3 ? noisyFeatures.shape[2] : 0, rng: rng.derived(3))
+        let frameMask = masking.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rng: rng.derived(3))
         return Batch(position: position, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
                      audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: origins, skipped: skipped)
     }
