@@ -1,12 +1,43 @@
-/// One recorded op: the tensors it read and how to turn the output's gradient into theirs.
+/// A tensor's place on the tape: its gradient so far and the op that produced it.
 ///
-/// The backward closure receives the output tensor as an argument instead of capturing it, so
-/// that output → node → closure never forms a reference cycle.
-final class Node {
-    let inputs: [Tensor]
-    let backward: (_ output: Tensor, _ gradOutput: Tensor) -> Void
+/// Recorded ops point at entries, never at tensors, so recording keeps alive only the values a
+/// backward rule saved on purpose (PyTorch's "saved tensors"). An intermediate result that no
+/// rule needs — a dropout output feeding an add, scores feeding a shift — goes back to the pool
+/// as soon as the forward code drops it, instead of living until `backward()`.
+public final class TapeEntry {
+    public let shape: [Int]
+    /// Accumulated gradient, same shape as the tensor.
+    public internal(set) var grad: Tensor?
+    /// How the tensor was computed; nil for leaves and once its backward rule has run.
+    var node: Node?
 
-    init(inputs: [Tensor], backward: @escaping (Tensor, Tensor) -> Void) {
+    init(shape: [Int]) { self.shape = shape }
+
+    /// Adds `g` (same shape) into the gradient, allocating it on first use.
+    /// `owned` says that the caller made `g` for this call alone, so it may be adopted without
+    /// a copy; a gradient passed through unchanged (by add, reshape, …) is never owned.
+    public func accumulate(_ g: Tensor, owned: Bool = false) {
+        let count = Shape.count(shape)
+        precondition(g.count == count, "gradient of shape \(g.shape) for tensor \(shape)")
+        if let existing = grad {
+            Vector.add(existing.data, g.data, into: existing.data, count: count)
+        } else if owned {
+            grad = Tensor(shape: shape, storage: g.storage)
+        } else {
+            let copy = Tensor(uninitializedShape: shape)
+            copy.data.update(from: g.data, count: count)
+            grad = copy
+        }
+    }
+}
+
+/// One recorded op: the entries of the inputs that need gradients, and how to turn the output's
+/// gradient into theirs. The rule accumulates into entries it captured itself.
+final class Node {
+    let inputs: [TapeEntry]
+    let backward: (_ gradOutput: Tensor) -> Void
+
+    init(inputs: [TapeEntry], backward: @escaping (Tensor) -> Void) {
         self.inputs = inputs
         self.backward = backward
     }
@@ -29,29 +60,23 @@ public func withoutGrad<R>(_ body: () throws -> R) rethrows -> R { try GradMode.
 
 extension Tensor {
     /// Attaches the backward rule to a freshly computed result when any input needs a gradient.
+    /// The rule must not capture the result itself (that would be a cycle through its entry);
+    /// a rule that needs the output's values captures `detached()`.
     @discardableResult
-    func recording(_ inputs: [Tensor], _ backward: @escaping (Tensor, Tensor) -> Void) -> Tensor {
-        if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
-            requiresGrad = true
-            node = Node(inputs: inputs, backward: backward)
-        }
+    func recording(_ inputs: [Tensor], _ backward: @escaping (_ gradOutput: Tensor) -> Void) -> Tensor {
+        guard GradMode.isEnabled else { return self }
+        let entries = inputs.compactMap(\.tapeEntry)
+        guard !entries.isEmpty else { return self }
+        let entry = TapeEntry(shape: shape)
+        entry.node = Node(inputs: entries, backward: backward)
+        tapeEntry = entry
         return self
     }
 
-    /// Adds `g` (same shape) into this tensor's gradient, allocating it on first use.
-    /// `owned` says that the caller made `g` for this call alone, so it may be adopted without
-    /// a copy; a gradient passed through unchanged (by add, reshape, …) is never owned.
+    /// Adds `g` into this tensor's gradient (see `TapeEntry.accumulate`).
     public func accumulateGrad(_ g: Tensor, owned: Bool = false) {
-        precondition(g.count == count, "gradient of shape \(g.shape) for tensor \(shape)")
-        if let existing = grad {
-            Vector.add(existing.data, g.data, into: existing.data, count: count)
-        } else if owned {
-            grad = Tensor(shape: shape, storage: g.storage)
-        } else {
-            let copy = Tensor(uninitializedShape: shape)
-            copy.data.update(from: g.data, count: count)
-            grad = copy
-        }
+        precondition(tapeEntry != nil, "accumulateGrad on a tensor that does not require a gradient")
+        tapeEntry?.accumulate(g, owned: owned)
     }
 
     /// Reverse-mode differentiation from this scalar: every tensor that requires a gradient and
@@ -65,31 +90,31 @@ extension Tensor {
     /// Backward from a non-scalar output with an explicit upstream gradient (vector–Jacobian product).
     public func backward(seed: Tensor) {
         precondition(seed.shape == shape, "seed shape \(seed.shape) for output \(shape)")
-        let order = topologicalOrder()
-        accumulateGrad(seed)
-        for tensor in order.reversed() {
-            guard let node = tensor.node, let g = tensor.grad else { continue }
-            node.backward(tensor, g)
+        guard let root = tapeEntry else { return }
+        let order = Self.topologicalOrder(from: root)
+        root.accumulate(seed)
+        for entry in order.reversed() {
+            guard let node = entry.node, let g = entry.grad else { continue }
             // Intermediate results keep neither their history nor their gradient.
-            tensor.node = nil
-            tensor.grad = nil
+            entry.node = nil
+            entry.grad = nil
+            node.backward(g)
         }
     }
 
-    /// Nodes reachable from self, each after all of its inputs (iterative: graphs are deep).
-    private func topologicalOrder() -> [Tensor] {
-        var order: [Tensor] = []
+    /// Entries reachable from `root`, each after all of its inputs (iterative: graphs are deep).
+    private static func topologicalOrder(from root: TapeEntry) -> [TapeEntry] {
+        var order: [TapeEntry] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            guard visited.insert(ObjectIdentifier(t)).inserted else { continue }
-            stack.append((t, true))
-            for input in t.node?.inputs ?? [] where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
+        var stack: [(TapeEntry, Bool)] = [(root, false)]
+        while let (e, expanded) = stack.popLast() {
+            if expanded { order.append(e); continue }
+            guard visited.insert(ObjectIdentifier(e)).inserted else { continue }
+            stack.append((e, true))
+            for input in e.node?.inputs ?? [] where !visited.contains(ObjectIdentifier(input)) {
                 stack.append((input, false))
             }
         }
         return order
     }
 }
-

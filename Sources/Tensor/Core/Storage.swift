@@ -25,6 +25,18 @@ public final class BufferPool: @unchecked Sendable {
 
     private var idle: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private var heldBytes = 0
+    private var liveBytes = 0
+    /// High-water marks since the last `resetPeaks()`: bytes handed out, and handed out plus idle.
+    public private(set) var peakLiveBytes = 0
+    public private(set) var peakTotalBytes = 0
+    public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
+    public var currentHeldBytes: Int { lock.lock(); defer { lock.unlock() }; return heldBytes }
+    public func resetPeaks() { lock.lock(); peakLiveBytes = liveBytes; peakTotalBytes = liveBytes + heldBytes; lock.unlock() }
+    private func noteLive(_ delta: Int) {
+        liveBytes += delta
+        peakLiveBytes = max(peakLiveBytes, liveBytes)
+        peakTotalBytes = max(peakTotalBytes, liveBytes + heldBytes)
+    }
     private let lock = NSLock()
     /// Upper bound on idle memory kept for reuse; beyond it buffers go back to the system.
     public var maxHeldBytes = 8 << 30
@@ -35,9 +47,11 @@ public final class BufferPool: @unchecked Sendable {
         if var list = idle[capacity], let p = list.popLast() {
             idle[capacity] = list
             heldBytes -= capacity * 4
+            noteLive(capacity * 4)
             lock.unlock()
             return p
         }
+        noteLive(capacity * 4)
         lock.unlock()
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, capacity * MemoryLayout<Float>.stride) == 0, let raw else {
@@ -49,6 +63,7 @@ public final class BufferPool: @unchecked Sendable {
     func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
         let bytes = max(capacity, 1) * 4
         lock.lock()
+        noteLive(-bytes)
         if heldBytes + bytes <= maxHeldBytes {
             idle[max(capacity, 1), default: []].append(pointer)
             heldBytes += bytes

@@ -5,12 +5,28 @@
 public final class Tensor {
     public let shape: [Int]
     public let storage: Storage
-    /// Whether gradients flow to this tensor (parameters, and results of ops on them).
-    public var requiresGrad: Bool
+    /// The tape's record of this tensor when gradients flow to it (parameters, and results of
+    /// recorded ops on them); nil otherwise. Backward rules capture this, not the tensor.
+    public internal(set) var tapeEntry: TapeEntry?
+
+    /// Whether gradients flow to this tensor. Setting it on a leaf starts (or drops) its entry.
+    public var requiresGrad: Bool {
+        get { tapeEntry != nil }
+        set {
+            if newValue, tapeEntry == nil { tapeEntry = TapeEntry(shape: shape) }
+            if !newValue { tapeEntry = nil }
+        }
+    }
+
     /// Accumulated gradient after `backward()`, same shape as the tensor.
-    public var grad: Tensor?
-    /// How this tensor was computed; nil for leaves and for results made without the tape.
-    var node: Node?
+    public var grad: Tensor? {
+        get { tapeEntry?.grad }
+        set {
+            precondition(newValue == nil || tapeEntry != nil, "a gradient for a tensor that does not require one")
+            precondition(newValue.map { $0.shape == shape } ?? true, "gradient of shape \(newValue!.shape) for \(shape)")
+            tapeEntry?.grad = newValue
+        }
+    }
 
     public var count: Int { Shape.count(shape) }
     public var rank: Int { shape.count }
@@ -21,13 +37,11 @@ public final class Tensor {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.storage = Storage(capacity: Shape.count(shape))
-        self.requiresGrad = false
     }
 
-    init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {
+    init(shape: [Int], storage: Storage) {
         self.shape = shape
         self.storage = storage
-        self.requiresGrad = requiresGrad
     }
 
     public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {

@@ -1,22 +1,28 @@
 /// An activation and its derivative as a type, so the kernels specialise on it.
 public protocol Activation: UnaryFunction {
-    /// f′ given the input x and the output y = f(x).
-    func derivative(x: Float, y: Float) -> Float
+    /// Whether f′ is computed from the output y = f(x) rather than the input x. The backward
+    /// rule keeps only that one tensor alive.
+    static var derivativeFromOutput: Bool { get }
+    /// f′ from the saved value: x, or y when `derivativeFromOutput`.
+    func derivative(_ saved: Float) -> Float
 }
 
 public enum Activations {
     public struct ReLU: Activation {
+        public static let derivativeFromOutput = true
         @inline(__always) public func callAsFunction(_ x: Float) -> Float { max(x, 0) }
-        @inline(__always) public func derivative(x: Float, y: Float) -> Float { x > 0 ? 1 : 0 }
+        @inline(__always) public func derivative(_ y: Float) -> Float { y > 0 ? 1 : 0 }
     }
     public struct Sigmoid: Activation {
+        public static let derivativeFromOutput = true
         @inline(__always) public func callAsFunction(_ x: Float) -> Float { Vector.sigmoid(x) }
-        @inline(__always) public func derivative(x: Float, y: Float) -> Float { y * (1 - y) }
+        @inline(__always) public func derivative(_ y: Float) -> Float { y * (1 - y) }
     }
     /// Swish x·σ(x); derivative σ(x)·(1 + x·(1 − σ(x))).
     public struct SiLU: Activation {
+        public static let derivativeFromOutput = false
         @inline(__always) public func callAsFunction(_ x: Float) -> Float { x * Vector.sigmoid(x) }
-        @inline(__always) public func derivative(x: Float, y: Float) -> Float { let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) }
+        @inline(__always) public func derivative(_ x: Float) -> Float { let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) }
     }
 }
 
@@ -25,13 +31,15 @@ extension Tensor {
     public func activation<A: Activation>(_ f: A) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         Vector.map(data, into: out.data, count: count, f)
-        return out.recording([self]) { out, g in
-            let d = Tensor(uninitializedShape: self.shape)
-            let x = self.data, y = out.data, gp = g.data, dp = d.data
-            Parallel.forRanges(self.count) { r in
-                for i in r { dp[i] = gp[i] * f.derivative(x: x[i], y: y[i]) }
+        let entry = tapeEntry, n = count
+        let saved = A.derivativeFromOutput ? out.detached() : detached()
+        return out.recording([self]) { g in
+            let d = Tensor(uninitializedShape: g.shape)
+            let v = saved.data, gp = g.data, dp = d.data
+            Parallel.forRanges(n) { r in
+                for i in r { dp[i] = gp[i] * f.derivative(v[i]) }
             }
-            self.accumulateGrad(d, owned: true)
+            entry?.accumulate(d, owned: true)
         }
     }
 
@@ -53,9 +61,10 @@ extension Tensor {
                 for i in 0..<c { y[i] = a[i] * Vector.sigmoid(a[c + i]) }
             }
         }
-        return out.recording([self]) { _, g in
-            let gx = Tensor(uninitializedShape: self.shape)
-            let dx = gx.data, gy = g.data
+        let entry = tapeEntry, inputShape = shape, input = detached()
+        return out.recording([self]) { g in
+            let gx = Tensor(uninitializedShape: inputShape)
+            let x = input.data, dx = gx.data, gy = g.data
             Parallel.forRanges(rows, grain: max(1, 16_384 / max(c, 1))) { r in
                 for row in r {
                     let a = x + row * twoC, d = dx + row * twoC, gr = gy + row * c
@@ -66,31 +75,38 @@ extension Tensor {
                     }
                 }
             }
-            self.accumulateGrad(gx, owned: true)
+            entry?.accumulate(gx, owned: true)
         }
     }
 
     /// Inverted dropout: zero with probability p, scale survivors by 1/(1−p). Identity for p = 0.
+    ///
+    /// No mask is stored: backward replays the generator from its state before the draws, which
+    /// gives the same keep/drop decisions bit for bit at no memory cost.
     public func dropout(_ p: Float, rng: RandomGenerator) -> Tensor {
         guard p > 0 else { return self }
-        let keep = Tensor(uninitializedShape: shape)
+        let replay = RandomGenerator(state: rng.stateWords)
+        let out = Tensor(uninitializedShape: shape)
+        Tensor.applyDropout(data, into: out.data, count: count, p: p, rng: rng)
+        let entry = tapeEntry, n = count
+        return out.recording([self]) { g in
+            let gx = Tensor(uninitializedShape: g.shape)
+            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, rng: replay)
+            entry?.accumulate(gx, owned: true)
+        }
+    }
+
+    /// y = x·keep/(1−p) with keep drawn from `rng`: two 32-bit draws per generator step,
+    /// compared as integers (drop when u < p·2³²).
+    static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, rng: RandomGenerator) {
         let scale = 1 / (1 - p)
-        // Two 32-bit draws per generator step, compared as integers: drop when u < p·2³².
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
-        let k = keep.data
         var i = 0
         while i < count {
             let bits = rng.next()
-            k[i] = UInt32(truncatingIfNeeded: bits) < threshold ? 0 : scale
-            if i + 1 < count { k[i + 1] = UInt32(truncatingIfNeeded: bits >> 32) < threshold ? 0 : scale }
+            y[i] = UInt32(truncatingIfNeeded: bits) < threshold ? 0 : x[i] * scale
+            if i + 1 < count { y[i + 1] = UInt32(truncatingIfNeeded: bits >> 32) < threshold ? 0 : x[i + 1] * scale }
             i += 2
-        }
-        let out = Tensor(uninitializedShape: shape)
-        Vector.mul(data, keep.data, into: out.data, count: count)
-        return out.recording([self]) { _, g in
-            let gx = Tensor(uninitializedShape: self.shape)
-            Vector.mul(g.data, keep.data, into: gx.data, count: self.count)
-            self.accumulateGrad(gx, owned: true)
         }
     }
 }

@@ -88,9 +88,11 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return out.recording(inputs) { _, grad in
-            let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
-            let gx = self.requiresGrad ? Tensor(zeros: self.shape) : nil
+        let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias?.tapeEntry)
+        // The rule reads the input through `columns` (for dW), so it keeps the input alive.
+        return out.recording(inputs) { grad in
+            let gw = ew.map { Tensor(zeros: $0.shape) }
+            let gx = ex.map { Tensor(zeros: $0.shape) }
             // Groups own disjoint weight rows and input channels: parallel over groups, batch
             // entries in order inside (so dW accumulates in a fixed order).
             Parallel.forRanges(groups, grain: 1) { groupRange in
@@ -128,14 +130,14 @@ extension Tensor {
                     }
                 }
             }
-            if let gx { self.accumulateGrad(gx, owned: true) }
-            if let gw { weight.accumulateGrad(gw, owned: true) }
-            if let bias, bias.requiresGrad {
-                let gb = Tensor(zeros: bias.shape)
+            if let gx { ex?.accumulate(gx, owned: true) }
+            if let gw { ew?.accumulate(gw, owned: true) }
+            if let eb {
+                let gb = Tensor(zeros: eb.shape)
                 for b in 0..<batch {
                     for c in 0..<cout { gb.data[c] += Float(Vector.sum(grad.data + (b * cout + c) * hw, count: hw)) }
                 }
-                bias.accumulateGrad(gb, owned: true)
+                eb.accumulate(gb, owned: true)
             }
         }
     }
@@ -169,16 +171,19 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return out.recording(inputs) { _, grad in
-            let gx = self.requiresGrad ? Tensor(zeros: self.shape) : nil
-            let gw = weight.requiresGrad ? Tensor(zeros: weight.shape) : nil
-            let gb = bias?.requiresGrad == true ? Tensor(zeros: [channels]) : nil
-            let g = grad.data
+        let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias?.tapeEntry)
+        // dW reads the input; dx reads only the weights.
+        let input = ew == nil ? nil : detached(), weightValues = weight.detached()
+        return out.recording(inputs) { grad in
+            let gx = ex.map { Tensor(zeros: $0.shape) }
+            let gw = ew.map { Tensor(zeros: $0.shape) }
+            let gb = eb == nil ? nil : Tensor(zeros: [channels])
+            let g = grad.data, x = input?.data, wt = weightValues.data
             Parallel.forRanges(channels, grain: 1) { cs in
                 for c in cs {
                     for b in 0..<batch {
                         let plane = b * channels + c
-                        let src = x + plane * h * w, go = g + plane * ho * wo
+                        let go = g + plane * ho * wo
                         if let gb { gb.data[c] += Float(Vector.sum(go, count: ho * wo)) }
                         for oh in 0..<ho {
                             let gRow = go + oh * wo
@@ -188,9 +193,9 @@ extension Tensor {
                                 for kj in 0..<kw {
                                     let (lo, hi) = ranges[kj]
                                     let offset = ih * w + kj - pw
-                                    if let gw {
+                                    if let gw, let x {
                                         var acc: Float = 0
-                                        let line = src + offset
+                                        let line = x + plane * h * w + offset
                                         for ow in lo..<hi { acc += gRow[ow] * line[ow * sw] }
                                         gw.data[(c * kh + ki) * kw + kj] += acc
                                     }
@@ -205,9 +210,9 @@ extension Tensor {
                     }
                 }
             }
-            if let gx { self.accumulateGrad(gx, owned: true) }
-            if let gw { weight.accumulateGrad(gw, owned: true) }
-            if let gb, let bias { bias.accumulateGrad(gb.reshaped(bias.shape), owned: true) }
+            if let gx { ex?.accumulate(gx, owned: true) }
+            if let gw { ew?.accumulate(gw, owned: true) }
+            if let gb, let eb { eb.accumulate(Tensor(shape: eb.shape, storage: gb.storage), owned: true) }
         }
     }
 }

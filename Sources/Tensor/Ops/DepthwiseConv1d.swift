@@ -32,10 +32,13 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return out.recording(inputs) { _, g in
+        let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias?.tapeEntry)
+        // dW reads the input; dx reads only the (copied) taps.
+        let input = ew == nil ? nil : detached()
+        return out.recording(inputs) { g in
             let gp = g.data
-            if self.requiresGrad {
-                let gx = Tensor(zeros: self.shape)
+            if let ex {
+                let gx = Tensor(zeros: ex.shape)
                 taps.withUnsafeBufferPointer { tp in
                     let tp = tp.baseAddress!
                     // Each input row gathers from the outputs that read it: no write conflicts.
@@ -52,9 +55,9 @@ extension Tensor {
                         }
                     }
                 }
-                self.accumulateGrad(gx, owned: true)
+                ex.accumulate(gx, owned: true)
             }
-            if weight.requiresGrad {
+            if let ew, let x = input?.data {
                 var gt = [Float](repeating: 0, count: k * c)
                 for b in 0..<batch {
                     for i in 0..<to {
@@ -67,12 +70,12 @@ extension Tensor {
                         }
                     }
                 }
-                let gw = Tensor(uninitializedShape: weight.shape)
+                let gw = Tensor(uninitializedShape: ew.shape)
                 for ch in 0..<c { for j in 0..<k { gw.data[ch * k + j] = gt[j * c + ch] } }
-                weight.accumulateGrad(gw, owned: true)
+                ew.accumulate(gw, owned: true)
             }
-            if let bias, bias.requiresGrad {
-                bias.accumulateGrad(withoutGrad { g.reshaped([batch * to, c]).summed(toShape: [1, c]) }.reshaped(bias.shape), owned: true)
+            if let eb {
+                eb.accumulate(withoutGrad { g.reshaped([batch * to, c]).summed(toShape: [1, c]) }.reshaped(eb.shape), owned: true)
             }
         }
     }

@@ -29,35 +29,49 @@ extension Tensor {
         return out
     }
 
+    // Backward rules capture the inputs' tape entries and only the values they read, so that
+    // recording an add or a product keeps no operand alive that its gradient does not need.
+
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        broadcasting(a, b, Pointwise.Add()).recording([a, b]) { out, g in
-            if a.requiresGrad { a.accumulateGrad(g.summed(toShape: a.shape), owned: a.shape != out.shape) }
-            if b.requiresGrad { b.accumulateGrad(g.summed(toShape: b.shape), owned: b.shape != out.shape) }
+        let out = broadcasting(a, b, Pointwise.Add())
+        let (ea, eb, shapeA, shapeB, shapeOut) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape, out.shape)
+        return out.recording([a, b]) { g in
+            ea?.accumulate(g.summed(toShape: shapeA), owned: shapeA != shapeOut)
+            eb?.accumulate(g.summed(toShape: shapeB), owned: shapeB != shapeOut)
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        broadcasting(a, b, Pointwise.Sub()).recording([a, b]) { out, g in
-            if a.requiresGrad { a.accumulateGrad(g.summed(toShape: a.shape), owned: a.shape != out.shape) }
-            if b.requiresGrad { b.accumulateGrad(g.scaled(-1, recording: false).summed(toShape: b.shape), owned: true) }
+        let out = broadcasting(a, b, Pointwise.Sub())
+        let (ea, eb, shapeA, shapeB, shapeOut) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape, out.shape)
+        return out.recording([a, b]) { g in
+            ea?.accumulate(g.summed(toShape: shapeA), owned: shapeA != shapeOut)
+            eb?.accumulate(g.scaled(-1, recording: false).summed(toShape: shapeB), owned: true)
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        broadcasting(a, b, Pointwise.Mul()).recording([a, b]) { _, g in
+        let out = broadcasting(a, b, Pointwise.Mul())
+        let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
+        // da needs b's values and db needs a's: keep each only if the other side wants a gradient.
+        let bForA = ea == nil ? nil : b.detached(), aForB = eb == nil ? nil : a.detached()
+        return out.recording([a, b]) { g in
             withoutGrad {
-                if a.requiresGrad { a.accumulateGrad((g * b).summed(toShape: a.shape), owned: true) }
-                if b.requiresGrad { b.accumulateGrad((g * a).summed(toShape: b.shape), owned: true) }
+                if let ea, let bForA { ea.accumulate((g * bForA).summed(toShape: shapeA), owned: true) }
+                if let eb, let aForB { eb.accumulate((g * aForB).summed(toShape: shapeB), owned: true) }
             }
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        broadcasting(a, b, Pointwise.Div()).recording([a, b]) { out, g in
+        let out = broadcasting(a, b, Pointwise.Div())
+        let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
+        let divisor = b.detached(), quotient = eb == nil ? nil : out.detached()
+        return out.recording([a, b]) { g in
             withoutGrad {
-                if a.requiresGrad { a.accumulateGrad((g / b).summed(toShape: a.shape), owned: true) }
+                ea?.accumulate((g / divisor).summed(toShape: shapeA), owned: true)
                 // d(a/b)/db = −(a/b)/b
-                if b.requiresGrad { b.accumulateGrad((g * out / b).scaled(-1, recording: false).summed(toShape: b.shape), owned: true) }
+                if let eb, let quotient { eb.accumulate((g * quotient / divisor).scaled(-1, recording: false).summed(toShape: shapeB), owned: true) }
             }
         }
     }
@@ -69,7 +83,8 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape)
         Vector.scale(data, by: s, into: out.data, count: count)
         guard recording else { return out }
-        return out.recording([self]) { _, g in self.accumulateGrad(g.scaled(s, recording: false), owned: true) }
+        let entry = tapeEntry
+        return out.recording([self]) { g in entry?.accumulate(g.scaled(s, recording: false), owned: true) }
     }
 
     public static func * (a: Tensor, s: Float) -> Tensor { a.scaled(s) }

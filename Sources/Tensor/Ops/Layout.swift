@@ -8,9 +8,9 @@ extension Tensor {
             dims[i] = known == 0 ? 0 : count / known
         }
         precondition(Shape.count(dims) == count, "cannot reshape \(shape) to \(newShape)")
-        let inputShape = shape
-        return Tensor(shape: dims, storage: storage).recording([self]) { _, g in
-            self.accumulateGrad(Tensor(shape: inputShape, storage: g.storage))
+        let inputShape = shape, entry = tapeEntry
+        return Tensor(shape: dims, storage: storage).recording([self]) { g in
+            entry?.accumulate(Tensor(shape: inputShape, storage: g.storage))
         }
     }
 
@@ -25,8 +25,8 @@ extension Tensor {
             else if sa == 0 { (dst + oo).update(repeating: src[oa], count: n) }
             else { for i in 0..<n { dst[oo + i] = src[oa + i * sa] } }
         }
-        let inputShape = shape
-        return out.recording([self]) { _, g in self.accumulateGrad(g.summed(toShape: inputShape), owned: true) }
+        let inputShape = shape, entry = tapeEntry
+        return out.recording([self]) { g in entry?.accumulate(g.summed(toShape: inputShape), owned: true) }
     }
 
     /// Dimensions reordered: output dimension i is input dimension `order[i]`.
@@ -35,7 +35,8 @@ extension Tensor {
         let out = permutedCopy(order)
         var inverse = [Int](repeating: 0, count: rank)
         for (i, o) in order.enumerated() { inverse[o] = i }
-        return out.recording([self]) { _, g in self.accumulateGrad(g.permutedCopy(inverse), owned: true) }
+        let entry = tapeEntry
+        return out.recording([self]) { g in entry?.accumulate(g.permutedCopy(inverse), owned: true) }
     }
 
     public func transposed(_ a: Int, _ b: Int) -> Tensor {
@@ -71,11 +72,11 @@ extension Tensor {
         outShape[ax] = range.count
         let out = Tensor(uninitializedShape: outShape)
         Tensor.copyBlocks(from: self, axis: ax, offset: range.lowerBound, to: out, offset: 0, length: range.count)
-        let inputShape = shape
-        return out.recording([self]) { _, g in
+        let inputShape = shape, entry = tapeEntry
+        return out.recording([self]) { g in
             let full = Tensor(zeros: inputShape)
             Tensor.copyBlocks(from: g, axis: ax, offset: 0, to: full, offset: range.lowerBound, length: range.count)
-            self.accumulateGrad(full, owned: true)
+            entry?.accumulate(full, owned: true)
         }
     }
 
@@ -86,8 +87,8 @@ extension Tensor {
         outShape[ax] += before + after
         let out = Tensor(repeating: value, shape: outShape)
         Tensor.copyBlocks(from: self, axis: ax, offset: 0, to: out, offset: before, length: shape[ax])
-        let length = shape[ax]
-        return out.recording([self]) { _, g in self.accumulateGrad(g.slice(axis: ax, before..<(before + length)), owned: true) }
+        let length = shape[ax], entry = tapeEntry
+        return out.recording([self]) { g in entry?.accumulate(g.slice(axis: ax, before..<(before + length)), owned: true) }
     }
 
     /// Joins tensors that agree on every dimension but `axis`.
@@ -107,9 +108,10 @@ extension Tensor {
             copyBlocks(from: p, axis: ax, offset: 0, to: out, offset: offset, length: p.shape[ax])
             offset += p.shape[ax]
         }
-        return out.recording(parts) { _, g in
-            for (p, o) in zip(parts, offsets) where p.requiresGrad {
-                p.accumulateGrad(withoutGrad { g.slice(axis: ax, o..<(o + p.shape[ax])) }, owned: true)
+        let pieces = parts.map { (entry: $0.tapeEntry, length: $0.shape[ax]) }
+        return out.recording(parts) { g in
+            for (piece, o) in zip(pieces, offsets) {
+                piece.entry?.accumulate(withoutGrad { g.slice(axis: ax, o..<(o + piece.length)) }, owned: true)
             }
         }
     }
@@ -134,22 +136,23 @@ extension Tensor {
             precondition(i >= 0 && i < shape[0], "row \(i) out of range 0..<\(shape[0])")
             (out.data + r * rowSize).update(from: data + i * rowSize, count: rowSize)
         }
-        let inputShape = shape
-        return out.recording([self]) { _, g in
+        let inputShape = shape, entry = tapeEntry
+        return out.recording([self]) { g in
             let full = Tensor(zeros: inputShape)
             for (r, i) in indices.enumerated() {
                 Vector.add(full.data + i * rowSize, g.data + r * rowSize, into: full.data + i * rowSize, count: rowSize)
             }
-            self.accumulateGrad(full, owned: true)
+            entry?.accumulate(full, owned: true)
         }
     }
 
     /// `value` where `mask` (broadcastable, 0 or 1) is non-zero, self elsewhere.
     public func maskedFill(_ mask: Tensor, with value: Float) -> Tensor {
         let out = Tensor.broadcasting(self, mask, Pointwise.Fill(value: value))
-        return out.recording([self]) { _, g in
+        let entry = tapeEntry, inputShape = shape
+        return out.recording([self]) { g in
             let kept = Tensor.broadcasting(g, mask, Pointwise.Fill(value: 0))
-            self.accumulateGrad(kept.summed(toShape: self.shape), owned: true)
+            entry?.accumulate(kept.summed(toShape: inputShape), owned: true)
         }
     }
 }

@@ -31,24 +31,27 @@ extension Tensor {
                 }
             }
         }
-        return out.recording([a, b]) { _, g in
+        let (ea, eb) = (a.tapeEntry, b.tapeEntry)
+        // dA needs B's values and dB needs A's: keep each only if the other side wants a gradient.
+        let bForA = ea == nil ? nil : b.detached(), aForB = eb == nil ? nil : a.detached()
+        return out.recording([a, b]) { g in
             // C = A′B′ ⇒ dA′ = dC·B′ᵀ, dB′ = A′ᵀ·dC; a transposed operand takes the transpose.
             withoutGrad {
-                if a.requiresGrad {
+                if let ea, let b = bForA {
                     let ga = transposeA ? matmul(b, g, transposeA: transposeB, transposeB: true)
                                         : matmul(g, b, transposeA: false, transposeB: !transposeB)
-                    a.accumulateGrad(ga, owned: true)
+                    ea.accumulate(ga, owned: true)
                 }
-                if b.requiresGrad {
+                if let eb, let a = aForB {
                     if sharedB {
                         // Sum over the batch: stack the batch into rows of one GEMM.
                         let a2 = a.reshaped([batches * ar, ac]), g2 = g.reshaped([batches * m, n])
                         let gb = transposeB ? matmul(g2, a2, transposeA: true) : matmul(a2, g2, transposeA: true)
-                        b.accumulateGrad(gb, owned: true)
+                        eb.accumulate(gb, owned: true)
                     } else {
                         let gb = transposeB ? matmul(g, a, transposeA: true, transposeB: transposeA)
                                             : matmul(a, g, transposeA: !transposeA, transposeB: false)
-                        b.accumulateGrad(gb, owned: true)
+                        eb.accumulate(gb, owned: true)
                     }
                 }
             }
@@ -70,23 +73,25 @@ extension Tensor {
         GEMM.run(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
                  a: x.data, lda: inF, b: weight.data, ldb: inF, beta: beta, c: out.data, ldc: outF)
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-        return out.recording(inputs) { _, g in
-            if x.requiresGrad {
-                let gx = Tensor(uninitializedShape: x.shape)
+        let (ex, ew, eb, inputShape) = (x.tapeEntry, weight.tapeEntry, bias?.tapeEntry, x.shape)
+        let weightValues = weight.detached(), xForWeight = ew == nil ? nil : x.detached()
+        return out.recording(inputs) { g in
+            if let ex {
+                let gx = Tensor(uninitializedShape: inputShape)
                 GEMM.run(transposeA: false, transposeB: false, m: rows, n: inF, k: outF,
-                         a: g.data, lda: outF, b: weight.data, ldb: inF, c: gx.data, ldc: inF)
-                x.accumulateGrad(gx, owned: true)
+                         a: g.data, lda: outF, b: weightValues.data, ldb: inF, c: gx.data, ldc: inF)
+                ex.accumulate(gx, owned: true)
             }
-            if weight.requiresGrad {
+            if let ew, let x = xForWeight {
                 // Accumulate straight into an existing gradient (beta = 1) to save a pass.
-                let existing = weight.grad
-                let gw = existing ?? Tensor(uninitializedShape: weight.shape)
+                let existing = ew.grad
+                let gw = existing ?? Tensor(uninitializedShape: ew.shape)
                 GEMM.run(transposeA: true, transposeB: false, m: outF, n: inF, k: rows,
                          a: g.data, lda: outF, b: x.data, ldb: inF, beta: existing == nil ? 0 : 1, c: gw.data, ldc: inF)
-                if existing == nil { weight.accumulateGrad(gw, owned: true) }
+                if existing == nil { ew.accumulate(gw, owned: true) }
             }
-            if let bias, bias.requiresGrad {
-                bias.accumulateGrad(withoutGrad { g.reshaped([rows, outF]).summed(toShape: [1, outF]) }.reshaped(bias.shape), owned: true)
+            if let eb {
+                eb.accumulate(withoutGrad { g.reshaped([rows, outF]).summed(toShape: [1, outF]) }.reshaped(eb.shape), owned: true)
             }
         }
     }

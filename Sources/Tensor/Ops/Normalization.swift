@@ -18,12 +18,14 @@ extension Tensor {
                 st[2 * row + 1] = rs
             }
         }
-        return out.recording([self, weight, bias]) { _, g in
-            // Read the statistics through the tensor, which the closure keeps alive (a raw
-            // pointer alone would let the pool hand the storage to another tensor).
-            let gp = g.data, st = stats.data
-            let gx = self.requiresGrad ? Tensor(uninitializedShape: self.shape) : nil
-            let wantAffine = weight.requiresGrad || bias.requiresGrad
+        let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
+        let input = detached(), weightValues = weight.detached()
+        return out.recording([self, weight, bias]) { g in
+            // Read values through tensors the closure keeps alive (a raw pointer alone would let
+            // the pool hand the storage to another tensor).
+            let gp = g.data, st = stats.data, x = input.data, w = weightValues.data
+            let gx = ex.map { Tensor(uninitializedShape: $0.shape) }
+            let wantAffine = ew != nil || eb != nil
             // One pass over the rows: dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per row, and
             // dw, db summed into per-range partials (row ranges run in parallel), added after.
             let grain = max(1, 16_384 / d)
@@ -53,15 +55,15 @@ extension Tensor {
                     for i in 0..<d { dr[i] = rs * (scratch[i] - a - (xr[i] - mu) * rs * c) }
                 }
             }
-            if let gx { self.accumulateGrad(gx, owned: true) }
+            if let gx { ex?.accumulate(gx, owned: true) }
             if wantAffine {
                 let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
                 for part in 0..<parts {
                     Vector.add(dw.data, partials.data + part * 2 * d, into: dw.data, count: d)
                     Vector.add(db.data, partials.data + part * 2 * d + d, into: db.data, count: d)
                 }
-                if weight.requiresGrad { weight.accumulateGrad(dw, owned: true) }
-                if bias.requiresGrad { bias.accumulateGrad(db, owned: true) }
+                ew?.accumulate(dw, owned: true)
+                eb?.accumulate(db, owned: true)
             }
         }
     }
@@ -107,7 +109,10 @@ extension Tensor {
                 for i in 0..<c { yr[i] = xr[i] * k[i] + o[i] }
             }
         }
-        return out.recording([self, weight, bias]) { _, g in
+        let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
+        let input = detached(), weightValues = weight.detached()
+        return out.recording([self, weight, bias]) { g in
+            let x = input.data, w = weightValues.data
             var sumG = [Float](repeating: 0, count: c), sumGXh = sumG
             for row in 0..<rows {
                 let xr = x + row * c, gr = g.data + row * c
@@ -116,8 +121,8 @@ extension Tensor {
                     sumGXh[i] += gr[i] * (xr[i] - mean[i]) * rstd[i]
                 }
             }
-            if self.requiresGrad {
-                let gx = Tensor(uninitializedShape: self.shape)
+            if let ex {
+                let gx = Tensor(uninitializedShape: ex.shape)
                 for row in 0..<rows {
                     let xr = x + row * c, gr = g.data + row * c, dr = gx.data + row * c
                     for i in 0..<c {
@@ -129,10 +134,10 @@ extension Tensor {
                         }
                     }
                 }
-                self.accumulateGrad(gx, owned: true)
+                ex.accumulate(gx, owned: true)
             }
-            if weight.requiresGrad { weight.accumulateGrad(Tensor(sumGXh, shape: weight.shape), owned: true) }
-            if bias.requiresGrad { bias.accumulateGrad(Tensor(sumG, shape: bias.shape), owned: true) }
+            if let ew { ew.accumulate(Tensor(sumGXh, shape: ew.shape), owned: true) }
+            if let eb { eb.accumulate(Tensor(sumG, shape: eb.shape), owned: true) }
         }
     }
 }

@@ -6,9 +6,9 @@ extension Tensor {
         let kept = shape.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
         let reduced = withoutGrad { summed(toShape: kept) }
         let out = reduced === self ? copy() : reduced
-        let inputShape = shape
-        let result = out.recording([self]) { _, g in
-            self.accumulateGrad(withoutGrad { g.reshaped(kept).expanded(to: inputShape) }, owned: true)
+        let inputShape = shape, entry = tapeEntry
+        let result = out.recording([self]) { g in
+            entry?.accumulate(withoutGrad { g.reshaped(kept).expanded(to: inputShape) }, owned: true)
         }
         return keepDims ? result : result.reshaped(shape.enumerated().filter { !ax.contains($0.offset) }.map { $0.element })
     }

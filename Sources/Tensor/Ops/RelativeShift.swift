@@ -14,8 +14,8 @@ extension Tensor {
                 (out.data + (n * t + i) * t).update(from: data + (n * t + i) * p + (t - 1 - i), count: t)
             }
         }
-        let inputShape = shape
-        return out.recording([self]) { _, g in
+        let inputShape = shape, entry = tapeEntry
+        return out.recording([self]) { g in
             let gx = Tensor(zeros: inputShape)
             for n in 0..<planes {
                 for i in 0..<t {
@@ -23,7 +23,7 @@ extension Tensor {
                     dst.update(from: g.data + (n * t + i) * t, count: t)
                 }
             }
-            self.accumulateGrad(gx, owned: true)
+            entry?.accumulate(gx, owned: true)
         }
     }
 }

@@ -35,10 +35,11 @@ extension Tensor {
                 }
             }
         }
-        return out.recording([self]) { out, g in
+        let entry = tapeEntry, probabilities = out.detached()
+        return out.recording([self]) { g in
             // dx = y ⊙ (g − Σ y·g); masked entries have y = 0 and get no gradient.
-            let gx = Tensor(uninitializedShape: self.shape)
-            let y = out.data, gp = g.data, d = gx.data
+            let gx = Tensor(uninitializedShape: g.shape)
+            let y = probabilities.data, gp = g.data, d = gx.data
             Parallel.forRanges(rows, grain: max(1, 8192 / n)) { r in
                 for row in r {
                     let yr = y + row * n, gr = gp + row * n, dr = d + row * n
@@ -46,7 +47,7 @@ extension Tensor {
                     for j in 0..<n { dr[j] = yr[j] * (gr[j] - dot) }
                 }
             }
-            self.accumulateGrad(gx, owned: true)
+            entry?.accumulate(gx, owned: true)
         }
     }
 
@@ -64,10 +65,11 @@ extension Tensor {
                 for j in 0..<n { yr[j] = xr[j] - lse }
             }
         }
-        return out.recording([self]) { out, g in
+        let entry = tapeEntry, logProbabilities = out.detached()
+        return out.recording([self]) { g in
             // dx = g − softmax·Σg
-            let gx = Tensor(uninitializedShape: self.shape)
-            let y = out.data, gp = g.data, d = gx.data
+            let gx = Tensor(uninitializedShape: g.shape)
+            let y = logProbabilities.data, gp = g.data, d = gx.data
             Parallel.forRanges(rows, grain: max(1, 8192 / n)) { r in
                 for row in r {
                     let yr = y + row * n, gr = gp + row * n, dr = d + row * n
@@ -75,7 +77,7 @@ extension Tensor {
                     for j in 0..<n { dr[j] = gr[j] - Vector.exp(yr[j]) * total }
                 }
             }
-            self.accumulateGrad(gx, owned: true)
+            entry?.accumulate(gx, owned: true)
         }
     }
 
@@ -91,11 +93,12 @@ extension Tensor {
         }
         let n = rows.count
         let out = Tensor(scalar: n == 0 ? 0 : Float(total / Double(n)))
-        return out.recording([self]) { _, g in
-            let gx = Tensor(zeros: self.shape)
+        let entry = tapeEntry, inputShape = shape
+        return out.recording([self]) { g in
+            let gx = Tensor(zeros: inputShape)
             let w = n == 0 ? 0 : -g.scalar / Float(n)
             for (r, t) in zip(rows, targets) { gx.data[r * v + t] += w }
-            self.accumulateGrad(gx, owned: true)
+            entry?.accumulate(gx, owned: true)
         }
     }
 }
