@@ -104,6 +104,7 @@ public enum StepBenchmark {
                 let lr = schedule.rate(forUpdate: optimizer.step + 1)
                 optimizer.update(lr: lr)
                 Gradients.zero(optimizer.parameters.map(\.tensor))
+                BufferPool.shared.endStep()
                 row["fwd_loss"] = t1 - t0
                 row["bwd"] = t2 - t1
                 row["opt"] = now() - t2
@@ -137,6 +138,8 @@ public enum StepBenchmark {
             "step_s_all": rows.map { r($0["step"]!) },
             "audio_seconds_per_second": r(Double(batch) * seconds / max(median(stepTimes), 1e-9), 3),
             "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(rssBuild, 1),
+            // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
+            "tensor_peak_live_mib": BufferPool.shared.peakLiveBytes >> 20, "tensor_peak_with_idle_mib": BufferPool.shared.peakTotalBytes >> 20,
             "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
             "build_s": r(buildSeconds, 2),
             "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9, 2),

@@ -147,6 +147,7 @@ public final class Trainer {
             let lr = schedule.rate(forUpdate: state.step + 1)
             optimizer.update(lr: lr)
             Gradients.zero(parameters)
+            BufferPool.shared.endStep()
             state.step += 1
             state.audioSeconds += seconds
             state.dropoutRNG = model.dropoutRNG.stateWords
@@ -217,6 +218,7 @@ public final class Trainer {
             lossSum += Double(r.loss.scalar) * Double(r.maskedTokens)
             accuracySum += r.maskedAccuracy * Double(r.maskedTokens)
             tokens += r.maskedTokens
+            BufferPool.shared.endStep()
         }
         return tokens > 0 ? (lossSum / Double(tokens), accuracySum / Double(tokens)) : (.nan, 0)
     }

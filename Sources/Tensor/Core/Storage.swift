@@ -6,71 +6,127 @@ import Foundation
 /// step whose shapes repeat reuses the previous step's memory instead of faulting in fresh pages.
 public final class Storage {
     public let pointer: UnsafeMutablePointer<Float>
+    /// Floats allocated, at least the count asked for (the pool rounds up to its size class).
     public let capacity: Int
 
     init(capacity: Int) {
-        self.capacity = capacity
-        self.pointer = BufferPool.shared.acquire(capacity)
+        (pointer, self.capacity) = BufferPool.shared.acquire(capacity)
     }
 
     deinit { BufferPool.shared.release(pointer, capacity: capacity) }
 }
 
-/// Free lists of aligned buffers keyed by their exact capacity, with a bound on the bytes held.
+/// Free lists of aligned buffers by size class, trimmed to what the recent steps used.
 ///
-/// Exact sizes are the right key here: a training step allocates the same shapes every step,
-/// and rounding would waste memory on the largest activations (attention scores, decoder logits).
+/// Sizes are rounded up to eight classes per octave (at most 12.5 % more than asked), so that
+/// batches of slightly different lengths, and gradients of parameters versus activations of
+/// nearly equal size, share buffers instead of each keeping their own. Idle memory is what
+/// makes peak RSS exceed the live tensors, so it is bounded twice: `maxHeldBytes` at all times,
+/// and `endStep()` frees buffers that sat idle through a whole step (as they do after a batch
+/// of unusual length).
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
-    private var idle: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private struct Idle { let pointer: UnsafeMutablePointer<Float>; let generation: Int }
+    private var idle: [Int: [Idle]] = [:]
     private var heldBytes = 0
     private var liveBytes = 0
+    private var generation = 0
+    private let lock = NSLock()
+    /// Upper bound on idle memory kept for reuse; beyond it buffers go back to the system.
+    public var maxHeldBytes = 4 << 30
+
     /// High-water marks since the last `resetPeaks()`: bytes handed out, and handed out plus idle.
     public private(set) var peakLiveBytes = 0
     public private(set) var peakTotalBytes = 0
-    public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
-    public var currentHeldBytes: Int { lock.lock(); defer { lock.unlock() }; return heldBytes }
-    public func resetPeaks() { lock.lock(); peakLiveBytes = liveBytes; peakTotalBytes = liveBytes + heldBytes; lock.unlock() }
-    private func noteLive(_ delta: Int) {
-        liveBytes += delta
-        peakLiveBytes = max(peakLiveBytes, liveBytes)
-        peakTotalBytes = max(peakTotalBytes, liveBytes + heldBytes)
-    }
-    private let lock = NSLock()
-    /// Upper bound on idle memory kept for reuse; beyond it buffers go back to the system.
-    public var maxHeldBytes = 8 << 30
 
-    func acquire(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let capacity = max(count, 1)
+    /// Floats actually allocated for a request of `count`: multiples of 16 up to 4096, then
+    /// eight classes per octave.
+    public static func sizeClass(_ count: Int) -> Int {
+        let n = max(count, 1)
+        if n <= 4096 { return (n + 15) & ~15 }
+        let step = 1 << (Int.bitWidth - n.leadingZeroBitCount - 1 - 3)
+        return (n + step - 1) / step * step
+    }
+
+    func acquire(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
+        let capacity = Self.sizeClass(count)
         lock.lock()
-        if var list = idle[capacity], let p = list.popLast() {
-            idle[capacity] = list
-            heldBytes -= capacity * 4
-            noteLive(capacity * 4)
-            lock.unlock()
-            return p
+        // The request's class, else the next one up (≤ 27 % over the request).
+        for candidate in [capacity, Self.sizeClass(capacity + 1)] {
+            if let reused = idle[candidate]?.popLast() {
+                heldBytes -= candidate * 4
+                noteLive(candidate * 4)
+                lock.unlock()
+                return (reused.pointer, candidate)
+            }
         }
         noteLive(capacity * 4)
         lock.unlock()
+        return (Self.allocate(capacity), capacity)
+    }
+
+    /// Buffers from 64 KiB up are mapped directly, so that freeing one returns its pages to the
+    /// system and the process's RSS follows the pool (glibc would keep some freed blocks in its
+    /// heap, out of the pool's sight). Smaller ones come from malloc, 64-byte aligned.
+    private static let mappedFloats = 16 << 10
+
+    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = capacity * MemoryLayout<Float>.stride
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, capacity * MemoryLayout<Float>.stride) == 0, let raw else {
-            fatalError("out of memory allocating \(capacity) floats")
+        if capacity >= mappedFloats {
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if p != MAP_FAILED { raw = p }
+        } else if posix_memalign(&raw, 64, bytes) != 0 {
+            raw = nil
         }
+        guard let raw else { fatalError("out of memory allocating \(capacity) floats") }
         return raw.bindMemory(to: Float.self, capacity: capacity)
     }
 
+    private static func deallocate(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+        if capacity >= mappedFloats { munmap(pointer, capacity * MemoryLayout<Float>.stride) } else { free(pointer) }
+    }
+
     func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
-        let bytes = max(capacity, 1) * 4
+        let bytes = capacity * 4
         lock.lock()
         noteLive(-bytes)
         if heldBytes + bytes <= maxHeldBytes {
-            idle[max(capacity, 1), default: []].append(pointer)
+            idle[capacity, default: []].append(Idle(pointer: pointer, generation: generation))
             heldBytes += bytes
             lock.unlock()
         } else {
             lock.unlock()
-            free(pointer)
+            Self.deallocate(pointer, capacity: capacity)
         }
+    }
+
+    /// Marks the end of a training step: idle buffers that were already idle at the end of
+    /// the previous step and have not been reused since go back to the system.
+    public func endStep() {
+        lock.lock()
+        var stale: [(UnsafeMutablePointer<Float>, Int)] = []
+        for (capacity, list) in idle {
+            let (keep, drop) = list.reduce(into: ([Idle](), [Idle]())) { acc, b in
+                if b.generation >= generation { acc.0.append(b) } else { acc.1.append(b) }
+            }
+            idle[capacity] = keep.isEmpty ? nil : keep
+            heldBytes -= drop.count * capacity * 4
+            stale += drop.map { ($0.pointer, capacity) }
+        }
+        generation += 1
+        lock.unlock()
+        for (pointer, capacity) in stale { Self.deallocate(pointer, capacity: capacity) }
+    }
+
+    public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
+    public var currentHeldBytes: Int { lock.lock(); defer { lock.unlock() }; return heldBytes }
+    public func resetPeaks() { lock.lock(); peakLiveBytes = liveBytes; peakTotalBytes = liveBytes + heldBytes; lock.unlock() }
+
+    private func noteLive(_ delta: Int) {
+        liveBytes += delta
+        peakLiveBytes = max(peakLiveBytes, liveBytes)
+        peakTotalBytes = max(peakTotalBytes, liveBytes + heldBytes)
     }
 }

@@ -1,0 +1,57 @@
+import Tensor
+import XCTest
+
+/// What the tape keeps alive and what the buffer pool keeps idle: the two things that decide a
+/// training step's peak memory.
+final class MemoryTests: XCTestCase {
+    let n = 1 << 18   // 1 MiB per tensor, far above anything else a test leaves around
+
+    private func liveMiB() -> Double { Double(BufferPool.shared.currentLiveBytes) / Double(1 << 20) }
+
+    func testRecordingKeepsOnlyWhatBackwardRulesRead() {
+        let x = Tensor(zeros: [n], requiresGrad: true)
+        let rng = RandomGenerator(seed: 1)
+        let one = Tensor([1], shape: [1])
+        let before = liveMiB()
+        // Eight intermediates of 1 MiB; adds, scaling and dropout read none of them backward.
+        let loss = { () -> Tensor in
+            var h = x
+            for _ in 0..<4 { h = (h + one).dropout(0.5, rng: rng) * 2 }
+            return h.sum()
+        }()
+        XCTAssertLessThan(liveMiB() - before, 0.5, "intermediates no rule reads must be freed during the forward")
+        // A product reads its operands: sigmoid keeps its output, the product keeps both factors.
+        let s = x.sigmoid()
+        let p = (s * (x + one)).sum()
+        XCTAssertEqual(liveMiB() - before, 2, accuracy: 0.1, "sigmoid output and x + 1 are saved, nothing else")
+        (loss + p).backward()
+        XCTAssertNotNil(x.grad)
+    }
+
+    func testSizeClassesRoundUpByAtMostOneEighth() {
+        var previous = 0
+        for count in [1, 15, 16, 17, 4095, 4096, 4097, 5000, 65_537, 258_048, 262_144, 1_032_192, 10_000_019] {
+            let c = BufferPool.sizeClass(count)
+            XCTAssertGreaterThanOrEqual(c, count)
+            XCTAssertLessThanOrEqual(Double(c), Double(count) * 1.125 + 16, "class of \(count)")
+            XCTAssertGreaterThanOrEqual(c, previous, "classes grow with the request")
+            XCTAssertEqual(BufferPool.sizeClass(c), c, "a class is its own class")
+            previous = c
+        }
+    }
+
+    func testPoolReusesAClassAndEndStepReturnsIdleBuffers() {
+        var pointer: UnsafeMutablePointer<Float>?
+        do { let t = Tensor(uninitializedShape: [n + 1000]); pointer = t.data }
+        let held = BufferPool.shared.currentHeldBytes
+        XCTAssertGreaterThanOrEqual(held, n * 4, "a dropped tensor's buffer is kept for reuse")
+        do {
+            let t = Tensor(uninitializedShape: [n + 2000])   // same size class
+            XCTAssertEqual(t.data, pointer, "a request of the same class reuses the idle buffer")
+        }
+        BufferPool.shared.endStep()   // released during this step: kept
+        XCTAssertGreaterThanOrEqual(BufferPool.shared.currentHeldBytes, n * 4)
+        BufferPool.shared.endStep()   // not reused during a whole step: freed
+        XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
+    }
+}
