@@ -60,19 +60,24 @@ public final class RandomProjectionVectorQuantizer: Module {
         let (n, v, c) = (config.numBooks, config.numClasses, config.codeDim)
         let positions = x.count / (n * c)
         var out = [Int](repeating: 0, count: positions * n)
-        codebooks.values.withUnsafeBufferPointer { codes in
-            for pos in 0..<positions {
-                for book in 0..<n {
-                    let q = x.data + (pos * n + book) * c
-                    var best = 0
-                    var bestDistance = Double.infinity
-                    for code in 0..<v {
-                        let e = codes.baseAddress! + (book * v + code) * c
-                        var d = 0.0
-                        for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
-                        if d < bestDistance { bestDistance = d; best = code }
+        out.withUnsafeMutableBufferPointer { tokens in
+            codebooks.values.withUnsafeBufferPointer { codes in
+                // Each position's nearest codes are independent of the others.
+                Parallel.forRanges(positions, grain: 8) { range in
+                    for pos in range {
+                        for book in 0..<n {
+                            let q = x.data + (pos * n + book) * c
+                            var best = 0
+                            var bestDistance = Double.infinity
+                            for code in 0..<v {
+                                let e = codes.baseAddress! + (book * v + code) * c
+                                var d = 0.0
+                                for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+                                if d < bestDistance { bestDistance = d; best = code }
+                            }
+                            tokens[pos * n + book] = best
+                        }
                     }
-                    out[pos * n + book] = best
                 }
             }
         }

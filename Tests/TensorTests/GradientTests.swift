@@ -70,6 +70,25 @@ final class GradientTests: XCTestCase {
         assertGradients([a], "dropout") { seed = 3; return a.dropout(0.3, rng: RandomGenerator(seed: seed)) }
     }
 
+    func testDropoutDropsAFractionPAndScalesSurvivors() {
+        // Odd count: the last element is the first half of an unpaired draw; 200,001 elements
+        // span many parallel chunks.
+        let n = 200_001, p: Float = 0.1
+        let x = Tensor(repeating: 2, shape: [n])
+        let rng = RandomGenerator(seed: 5)
+        let y = x.dropout(p, rng: rng), y2 = x.dropout(p, rng: rng)
+        let dropped = y.array.filter { $0 == 0 }.count
+        let sigma = (Double(n) * Double(p) * Double(1 - p)).squareRoot()
+        XCTAssertEqual(Double(dropped), Double(n) * Double(p), accuracy: 4 * sigma)
+        XCTAssertTrue(y.array.allSatisfy { $0 == 0 || $0 == 2 / (1 - p) })
+        XCTAssertNotEqual(y.array, y2.array, "each call draws a new mask")
+        XCTAssertEqual(x.dropout(p, rng: RandomGenerator(seed: 5)).array, y.array, "the mask is a function of the generator state")
+        // Neighbouring elements and the two halves of one draw are not correlated.
+        let kept = y.array.map { $0 == 0 ? 0.0 : 1.0 }
+        let bothKept = zip(kept, kept.dropFirst()).filter { $0 == 1 && $1 == 1 }.count
+        XCTAssertEqual(Double(bothKept) / Double(n - 1), Double((1 - p) * (1 - p)), accuracy: 0.005)
+    }
+
     func testLayerNorm() {
         // Width 19: the SIMD body (16) and a scalar tail (3) of the row reductions.
         let x = randomTensor([2, 3, 19], seed: 17, -2, 2), w = randomTensor([19], seed: 18, 0.5, 1.5), b = randomTensor([19], seed: 19)

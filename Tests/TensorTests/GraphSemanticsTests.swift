@@ -41,4 +41,17 @@ final class GraphSemanticsTests: XCTestCase {
         y.backward()
         XCTAssertEqual(x.grad?.array, [39])
     }
+
+    func testPassedThroughGradientsAreNotSharedBetweenConsumers() {
+        // add and reshape hand their gradient storage to one input; fan-out after them (h and v
+        // are each read twice, and x + x takes the same entry twice) must still accumulate
+        // into separate gradients.
+        let a = randomTensor([3, 4], seed: 31), b = randomTensor([3, 4], seed: 32)
+        _TestSupport.assertGradients([a, b], "fan-out through add and reshape") {
+            let h = a + b
+            let v = h.reshaped([4, 3])
+            let w = (v + v).reshaped([3, 4]) * h
+            return (w - a) + (h + h) * b
+        }
+    }
 }

@@ -14,8 +14,10 @@ public final class TapeEntry {
     init(shape: [Int]) { self.shape = shape }
 
     /// Adds `g` (same shape) into the gradient, allocating it on first use.
-    /// `owned` says that the caller made `g` for this call alone, so it may be adopted without
-    /// a copy; a gradient passed through unchanged (by add, reshape, …) is never owned.
+    /// `owned` says that nothing else will read `g`'s storage, so it may be adopted without a
+    /// copy. Every entry's gradient storage is its own (adopted only when owned, else copied),
+    /// and `backward` takes it from the entry before running the rule, so a rule owns its `g`:
+    /// it may hand `g` itself on to one input as owned (add, reshape), and copies for any other.
     public func accumulate(_ g: Tensor, owned: Bool = false) {
         let count = Shape.count(shape)
         precondition(g.count == count, "gradient of shape \(g.shape) for tensor \(shape)")

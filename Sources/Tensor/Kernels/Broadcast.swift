@@ -27,27 +27,42 @@ struct BroadcastLoop {
     }
 
     /// Calls `inner(offsetA, offsetB, offsetOut, n, strideA, strideB)` once per innermost run.
-    func forEachRun(_ inner: (Int, Int, Int, Int, Int, Int) -> Void) {
+    /// `inParallel` spreads the runs over the cores; only for callers whose runs write
+    /// disjoint memory (every run owns its output slice).
+    func forEachRun(inParallel: Bool = false, _ inner: (Int, Int, Int, Int, Int, Int) -> Void) {
         let rank = shape.count
         let n = shape[rank - 1]
         let isa = stridesA[rank - 1], isb = stridesB[rank - 1]
         let outer = shape.dropLast().reduce(1, *)
-        var index = [Int](repeating: 0, count: max(rank - 1, 0))
-        var offA = 0, offB = 0
-        for run in 0..<outer {
-            inner(offA, offB, run * n, n, isa, isb)
-            // Odometer increment over the outer dimensions.
-            var d = rank - 2
-            while d >= 0 {
-                index[d] += 1
-                offA += stridesA[d]
-                offB += stridesB[d]
-                if index[d] < shape[d] { break }
-                offA -= stridesA[d] * shape[d]
-                offB -= stridesB[d] * shape[d]
-                index[d] = 0
-                d -= 1
+        func runs(_ range: Range<Int>) {
+            // Outer index of the first run, then an odometer increment per run.
+            var index = [Int](repeating: 0, count: max(rank - 1, 0))
+            var offA = 0, offB = 0, rest = range.lowerBound
+            for d in stride(from: rank - 2, through: 0, by: -1) {
+                index[d] = rest % shape[d]
+                rest /= shape[d]
+                offA += index[d] * stridesA[d]
+                offB += index[d] * stridesB[d]
             }
+            for run in range {
+                inner(offA, offB, run * n, n, isa, isb)
+                var d = rank - 2
+                while d >= 0 {
+                    index[d] += 1
+                    offA += stridesA[d]
+                    offB += stridesB[d]
+                    if index[d] < shape[d] { break }
+                    offA -= stridesA[d] * shape[d]
+                    offB -= stridesB[d] * shape[d]
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+        if inParallel {
+            Parallel.forRanges(outer, grain: max(1, 32_768 / max(n, 1)), runs)
+        } else {
+            runs(0..<outer)
         }
     }
 }
@@ -64,6 +79,8 @@ extension Tensor {
         loop.forEachRun { oa, _, oo, n, sa, _ in
             if sa == 0 {
                 dst[oa] += Float(Vector.sum(src + oo, count: n))
+            } else if sa == 1 {
+                Vector.add(dst + oa, src + oo, into: dst + oa, count: n)
             } else {
                 for i in 0..<n { dst[oa + i * sa] += src[oo + i] }
             }

@@ -26,3 +26,24 @@ public enum Parallel {
         }
     }
 }
+
+extension Parallel {
+    /// Sums over rows, per column, in parallel: `body(rows, partial)` adds the contributions of
+    /// a range of rows into its own zeroed `partial` of `width` values; the partials are then
+    /// added in range order, so the result depends only on the thread count.
+    public static func columnSums<T: BinaryFloatingPoint>(rows: Int, width: Int, grain: Int,
+                                                          _ body: (Range<Int>, UnsafeMutablePointer<T>) -> Void) -> [T] {
+        let parts = max(1, min(threads, rows / max(grain, 1)))
+        let rowsPerPart = (rows + parts - 1) / max(parts, 1)
+        var partials = [T](repeating: 0, count: parts * width)
+        partials.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            forRanges(rows, grain: max(rowsPerPart, 1)) { r in body(r, base + (r.lowerBound / max(rowsPerPart, 1)) * width) }
+        }
+        var total = [T](repeating: 0, count: width)
+        for part in 0..<parts {
+            for i in 0..<width { total[i] += partials[part * width + i] }
+        }
+        return total
+    }
+}

@@ -81,32 +81,38 @@ extension Tensor {
 
     /// Inverted dropout: zero with probability p, scale survivors by 1/(1−p). Identity for p = 0.
     ///
-    /// No mask is stored: backward replays the generator from its state before the draws, which
-    /// gives the same keep/drop decisions bit for bit at no memory cost.
+    /// The keep/drop decisions come from one draw of `rng` used as the seed of a random-access
+    /// stream, so the mask is never stored: backward recomputes it bit for bit, and both
+    /// directions run in parallel.
     public func dropout(_ p: Float, rng: RandomGenerator) -> Tensor {
         guard p > 0 else { return self }
-        let replay = RandomGenerator(state: rng.stateWords)
+        let seed = rng.next()
         let out = Tensor(uninitializedShape: shape)
-        Tensor.applyDropout(data, into: out.data, count: count, p: p, rng: rng)
+        Tensor.applyDropout(data, into: out.data, count: count, p: p, seed: seed)
         let entry = tapeEntry, n = count
         return out.recording([self]) { g in
             let gx = Tensor(uninitializedShape: g.shape)
-            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, rng: replay)
+            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, seed: seed)
             entry?.accumulate(gx, owned: true)
         }
     }
 
-    /// y = x·keep/(1−p) with keep drawn from `rng`: two 32-bit draws per generator step,
-    /// compared as integers (drop when u < p·2³²).
-    static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, rng: RandomGenerator) {
+    /// y = x·keep/(1−p). Element pair j takes the 64 bits at position j of the SplitMix64 stream
+    /// from `seed` (its Weyl-sequence state makes any position computable directly) and
+    /// compares each 32-bit half with p·2³²: drop when below.
+    static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64) {
         let scale = 1 / (1 - p)
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
-        var i = 0
-        while i < count {
-            let bits = rng.next()
-            y[i] = UInt32(truncatingIfNeeded: bits) < threshold ? 0 : x[i] * scale
-            if i + 1 < count { y[i + 1] = UInt32(truncatingIfNeeded: bits >> 32) < threshold ? 0 : x[i + 1] * scale }
-            i += 2
+        Parallel.forRanges((count + 1) / 2, grain: 8192) { pairs in
+            for j in pairs {
+                var z = seed &+ UInt64(j + 1) &* 0x9E37_79B9_7F4A_7C15
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                let i = 2 * j
+                y[i] = UInt32(truncatingIfNeeded: z) < threshold ? 0 : x[i] * scale
+                if i + 1 < count { y[i + 1] = UInt32(truncatingIfNeeded: z >> 32) < threshold ? 0 : x[i + 1] * scale }
+            }
         }
     }
 }

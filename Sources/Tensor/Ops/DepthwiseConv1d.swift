@@ -59,14 +59,20 @@ extension Tensor {
             }
             if let ew, let x = input?.data {
                 var gt = [Float](repeating: 0, count: k * c)
-                for b in 0..<batch {
-                    for i in 0..<to {
-                        let gr = gp + (b * to + i) * c
-                        for j in 0..<k {
-                            let src = i + j - left
-                            if src < 0 || src >= t { continue }
-                            let xr = x + (b * t + src) * c
-                            for ch in 0..<c { gt[j * c + ch] += gr[ch] * xr[ch] }
+                gt.withUnsafeMutableBufferPointer { gtp in
+                    let gtp = gtp.baseAddress!
+                    // Channel ranges own their taps: parallel without write conflicts.
+                    Parallel.forRanges(c, grain: 64) { channels in
+                        for b in 0..<batch {
+                            for i in 0..<to {
+                                let gr = gp + (b * to + i) * c
+                                for j in 0..<k {
+                                    let src = i + j - left
+                                    if src < 0 || src >= t { continue }
+                                    let xr = x + (b * t + src) * c, row = gtp + j * c
+                                    for ch in channels { row[ch] += gr[ch] * xr[ch] }
+                                }
+                            }
                         }
                     }
                 }

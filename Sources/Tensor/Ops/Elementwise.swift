@@ -13,7 +13,7 @@ extension Tensor {
         let loop = BroadcastLoop(shape: outShape, stridesA: Shape.broadcastStrides(a.shape, to: outShape),
                                  stridesB: Shape.broadcastStrides(b.shape, to: outShape))
         let pa = a.data, pb = b.data, po = out.data
-        loop.forEachRun { oa, ob, oo, n, sa, sb in
+        loop.forEachRun(inParallel: true) { oa, ob, oo, n, sa, sb in
             if sa == 1 && sb == 1 {
                 Vector.zip(pa + oa, pb + ob, into: po + oo, count: n, f)
             } else if sa == 1 && sb == 0 {
@@ -36,17 +36,18 @@ extension Tensor {
         let out = broadcasting(a, b, Pointwise.Add())
         let (ea, eb, shapeA, shapeB, shapeOut) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape, out.shape)
         return out.recording([a, b]) { g in
-            ea?.accumulate(g.summed(toShape: shapeA), owned: shapeA != shapeOut)
-            eb?.accumulate(g.summed(toShape: shapeB), owned: shapeB != shapeOut)
+            // g belongs to this rule alone (see `TapeEntry.accumulate`): the first taker adopts it.
+            ea?.accumulate(g.summed(toShape: shapeA), owned: true)
+            eb?.accumulate(g.summed(toShape: shapeB), owned: shapeB != shapeOut || ea == nil)
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = broadcasting(a, b, Pointwise.Sub())
-        let (ea, eb, shapeA, shapeB, shapeOut) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape, out.shape)
+        let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
         return out.recording([a, b]) { g in
-            ea?.accumulate(g.summed(toShape: shapeA), owned: shapeA != shapeOut)
             eb?.accumulate(g.scaled(-1, recording: false).summed(toShape: shapeB), owned: true)
+            ea?.accumulate(g.summed(toShape: shapeA), owned: true)
         }
     }
 

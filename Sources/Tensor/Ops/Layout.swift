@@ -10,7 +10,7 @@ extension Tensor {
         precondition(Shape.count(dims) == count, "cannot reshape \(shape) to \(newShape)")
         let inputShape = shape, entry = tapeEntry
         return Tensor(shape: dims, storage: storage).recording([self]) { g in
-            entry?.accumulate(Tensor(shape: inputShape, storage: g.storage))
+            entry?.accumulate(Tensor(shape: inputShape, storage: g.storage), owned: true)
         }
     }
 
@@ -20,7 +20,7 @@ extension Tensor {
         let loop = BroadcastLoop(shape: target, stridesA: Shape.broadcastStrides(shape, to: target),
                                  stridesB: [Int](repeating: 0, count: target.count))
         let src = data, dst = out.data
-        loop.forEachRun { oa, _, oo, n, sa, _ in
+        loop.forEachRun(inParallel: true) { oa, _, oo, n, sa, _ in
             if sa == 1 { (dst + oo).update(from: src + oa, count: n) }
             else if sa == 0 { (dst + oo).update(repeating: src[oa], count: n) }
             else { for i in 0..<n { dst[oo + i] = src[oa + i * sa] } }
@@ -52,7 +52,7 @@ extension Tensor {
         let loop = BroadcastLoop(shape: outShape, stridesA: order.map { inStrides[$0] },
                                  stridesB: [Int](repeating: 0, count: rank))
         let src = data, dst = out.data
-        loop.forEachRun { oa, _, oo, n, sa, _ in
+        loop.forEachRun(inParallel: true) { oa, _, oo, n, sa, _ in
             if sa == 1 { (dst + oo).update(from: src + oa, count: n) }
             else { for i in 0..<n { dst[oo + i] = src[oa + i * sa] } }
         }

@@ -27,14 +27,9 @@ extension Tensor {
             let gx = ex.map { Tensor(uninitializedShape: $0.shape) }
             let wantAffine = ew != nil || eb != nil
             // One pass over the rows: dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per row, and
-            // dw, db summed into per-range partials (row ranges run in parallel), added after.
-            let grain = max(1, 16_384 / d)
-            let parts = max(1, min(Parallel.threads, rows / grain))
-            let partials = Tensor(zeros: [parts, 2, d])
-            let partialRows = (rows + parts - 1) / parts
-            Parallel.forRanges(rows, grain: partialRows) { r in
-                let part = r.lowerBound / partialRows
-                let dw = partials.data + part * 2 * d, db = dw + d
+            // dw, db summed per row range (ranges run in parallel).
+            let sums: [Float] = Parallel.columnSums(rows: rows, width: 2 * d, grain: max(1, 16_384 / d)) { r, partial in
+                let dw = partial, db = partial + d
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: d)
                 defer { scratch.deallocate() }
                 for row in r {
@@ -56,15 +51,8 @@ extension Tensor {
                 }
             }
             if let gx { ex?.accumulate(gx, owned: true) }
-            if wantAffine {
-                let dw = Tensor(zeros: [d]), db = Tensor(zeros: [d])
-                for part in 0..<parts {
-                    Vector.add(dw.data, partials.data + part * 2 * d, into: dw.data, count: d)
-                    Vector.add(db.data, partials.data + part * 2 * d + d, into: db.data, count: d)
-                }
-                ew?.accumulate(dw, owned: true)
-                eb?.accumulate(db, owned: true)
-            }
+            if let ew { ew.accumulate(Tensor(Array(sums[..<d]), shape: ew.shape), owned: true) }
+            if let eb { eb.accumulate(Tensor(Array(sums[d...]), shape: eb.shape), owned: true) }
         }
     }
 
@@ -79,14 +67,17 @@ extension Tensor {
         precondition(weight.count == c && runningMean.count == c, "batchNorm: weight \(weight.shape) for \(c) channels")
         var mean = [Float](repeating: 0, count: c), rstd = mean
         if training {
-            var s = [Double](repeating: 0, count: c), ss = s
-            for row in 0..<rows {
-                let xr = data + row * c
-                for i in 0..<c { let v = Double(xr[i]); s[i] += v; ss[i] += v * v }
+            // Σx and Σx² per channel, in Double: E[x²] − E[x]² cancels badly in Float.
+            let x = data
+            let sums: [Double] = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
+                for row in r {
+                    let xr = x + row * c
+                    for i in 0..<c { let v = Double(xr[i]); partial[i] += v; partial[c + i] += v * v }
+                }
             }
             for i in 0..<c {
-                let mu = s[i] / Double(rows)
-                let variance = max(ss[i] / Double(rows) - mu * mu, 0)
+                let mu = sums[i] / Double(rows)
+                let variance = max(sums[c + i] / Double(rows) - mu * mu, 0)
                 mean[i] = Float(mu)
                 rstd[i] = 1 / (Float(variance) + eps).squareRoot()
                 let unbiased = rows > 1 ? variance * Double(rows) / Double(rows - 1) : variance
@@ -112,25 +103,31 @@ extension Tensor {
         let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
         let input = detached(), weightValues = weight.detached()
         return out.recording([self, weight, bias]) { g in
-            let x = input.data, w = weightValues.data
-            var sumG = [Float](repeating: 0, count: c), sumGXh = sumG
-            for row in 0..<rows {
-                let xr = x + row * c, gr = g.data + row * c
-                for i in 0..<c {
-                    sumG[i] += gr[i]
-                    sumGXh[i] += gr[i] * (xr[i] - mean[i]) * rstd[i]
+            let x = input.data, w = weightValues.data, gp = g.data
+            // Σg and Σg·x̂ per channel: the bias and weight gradients, and terms of dx.
+            let sums: [Float] = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
+                for row in r {
+                    let xr = x + row * c, gr = gp + row * c
+                    for i in 0..<c {
+                        partial[i] += gr[i]
+                        partial[c + i] += gr[i] * (xr[i] - mean[i]) * rstd[i]
+                    }
                 }
             }
+            let sumG = Array(sums[..<c]), sumGXh = Array(sums[c...])
             if let ex {
                 let gx = Tensor(uninitializedShape: ex.shape)
-                for row in 0..<rows {
-                    let xr = x + row * c, gr = g.data + row * c, dr = gx.data + row * c
-                    for i in 0..<c {
-                        if training {
-                            let xh = (xr[i] - mean[i]) * rstd[i]
-                            dr[i] = w[i] * rstd[i] * (gr[i] - sumG[i] / Float(rows) - xh * sumGXh[i] / Float(rows))
-                        } else {
-                            dr[i] = gr[i] * k[i]
+                let dx = gx.data
+                Parallel.forRanges(rows, grain: max(1, 16_384 / c)) { r in
+                    for row in r {
+                        let xr = x + row * c, gr = gp + row * c, dr = dx + row * c
+                        for i in 0..<c {
+                            if training {
+                                let xh = (xr[i] - mean[i]) * rstd[i]
+                                dr[i] = w[i] * rstd[i] * (gr[i] - sumG[i] / Float(rows) - xh * sumGXh[i] / Float(rows))
+                            } else {
+                                dr[i] = gr[i] * k[i]
+                            }
                         }
                     }
                 }
