@@ -26,28 +26,12 @@ extension Tensor {
             let gp = g.data, st = stats.data, x = input.data, w = weightValues.data
             let gx = ex.map { Tensor(uninitializedShape: $0.shape) }
             let wantAffine = ew != nil || eb != nil
-            // One pass over the rows: dx = rs·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per row, and
-            // dw, db summed per row range (ranges run in parallel).
+            // Per row (see `Vector.layerNormRowBackward`); dw, db summed per row range, ranges in parallel.
             let sums: [Float] = Parallel.columnSums(rows: rows, width: 2 * d, grain: max(1, 16_384 / d)) { r, partial in
-                let dw = partial, db = partial + d
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: d)
-                defer { scratch.deallocate() }
                 for row in r {
-                    let xr = x + row * d, gr = gp + row * d
-                    let mu = st[2 * row], rs = st[2 * row + 1]
-                    if wantAffine {
-                        for i in 0..<d {
-                            dw[i] += gr[i] * (xr[i] - mu) * rs
-                            db[i] += gr[i]
-                        }
-                    }
-                    guard let gx else { continue }
-                    let dr = gx.data + row * d
-                    for i in 0..<d { scratch[i] = gr[i] * w[i] }   // dh
-                    let sumDh = Vector.rowSum(scratch, d)
-                    let sumDhXh = (Vector.rowDot(scratch, xr, d) - mu * sumDh) * rs
-                    let a = sumDh / Float(d), c = sumDhXh / Float(d)
-                    for i in 0..<d { dr[i] = rs * (scratch[i] - a - (xr[i] - mu) * rs * c) }
+                    Vector.layerNormRowBackward(x: x + row * d, g: gp + row * d, weight: w, mean: st[2 * row],
+                                                inverseDeviation: st[2 * row + 1], width: d,
+                                                affine: wantAffine ? partial : nil, dx: gx.map { $0.data + row * d })
                 }
             }
             if let gx { ex?.accumulate(gx, owned: true) }
