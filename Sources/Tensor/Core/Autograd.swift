@@ -27,7 +27,7 @@ public final class TapeEntry {
             grad = Tensor(shape: shape, storage: g.storage)
         } else {
             let copy = Tensor(uninitializedShape: shape)
-            copy.data.update(from: g.data, count: count)
+            Vector.copy(g.data, into: copy.data, count: count)
             grad = copy
         }
     }

@@ -73,7 +73,7 @@ public final class Tensor {
     /// A copy that shares nothing and records nothing.
     public func copy() -> Tensor {
         let t = Tensor(uninitializedShape: shape)
-        t.data.update(from: data, count: count)
+        Vector.copy(data, into: t.data, count: count)
         return t
     }
 

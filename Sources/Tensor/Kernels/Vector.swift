@@ -59,6 +59,11 @@ public enum Vector {
         }
     }
 
+    /// memcpy split over the cores.
+    public static func copy(_ a: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count) { r in (out + r.lowerBound).update(from: a + r.lowerBound, count: r.count) }
+    }
+
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
         zip(a, b, into: out, count: count, Pointwise.Add())
     }

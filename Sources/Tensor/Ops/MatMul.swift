@@ -67,7 +67,10 @@ extension Tensor {
         var beta: Float = 0
         if let bias {
             precondition(bias.count == outF, "linear: bias \(bias.shape) for \(outF) outputs")
-            for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+            let o = out.data, b = bias.data
+            Parallel.forRanges(rows, grain: max(1, 32_768 / outF)) { r in
+                for row in r { (o + row * outF).update(from: b, count: outF) }
+            }
             beta = 1
         }
         GEMM.run(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
