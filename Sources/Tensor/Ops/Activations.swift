@@ -100,18 +100,29 @@ extension Tensor {
     /// y = x·keep/(1−p). Element pair j takes the 64 bits at position j of the SplitMix64 stream
     /// from `seed` (its Weyl-sequence state makes any position computable directly) and
     /// compares each 32-bit half with p·2³²: drop when below.
+    ///
+    /// Blocks of 2048 elements: the draws go to a small buffer first (a loop LLVM vectorises),
+    /// then a branch-free select applies them (a data-dependent branch mispredicts p of the time).
     static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64) {
         let scale = 1 / (1 - p)
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
-        Parallel.forRanges((count + 1) / 2, grain: 8192) { pairs in
-            for j in pairs {
-                var z = seed &+ UInt64(j + 1) &* 0x9E37_79B9_7F4A_7C15
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                let i = 2 * j
-                y[i] = UInt32(truncatingIfNeeded: z) < threshold ? 0 : x[i] * scale
-                if i + 1 < count { y[i + 1] = UInt32(truncatingIfNeeded: z >> 32) < threshold ? 0 : x[i + 1] * scale }
+        let block = 2048
+        Parallel.forRanges((count + block - 1) / block, grain: 8) { blocks in
+            let draws = UnsafeMutablePointer<UInt32>.allocate(capacity: block)
+            defer { draws.deallocate() }
+            for blockIndex in blocks {
+                let start = blockIndex * block, n = min(block, count - start)
+                let firstPair = start / 2
+                UnsafeMutableRawPointer(draws).withMemoryRebound(to: UInt64.self, capacity: block / 2) { pairs in
+                    for j in 0..<(n + 1) / 2 {
+                        var z = seed &+ UInt64(firstPair + j + 1) &* 0x9E37_79B9_7F4A_7C15
+                        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                        pairs[j] = z ^ (z >> 31)
+                    }
+                }
+                let xs = x + start, ys = y + start
+                for i in 0..<n { ys[i] = draws[i] < threshold ? 0 : xs[i] * scale }
             }
         }
     }
