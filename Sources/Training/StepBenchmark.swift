@@ -14,12 +14,12 @@ import Tensor
 public enum StepBenchmark {
     public enum Mode: String, CaseIterable { case train, infer, features, loader }
 
-    struct CPUTime { let user: Double, sys: Double }
+    struct CPUTime { let user: Double, sys: Double, minorFaults: Int }
     static func cpuTime() -> CPUTime {
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
         return CPUTime(user: Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6,
-                       sys: Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6)
+                       sys: Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6, minorFaults: u.ru_minflt)
     }
     static func peakRSSMiB() -> Double {
         var u = rusage()
@@ -65,7 +65,7 @@ public enum StepBenchmark {
         var rows: [[String: Double]] = []
         var losses: [Double] = [], lrs: [Double] = []
         var maskedFraction = 0.0
-        var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0), measuredWall = 0.0
+        var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0, minorFaults: 0), measuredWall = 0.0
         mode == .train ? model.train() : model.eval()
         for step in 0..<(warmup + steps) {
             // Same recipe as the reference: audio 0.1·N(0,1), noise 0.05·N(0,1).
@@ -116,7 +116,8 @@ public enum StepBenchmark {
             let cpu1 = cpuTime()
             if step >= warmup {
                 measuredFlops += GEMM.flops
-                measuredCPU = CPUTime(user: measuredCPU.user + cpu1.user - cpu0.user, sys: measuredCPU.sys + cpu1.sys - cpu0.sys)
+                measuredCPU = CPUTime(user: measuredCPU.user + cpu1.user - cpu0.user, sys: measuredCPU.sys + cpu1.sys - cpu0.sys,
+                                      minorFaults: measuredCPU.minorFaults + cpu1.minorFaults - cpu0.minorFaults)
                 measuredWall += row["step"]!
             }
             rows.append(row)
@@ -141,6 +142,7 @@ public enum StepBenchmark {
             // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
             "tensor_peak_live_mib": BufferPool.shared.peakLiveBytes >> 20, "tensor_peak_with_idle_mib": BufferPool.shared.peakTotalBytes >> 20,
             "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
+            "page_faults_per_step": measuredCPU.minorFaults / max(steps, 1),
             "build_s": r(buildSeconds, 2),
             "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9, 2),
             "time_utc": ISO8601DateFormatter().string(from: Date()),

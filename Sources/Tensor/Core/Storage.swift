@@ -52,14 +52,17 @@ public final class BufferPool: @unchecked Sendable {
     func acquire(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
         let capacity = Self.sizeClass(count)
         lock.lock()
-        // The request's class, else the next one up (≤ 27 % over the request).
-        for candidate in [capacity, Self.sizeClass(capacity + 1)] {
+        // The request's class or, when that is empty, one of the next two (at most 27 % larger):
+        // shapes that vary from step to step (the decoder's masked rows) then find a buffer.
+        var candidate = capacity
+        for _ in 0..<3 {
             if let reused = idle[candidate]?.popLast() {
                 heldBytes -= candidate * 4
                 noteLive(candidate * 4)
                 lock.unlock()
                 return (reused.pointer, candidate)
             }
+            candidate = Self.sizeClass(candidate + 1)
         }
         noteLive(capacity * 4)
         lock.unlock()
