@@ -129,6 +129,7 @@ public enum StepBenchmark {
         let parts: [String] = mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
         let summary = ModelSummary(model: model, config: config.model, batch: batch, seconds: seconds)
         let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
+        let singleCore = GEMM.singleCoreRate()
         var out: [String: Any] = [
             "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
             "sample_rate": config.sampleRate, "steps": steps, "warmup": warmup, "seed": seed, "threads": Parallel.threads,
@@ -145,6 +146,9 @@ public enum StepBenchmark {
             "page_faults_per_step": measuredCPU.minorFaults / max(steps, 1),
             "build_s": r(buildSeconds, 2),
             "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9, 2),
+            // Issue 7's efficiency bar: model FLOPs per step ÷ step time against one core's sgemm.
+            "single_core_sgemm_gflops": r(singleCore, 1),
+            "efficiency_vs_single_core_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / singleCore, 3),
             "time_utc": ISO8601DateFormatter().string(from: Date()),
         ]
         if mode == .train {

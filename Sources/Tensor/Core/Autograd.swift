@@ -75,12 +75,6 @@ extension Tensor {
         return self
     }
 
-    /// Adds `g` into this tensor's gradient (see `TapeEntry.accumulate`).
-    public func accumulateGrad(_ g: Tensor, owned: Bool = false) {
-        precondition(tapeEntry != nil, "accumulateGrad on a tensor that does not require a gradient")
-        tapeEntry?.accumulate(g, owned: owned)
-    }
-
     /// Reverse-mode differentiation from this scalar: every tensor that requires a gradient and
     /// contributed to it gets `grad` accumulated. The graph is released afterwards.
     public func backward() {

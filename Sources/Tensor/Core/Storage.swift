@@ -34,9 +34,9 @@ public final class BufferPool: @unchecked Sendable {
     private var generation = 0
     private let lock = NSLock()
     /// Upper bound on idle memory kept for reuse; beyond it buffers go back to the system.
-    public var maxHeldBytes = 4 << 30
+    public let maxHeldBytes = 4 << 30
 
-    /// High-water marks since the last `resetPeaks()`: bytes handed out, and handed out plus idle.
+    /// High-water marks of the process: bytes handed out, and handed out plus idle.
     public private(set) var peakLiveBytes = 0
     public private(set) var peakTotalBytes = 0
 
@@ -125,7 +125,6 @@ public final class BufferPool: @unchecked Sendable {
 
     public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
     public var currentHeldBytes: Int { lock.lock(); defer { lock.unlock() }; return heldBytes }
-    public func resetPeaks() { lock.lock(); peakLiveBytes = liveBytes; peakTotalBytes = liveBytes + heldBytes; lock.unlock() }
 
     private func noteLive(_ delta: Int) {
         liveBytes += delta

@@ -67,4 +67,22 @@ public enum GEMM {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+
+    /// GFLOP/s of one `cblas_sgemm` on one core for the FastConformer-L feed-forward shape
+    /// (4096×512 · 512×2048), median of five: the reference for a training step's efficiency,
+    /// measured in the same process as the step.
+    public static func singleCoreRate() -> Double {
+        _ = singleThreadedBLAS
+        let (m, n, k) = (4096, 2048, 512)
+        let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
+        let c = Tensor(uninitializedShape: [m, n])
+        var times: [Double] = []
+        for _ in 0..<6 {
+            let t = DispatchTime.now().uptimeNanoseconds
+            single(false, false, m, n, k, 1, a.data, k, b.data, n, 0, c.data, n)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        let median = times.dropFirst().sorted()[2]
+        return 2 * Double(m * n * k) / median / 1e9
+    }
 }
