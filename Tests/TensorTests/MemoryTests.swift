@@ -49,9 +49,15 @@ final class MemoryTests: XCTestCase {
             let t = Tensor(uninitializedShape: [n + 2000])   // same size class
             XCTAssertEqual(t.data, pointer, "a request of the same class reuses the idle buffer")
         }
-        BufferPool.shared.endStep()   // released during this step: kept
-        XCTAssertGreaterThanOrEqual(BufferPool.shared.currentHeldBytes, n * 4)
-        BufferPool.shared.endStep()   // not reused during a whole step: freed
+        do {
+            let t = Tensor(uninitializedShape: [n - n / 8])   // three classes smaller
+            XCTAssertEqual(t.data, pointer, "a smaller request reuses a buffer up to four classes larger")
+        }
+        for _ in 0..<BufferPool.idleStepsKept {   // idle for fewer steps than the limit: kept
+            BufferPool.shared.endStep()
+            XCTAssertGreaterThanOrEqual(BufferPool.shared.currentHeldBytes, n * 4)
+        }
+        BufferPool.shared.endStep()   // not reused for idleStepsKept steps: freed
         XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
     }
 }
