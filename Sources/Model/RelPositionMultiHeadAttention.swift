@@ -34,26 +34,16 @@ public final class RelPositionMultiHeadAttention: Module {
         child("dropout", dropout)
     }
 
-    /// [B, T, D] → [B, H, T, d_k]
-    private func splitHeads(_ x: Tensor) -> Tensor {
-        x.reshaped([x.shape[0], x.shape[1], heads, headDim]).permuted([0, 2, 1, 3])
-    }
-
     /// x [B, T, D], positions [2T−1, D], mask [B, 1, T, T] (1 = masked) → [B, T, D].
     public func callAsFunction(_ x: Tensor, positions: Tensor, mask: Tensor) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
-        let q = linearQ(x)
-        let k = splitHeads(linearK(x)), v = splitHeads(linearV(x))
-        let qu = splitHeads(q + posBiasU.reshaped([d]))
-        let qv = splitHeads(q + posBiasV.reshaped([d]))
-        // P: [2T−1, D] → [H, 2T−1, d_k], shared by the batch.
-        let p = linearPos(positions).reshaped([2 * t - 1, heads, headDim]).permuted([1, 0, 2])
-            .reshaped([1, heads, 2 * t - 1, headDim]).expanded(to: [b, heads, 2 * t - 1, headDim])
-        let ac = Tensor.matmul(qu, k, transposeB: true)
-        let bd = Tensor.matmul(qv, p, transposeB: true).relativeShift()
-        let scores = (ac + bd) * (1 / Float(headDim).squareRoot())
+        // Heads stay in the projections' [B, T, H, d_k] layout (see `Tensor.relPositionScores`).
+        let splitHeads = { (y: Tensor) in y.reshaped([b, t, self.heads, self.headDim]) }
+        let q = splitHeads(linearQ(x)), k = splitHeads(linearK(x)), v = splitHeads(linearV(x))
+        let p = linearPos(positions).reshaped([2 * t - 1, heads, headDim])
+        let scores = Tensor.relPositionScores(q: q, k: k, p: p, biasU: posBiasU, biasV: posBiasV,
+                                              scale: 1 / Float(headDim).squareRoot())
         let attention = dropout(scores.softmax(mask: mask))
-        let context = Tensor.matmul(attention, v).permuted([0, 2, 1, 3]).reshaped([b, t, d])
-        return linearOut(context)
+        return linearOut(Tensor.attentionContext(attention, v).reshaped([b, t, d]))
     }
 }

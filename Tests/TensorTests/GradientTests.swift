@@ -140,8 +140,31 @@ final class GradientTests: XCTestCase {
         assertGradients([z, k], "depthwise conv1d no bias") { z.depthwiseConv1d(weight: k, bias: nil, left: 4, right: 4) }
     }
 
-    func testRelativeShift() {
-        let x = randomTensor([2, 2, 4, 7], seed: 38)
-        assertGradients([x], "relativeShift") { x.relativeShift() }
+    func testFusedRelativePositionAttention() {
+        // B 2, T 5, H 3, d_k 4 (odd T: the relative positions run T−1 … −(T−1)).
+        let (b, t, h, dk) = (2, 5, 3, 4)
+        let q = randomTensor([b, t, h, dk], seed: 38), k = randomTensor([b, t, h, dk], seed: 39)
+        let p = randomTensor([2 * t - 1, h, dk], seed: 40)
+        let u = randomTensor([h, dk], seed: 41), v = randomTensor([h, dk], seed: 42)
+        let scale: Float = 0.7
+        // Forward against the formula, entry by entry.
+        let s = withoutGrad { Tensor.relPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: scale) }
+        func at(_ x: Tensor, _ i: [Int]) -> Float { x.data[zip(i, Shape.strides(x.shape)).reduce(0) { $0 + $1.0 * $1.1 }] }
+        for bi in 0..<b { for hi in 0..<h { for i in 0..<t { for j in 0..<t {
+            var expected: Float = 0
+            for d in 0..<dk {
+                let qd = at(q, [bi, i, hi, d])
+                expected += (qd + at(u, [hi, d])) * at(k, [bi, j, hi, d]) + (qd + at(v, [hi, d])) * at(p, [t - 1 - i + j, hi, d])
+            }
+            XCTAssertEqual(at(s, [bi, hi, i, j]), expected * scale, accuracy: 1e-5, "score [\(bi), \(hi), \(i), \(j)]")
+        } } } }
+        assertGradients([q, k, p, u, v], "relPositionScores") {
+            Tensor.relPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: scale)
+        }
+        let a = randomTensor([b, h, t, t], seed: 43), values = randomTensor([b, t, h, dk], seed: 44)
+        assertGradients([a, values], "attentionContext") { Tensor.attentionContext(a, values) }
+        let context = withoutGrad { Tensor.attentionContext(a, values) }
+        let reference = withoutGrad { Tensor.matmul(a, values.permuted([0, 2, 1, 3])).permuted([0, 2, 1, 3]) }
+        XCTAssertEqual(context.array, reference.array, "heads in place equal the permuted batched product")
     }
 }
