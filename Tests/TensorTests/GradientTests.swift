@@ -132,6 +132,11 @@ final class GradientTests: XCTestCase {
         assertGradients([y, wd, bd], "depthwise conv2d") {
             y.conv2d(weight: wd, bias: bd, Conv2dGeometry(stride: (2, 2), padding: (1, 1), groups: 3))
         }
+        // Odd width: the two column phases of stride 2 differ in length.
+        let yOdd = randomTensor([2, 3, 5, 7], seed: 45)
+        assertGradients([yOdd, wd, bd], "depthwise conv2d, odd width") {
+            yOdd.conv2d(weight: wd, bias: bd, Conv2dGeometry(stride: (2, 2), padding: (1, 1), groups: 3))
+        }
         let wp = randomTensor([4, 3, 1, 1], seed: 33), bp = randomTensor([4], seed: 34)
         assertGradients([y, wp, bp], "pointwise conv2d") { y.conv2d(weight: wp, bias: bp, Conv2dGeometry()) }
         let z = randomTensor([2, 11, 3], seed: 35)
