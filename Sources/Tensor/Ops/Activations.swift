@@ -21,7 +21,7 @@ public enum Activations {
     /// Swish x·σ(x); derivative σ(x)·(1 + x·(1 − σ(x))).
     public struct SiLU: Activation {
         public static let derivativeFromOutput = false
-        @inline(__always) public func callAsFunction(_ x: Float) -> Float { x * Vector.sigmoid(x) }
+        @inline(__always) public func callAsFunction(_ x: Float) -> Float { x / (1 + Vector.exp(-x)) }
         @inline(__always) public func derivative(_ x: Float) -> Float { let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) }
     }
 }
