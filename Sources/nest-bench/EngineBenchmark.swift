@@ -20,8 +20,22 @@ struct EngineBenchmark {
         return times.sorted()[runs / 2]
     }
 
+    /// Median seconds of each case over `rounds` rounds that run the cases in turn, so that a
+    /// noisy minute on this shared machine hits all of them alike (the first round warms up).
+    static func alternating(rounds: Int, _ cases: [() -> Void]) -> [Double] {
+        var times = [[Double]](repeating: [], count: cases.count)
+        for round in 0..<rounds {
+            for (i, run) in cases.enumerated() {
+                let t = DispatchTime.now().uptimeNanoseconds
+                run()
+                if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9) }
+            }
+        }
+        return times.map { $0.sorted()[$0.count / 2] }
+    }
+
     static func main() {
-        print("nest-train engine benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; medians of 7 runs)")
+        print("nest-train engine benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; medians of alternating rounds)")
         gemm()
         elementwise()
         conformerLayer()
@@ -37,12 +51,16 @@ struct EngineBenchmark {
             let flops = 2.0 * Double(m * n * k)
             // Raw OpenBLAS with its own threads on every core, as a user of the library gets it;
             // the engine runs OpenBLAS single-threaded and splits the rows itself.
+            // Not alternated: after a threaded call OpenBLAS's workers spin for a while and take
+            // a core from the engine (measured: the engine at half its rate). The pause lets them
+            // sleep before the engine runs.
             openblas_set_num_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))
-            let raw = median {
+            let raw = median(21) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.data, Int32(k), w.data, Int32(k), 0, c.data, Int32(n))
             }
             openblas_set_num_threads(1)
-            let engine = median { _ = withoutGrad { Tensor.linear(a, weight: w, bias: nil) } }
+            usleep(500_000)
+            let engine = median(21) { _ = withoutGrad { Tensor.linear(a, weight: w, bias: nil) } }
             print(String(format: "  %d×%d · (%d×%d)ᵀ   raw %.1f GFLOP/s   engine %.1f GFLOP/s   engine/raw %.2f",
                          m, k, n, k, flops / raw / 1e9, flops / engine / 1e9, raw / engine))
         }
@@ -67,16 +85,7 @@ struct EngineBenchmark {
                 out.backward(seed: y)
             },
         ]
-        // Rounds alternate the cases, so a noisy minute on this shared machine hits all of them.
-        var times = [[Double]](repeating: [], count: cases.count)
-        for round in 0..<301 {
-            for (i, run) in cases.enumerated() {
-                let t = DispatchTime.now().uptimeNanoseconds
-                run()
-                if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9) }
-            }
-        }
-        let medians = times.map { $0.sorted()[$0.count / 2] }
+        let medians = alternating(rounds: 301, cases)
         let (copy, plainCopy, silu, ln, lnBackward) = (medians[0], medians[1], medians[2], medians[3], medians[4])
         // Ratio = memcpy bandwidth ÷ the op's bandwidth (bytes read + written per second): how
         // many times slower than memory the op moves its data. Against the memcpy on the same
