@@ -41,6 +41,9 @@ final class MemoryTests: XCTestCase {
     }
 
     func testPoolReusesAClassAndEndStepReturnsIdleBuffers() {
+        // Start from a pool with nothing idle, whatever earlier tests left behind.
+        for _ in 0...BufferPool.idleStepsKept { BufferPool.shared.endStep() }
+        XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
         var pointer: UnsafeMutablePointer<Float>?
         do { let t = Tensor(uninitializedShape: [n + 1000]); pointer = t.data }
         let held = BufferPool.shared.currentHeldBytes
