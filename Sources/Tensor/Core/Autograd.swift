@@ -2,8 +2,8 @@
 ///
 /// Recorded ops point at entries, never at tensors, so recording keeps alive only the values a
 /// backward rule saved on purpose (PyTorch's "saved tensors"). An intermediate result that no
-/// rule needs — a dropout output feeding an add, a Linear output feeding a dropout — goes back to the pool
-/// as soon as the forward code drops it, instead of living until `backward()`.
+/// rule needs (a dropout output feeding an add, a Linear output feeding a dropout) goes back
+/// to the pool as soon as the forward code drops it, instead of living until `backward()`.
 public final class TapeEntry {
     public let shape: [Int]
     /// Accumulated gradient, same shape as the tensor.
