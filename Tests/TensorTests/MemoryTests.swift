@@ -63,4 +63,15 @@ final class MemoryTests: XCTestCase {
         BufferPool.shared.endStep()   // not reused for idleStepsKept steps: freed
         XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
     }
+
+    func testAMissFreesOlderIdleBuffersTooSmallForIt() {
+        for _ in 0...BufferPool.idleStepsKept { BufferPool.shared.endStep() }
+        do { _ = Tensor(uninitializedShape: [n]) }   // idle after this step…
+        BufferPool.shared.endStep()
+        XCTAssertGreaterThanOrEqual(BufferPool.shared.currentHeldBytes, n * 4, "kept for the next steps")
+        // …until a longer batch needs fresh pages: the smaller idle buffer makes room.
+        let big = Tensor(uninitializedShape: [4 * n])
+        XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
+        withExtendedLifetime(big) {}
+    }
 }
