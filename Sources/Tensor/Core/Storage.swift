@@ -75,16 +75,7 @@ public final class BufferPool: @unchecked Sendable {
         // A miss: fresh pages are coming. Idle buffers from earlier steps that are too small for
         // this request go first, so that a batch longer than the last ones replaces their
         // buffers instead of adding to them (RSS then follows the longest batch, not the sum).
-        var stale: [(UnsafeMutablePointer<Float>, Int)] = []
-        for (size, list) in idle where size < capacity {
-            let (keep, drop) = list.reduce(into: ([Idle](), [Idle]())) { acc, b in
-                if b.generation >= generation { acc.0.append(b) } else { acc.1.append(b) }
-            }
-            guard !drop.isEmpty else { continue }
-            idle[size] = keep.isEmpty ? nil : keep
-            heldBytes -= drop.count * size * 4
-            stale += drop.map { ($0.pointer, size) }
-        }
+        let stale = takeIdle { size, buffer in size < capacity && buffer.generation < generation }
         noteLive(capacity * 4)
         lock.unlock()
         for (pointer, size) in stale { Self.deallocate(pointer, capacity: size) }
@@ -131,18 +122,24 @@ public final class BufferPool: @unchecked Sendable {
     /// `idleStepsKept` steps go back to the system.
     public func endStep() {
         lock.lock()
-        var stale: [(UnsafeMutablePointer<Float>, Int)] = []
-        for (capacity, list) in idle {
-            let (keep, drop) = list.reduce(into: ([Idle](), [Idle]())) { acc, b in
-                if b.generation > generation - Self.idleStepsKept { acc.0.append(b) } else { acc.1.append(b) }
-            }
-            idle[capacity] = keep.isEmpty ? nil : keep
-            heldBytes -= drop.count * capacity * 4
-            stale += drop.map { ($0.pointer, capacity) }
-        }
+        let stale = takeIdle { _, buffer in buffer.generation <= generation - Self.idleStepsKept }
         generation += 1
         lock.unlock()
         for (pointer, capacity) in stale { Self.deallocate(pointer, capacity: capacity) }
+    }
+
+    /// Removes the idle buffers `drop(sizeClass, buffer)` selects from the free lists and
+    /// returns them for freeing outside the lock. Call with the lock held.
+    private func takeIdle(_ drop: (Int, Idle) -> Bool) -> [(UnsafeMutablePointer<Float>, Int)] {
+        var taken: [(UnsafeMutablePointer<Float>, Int)] = []
+        for (size, list) in idle {
+            let kept = list.filter { !drop(size, $0) }
+            guard kept.count < list.count else { continue }
+            taken += list.filter { drop(size, $0) }.map { ($0.pointer, size) }
+            heldBytes -= (list.count - kept.count) * size * 4
+            idle[size] = kept.isEmpty ? nil : kept
+        }
+        return taken
     }
 
     public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }

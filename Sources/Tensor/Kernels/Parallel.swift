@@ -34,11 +34,11 @@ extension Parallel {
     public static func columnSums<T: BinaryFloatingPoint>(rows: Int, width: Int, grain: Int,
                                                           _ body: (Range<Int>, UnsafeMutablePointer<T>) -> Void) -> [T] {
         let parts = max(1, min(threads, rows / max(grain, 1)))
-        let rowsPerPart = (rows + parts - 1) / max(parts, 1)
+        let rowsPerPart = max(1, (rows + parts - 1) / parts)
         var partials = [T](repeating: 0, count: parts * width)
         partials.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
-            forRanges(rows, grain: max(rowsPerPart, 1)) { r in body(r, base + (r.lowerBound / max(rowsPerPart, 1)) * width) }
+            forRanges(rows, grain: rowsPerPart) { r in body(r, base + (r.lowerBound / rowsPerPart) * width) }
         }
         var total = [T](repeating: 0, count: width)
         for part in 0..<parts {
