@@ -23,14 +23,18 @@ public final class AdamW {
     public let settings: Settings
     /// Parameters in a fixed order with their state-dict names.
     public let parameters: [(name: String, tensor: Tensor)]
-    /// First and second moments, one pair per parameter (created lazily like PyTorch's state).
-    public private(set) var moments: [String: (m: Tensor, v: Tensor)] = [:]
+    /// First and second moments, one pair per parameter. Allocated here, before the first step,
+    /// not lazily at the first update as PyTorch does: created after the first backward they took
+    /// the activation buffers that step had just released to the pool, so the second step faulted
+    /// in ~750 MB of fresh pages (large model, 4 × 10 s: 192k page faults, +1.1 s).
+    public private(set) var moments: [String: (m: Tensor, v: Tensor)]
     /// Updates taken so far (PyTorch keeps this per parameter; here all share it).
     public var step = 0
 
     public init(parameters: [(name: String, tensor: Tensor)], settings: Settings) {
         self.parameters = parameters.filter { $0.tensor.requiresGrad }
         self.settings = settings
+        moments = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, (Tensor(zeros: $0.tensor.shape), Tensor(zeros: $0.tensor.shape))) })
     }
 
     /// One update with learning rate `lr`. Parameters without a gradient are left alone.
@@ -43,8 +47,7 @@ public final class AdamW {
         let w1 = Float(1 - beta1), b2 = Float(beta2), w2 = Float(1 - beta2), eps = Float(settings.eps)
         for (name, p) in parameters {
             guard let g = p.grad else { continue }
-            let (m, v) = moments[name] ?? (Tensor(zeros: p.shape), Tensor(zeros: p.shape))
-            moments[name] = (m, v)
+            let (m, v) = moments[name]!
             let pp = p.data, gp = g.data, mp = m.data, vp = v.data
             Parallel.forRanges(p.count, grain: 65_536) { r in
                 AdamW.updateLoop(pp + r.lowerBound, gp + r.lowerBound, mp + r.lowerBound, vp + r.lowerBound, r.count,
@@ -71,10 +74,11 @@ public final class AdamW {
         }
     }
 
-    /// Restores moments saved in a checkpoint (name → (m, v)).
+    /// Restores moments saved in a checkpoint (name → (m, v)); parameters it has none for keep
+    /// zero moments.
     public func restore(step: Int, moments saved: [String: (m: Tensor, v: Tensor)]) {
         self.step = step
-        moments = saved
+        moments.merge(saved) { _, restored in restored }
     }
 }
 
