@@ -63,8 +63,14 @@ final class ConfigTests: XCTestCase {
         for key in ["model.train_ds.pin_memory", "model.train_ds.is_tarred", "exp_manager.create_wandb_logger"] {
             XCTAssertEqual(config.warnings.filter { $0.hasPrefix(key + " ") }.count, 1, key)
         }
-        let clean = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml"), requireData: false)
-        XCTAssertEqual(clean.warnings.filter { !$0.hasPrefix("trainer.precision") }, [], "the project's own configs use every key")
+        for name in ["tiny", "demo", "large", "xl"] {
+            let clean = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml"), requireData: false)
+            XCTAssertEqual(clean.warnings, [], "the project's own configs use every key and warn about nothing (\(name))")
+        }
+        let bf16 = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8).replacingOccurrences(of: "precision: 32", with: "precision: bf16-mixed")
+        XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: bf16, file: "x.yaml"), requireData: false)) { error in
+            XCTAssertTrue("\(error)".contains("x.yaml: trainer.precision"), "\(error)")
+        }
     }
 
     func testMandatoryManifestIsReported() {

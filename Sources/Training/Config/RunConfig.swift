@@ -137,12 +137,13 @@ public struct RunConfig {
         gradientClipVal = try doc.double("trainer.gradient_clip_val", default: 0)
         logEveryNSteps = max(1, try doc.int("trainer.log_every_n_steps", default: 10))
         if accumulateGradBatches < 1 { throw ConfigError("\(doc.file): trainer.accumulate_grad_batches must be ≥ 1") }
-        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm", "precision", "benchmark",
+        // trainer.precision 32 / 32-true is what nest-train does, so it is honoured, not ignored.
+        if let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
+            throw ConfigError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
+        }
+        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm", "benchmark",
                     "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]
         where doc.has("trainer.\(key)") {
-            if key == "precision", let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
-                throw ConfigError("\(doc.file): trainer.precision: only 32-bit training is supported, got \(prec)")
-            }
             warnings.append("trainer.\(key) is ignored: nest-train runs one CPU process in float32")
         }
         expDir = try doc.string("exp_manager.exp_dir") ?? expDir
