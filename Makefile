@@ -26,9 +26,12 @@ build: setup
 ## All tests, in release mode (the parity and end-to-end tests are too slow in debug).
 ## OPENBLAS_NUM_THREADS=1: nest-train runs OpenBLAS single-threaded anyway (GEMM.swift), and
 ## without OpenBLAS's worker pool its exit-time shutdown cannot deadlock the test runner.
+## OPENBLAS_CORETYPE: the test runner gets the kernel nest-train selects for this CPU (the
+## executables restart themselves with it; the runner cannot), unless the caller set one.
 test: setup
 	$(SWIFT) build -c release --build-tests
-	OPENBLAS_NUM_THREADS=1 $(SWIFT) test -c release --skip-build --disable-swift-testing
+	OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}" \
+	  $(SWIFT) test -c release --skip-build --disable-swift-testing
 
 ## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data
 ## loader on the demo corpus (release build); figures go to BENCHMARKS.md by hand.

@@ -35,7 +35,9 @@ struct EngineBenchmark {
     }
 
     static func main() {
-        print("nest-train engine benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; medians of alternating rounds)")
+        for notice in BLASKernel.selectBest() { print("warning: \(notice)") }
+        print("nest-train engine benchmark (medians of alternating rounds)")
+        print(Platform.summary)
         gemm()
         elementwise()
         conformerLayer()

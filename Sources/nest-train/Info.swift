@@ -1,27 +1,36 @@
 import ArgumentParser
 import Foundation
-import Model
-import NN
+import Tensor
 import Training
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Parameter counts and a training-memory estimate for a config.")
+    static let configuration = CommandConfiguration(
+        abstract: "The machine (CPU, instruction-set level, BLAS kernel, threads) and, with --config, parameter counts and a training-memory estimate.")
 
-    @Option(help: "Config file.") var config: String
+    @Option(help: "Config file.") var config: String?
     @Option(help: "Batch size for the memory estimate.") var batch = 8
     @Option(help: "Utterance duration in seconds for the memory estimate.") var seconds = 10.0
     @Flag(help: "Print JSON.") var json = false
+    @Flag(name: .customLong("blas-kernel"), help: "Print only the OpenBLAS kernel nest-train runs (after its own selection), e.g. for OPENBLAS_CORETYPE.")
+    var blasKernel = false
     @Argument(help: "Overrides (key.path=value).") var overrides: [String] = []
 
     func run() throws {
+        if blasKernel {
+            print(BLASKernel.core)
+            return
+        }
         do {
-            let cfg = try loadConfig(config, overrides: overrides, requireData: false)
-            let (model, _) = ModelFactory.make(cfg)
-            let summary = ModelSummary(model: model, config: cfg.model, batch: batch, seconds: seconds)
+            let summary = try config.map { path in
+                let cfg = try loadConfig(path, overrides: overrides, requireData: false)
+                return ModelSummary(model: ModelFactory.make(cfg).0, config: cfg.model, batch: batch, seconds: seconds)
+            }
             if json {
-                print(summary.json)
+                let platform = String(decoding: try JSONSerialization.data(withJSONObject: Platform.fields, options: [.sortedKeys]), as: UTF8.self)
+                print(summary.map { "{\"platform\": \(platform), " + $0.json.dropFirst() } ?? "{\"platform\": \(platform)}")
             } else {
-                print(summary.text)
+                print("machine:    \(Platform.summary)")
+                if let summary { print(summary.text) }
             }
         } catch let error as CustomStringConvertible {
             log("error: \(error.description)")

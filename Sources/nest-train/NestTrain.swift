@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 import Training
 
 @main
@@ -9,6 +10,7 @@ struct NestTrain: ParsableCommand {
     /// in this project's end-to-end tests). Every file nest-train writes is closed and fsync'ed
     /// before this point, so skipping the libraries' exit handlers loses nothing.
     static func main() {
+        for notice in BLASKernel.selectBest() { log("warning: \(notice)") }
         var code: Int32 = 0
         do {
             var command = try parseAsRoot()

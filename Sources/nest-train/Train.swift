@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 import Training
 
 /// Set by SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and exits 0.
@@ -28,6 +29,7 @@ struct Train: ParsableCommand {
             let trainer = try Trainer(config: cfg, resume: mode, log: log)
             installStopHandlers()
             log("run folder: \(trainer.runFolder)")
+            log("machine: \(Platform.summary)")
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
             if stopSignalCount > 0 { log("stopped by signal; resume with the same command") }
             if let last { print(last) }

@@ -68,18 +68,20 @@ public enum GEMM {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// GFLOP/s of one `cblas_sgemm` on one core for the FastConformer-L feed-forward shape
-    /// (4096×512 · 512×2048), median of five: the reference for a training step's efficiency,
-    /// measured in the same process as the step.
-    public static func singleCoreRate() -> Double {
-        _ = singleThreadedBLAS
+    /// GFLOP/s of `run` on `threads` threads (split as every product of a step is) for the
+    /// FastConformer-L feed-forward shape (4096×512 · 512×2048), median of five: the reference
+    /// for a training step's efficiency, measured in the same process as the step.
+    public static func rate(threads: Int) -> Double {
         let (m, n, k) = (4096, 2048, 512)
         let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
         let c = Tensor(uninitializedShape: [m, n])
+        let saved = Parallel.threads
+        Parallel.threads = threads
+        defer { Parallel.threads = saved }
         var times: [Double] = []
         for _ in 0..<6 {
             let t = DispatchTime.now().uptimeNanoseconds
-            single(false, false, m, n, k, 1, a.data, k, b.data, n, 0, c.data, n)
+            run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
         }
         let median = times.dropFirst().sorted()[2]

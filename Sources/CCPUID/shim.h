@@ -1,0 +1,19 @@
+// The x86 cpuid and xgetbv instructions, which Swift cannot issue itself. Header-only: nothing
+// to link. Elsewhere both report nothing (all zeros).
+#pragma once
+#include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+static inline void nest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
+}
+// XCR0: which register states the operating system saves (bits 1-2 SSE/AVX, 5-7 AVX-512).
+static inline uint64_t nest_xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+#else
+static inline void nest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) { out[0] = out[1] = out[2] = out[3] = 0; }
+static inline uint64_t nest_xgetbv0(void) { return 0; }
+#endif
