@@ -71,8 +71,7 @@ final class GradientTests: XCTestCase {
     }
 
     func testDropoutDropsAFractionPAndScalesSurvivors() {
-        // Odd count: the last element is the first half of an unpaired draw; 200,001 elements
-        // span many parallel chunks.
+        // 200,001 elements: many parallel chunks and an odd tail for the vector loop.
         let n = 200_001, p: Float = 0.1
         let x = Tensor(repeating: 2, shape: [n])
         let rng = RandomGenerator(seed: 5)
@@ -83,10 +82,19 @@ final class GradientTests: XCTestCase {
         XCTAssertTrue(y.array.allSatisfy { $0 == 0 || $0 == 2 / (1 - p) })
         XCTAssertNotEqual(y.array, y2.array, "each call draws a new mask")
         XCTAssertEqual(x.dropout(p, rng: RandomGenerator(seed: 5)).array, y.array, "the mask is a function of the generator state")
-        // Neighbouring elements and the two halves of one draw are not correlated.
-        let kept = y.array.map { $0 == 0 ? 0.0 : 1.0 }
+        // Neighbouring elements are not correlated, and neither are two masks drawn one after
+        // the other (their seeds differ in a few bits of each half at most by chance).
+        let kept = y.array.map { $0 == 0 ? 0.0 : 1.0 }, kept2 = y2.array.map { $0 == 0 ? 0.0 : 1.0 }
         let bothKept = zip(kept, kept.dropFirst()).filter { $0 == 1 && $1 == 1 }.count
         XCTAssertEqual(Double(bothKept) / Double(n - 1), Double((1 - p) * (1 - p)), accuracy: 0.005)
+        let keptInBoth = zip(kept, kept2).filter { $0 == 1 && $1 == 1 }.count
+        XCTAssertEqual(Double(keptInBoth) / Double(n), Double((1 - p) * (1 - p)), accuracy: 0.005)
+        // Seeds that differ in one bit (the hash's weakest case) give unrelated masks too.
+        let base = Tensor(uninitializedShape: [n]), flipped = Tensor(uninitializedShape: [n])
+        Tensor.applyDropout(x.data, into: base.data, count: n, p: 0.5, seed: 0x1234_5678_9ABC_DEF0)
+        Tensor.applyDropout(x.data, into: flipped.data, count: n, p: 0.5, seed: 0x1234_5678_9ABC_DEF1)
+        let agree = zip(base.array, flipped.array).filter { ($0 == 0) == ($1 == 0) }.count
+        XCTAssertEqual(Double(agree) / Double(n), 0.5, accuracy: 4 * 0.5 / Double(n).squareRoot())
     }
 
     func testLayerNorm() {

@@ -97,33 +97,35 @@ extension Tensor {
         }
     }
 
-    /// y = x·keep/(1−p). Element pair j takes the 64 bits at position j of the SplitMix64 stream
-    /// from `seed` (its Weyl-sequence state makes any position computable directly) and
-    /// compares each 32-bit half with p·2³²: drop when below.
+    /// y = x·keep/(1−p). Element i draws 32 bits from a counter-based hash of (i, seed) and is
+    /// dropped when they fall below p·2³²; any element's decision is computable on its own, so
+    /// both directions split the tensor freely across threads.
     ///
-    /// Blocks of 2048 elements: the draws go to a small buffer first (a loop LLVM vectorises),
-    /// then a branch-free select applies them (a data-dependent branch mispredicts p of the time).
-    static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64) {
+    /// The hash is two rounds of MurmurHash3's 32-bit finaliser, keyed by the two halves of the
+    /// seed: 32-bit multiplies vectorise on AVX2 (8 lanes), where the 64-bit SplitMix64 this
+    /// replaced ran scalar (AVX2 has no 64-bit vector multiply): 4.3 % of a large step before.
+    /// One branch-free loop: a data-dependent branch would mispredict p of the time.
+    public static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64) {
+        precondition(count <= Int(UInt32.max), "dropout indexes elements with 32 bits")
         let scale = 1 / (1 - p)
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
-        let block = 2048
-        Parallel.forRanges((count + block - 1) / block, grain: 8) { blocks in
-            let draws = UnsafeMutablePointer<UInt32>.allocate(capacity: block)
-            defer { draws.deallocate() }
-            for blockIndex in blocks {
-                let start = blockIndex * block, n = min(block, count - start)
-                let firstPair = start / 2
-                UnsafeMutableRawPointer(draws).withMemoryRebound(to: UInt64.self, capacity: block / 2) { pairs in
-                    for j in 0..<(n + 1) / 2 {
-                        var z = seed &+ UInt64(firstPair + j + 1) &* 0x9E37_79B9_7F4A_7C15
-                        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                        pairs[j] = z ^ (z >> 31)
-                    }
-                }
-                let xs = x + start, ys = y + start
-                for i in 0..<n { ys[i] = draws[i] < threshold ? 0 : xs[i] * scale }
+        let k0 = UInt32(truncatingIfNeeded: seed), k1 = UInt32(truncatingIfNeeded: seed >> 32)
+        Parallel.forRanges(count, grain: 16_384) { r in
+            for i in r {
+                let bits = mix32(mix32(UInt32(truncatingIfNeeded: i) ^ k0) ^ k1)
+                y[i] = bits < threshold ? 0 : x[i] * scale
             }
         }
+    }
+
+    /// MurmurHash3's fmix32: a bijection of 32-bit words with full avalanche.
+    @inline(__always)
+    static func mix32(_ value: UInt32) -> UInt32 {
+        var h = value
+        h ^= h >> 16
+        h &*= 0x85EB_CA6B
+        h ^= h >> 13
+        h &*= 0xC2B2_AE35
+        return h ^ (h >> 16)
     }
 }
