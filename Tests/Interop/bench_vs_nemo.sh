@@ -10,6 +10,9 @@ REF=../shared/bench/nemo_reference.py
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 cases=${*:-small large xl}
+# Both sides as a user without any OpenBLAS variable gets them (this workplace sets
+# OPENBLAS_CORETYPE on some machines); nest-train selects its kernel itself.
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 for c in $cases; do
   case $c in
     small) cfg=Configs/large.yaml; set_nemo="encoder.d_model=176 encoder.n_layers=4 encoder.n_heads=4"; batch=4; steps=5 ;;
@@ -33,6 +36,7 @@ ns = statistics.median(x["step_s"]["median"] for x in n); os_ = statistics.media
 nm = max(x["peak_rss_mib"] for x in n); om = max(x["peak_rss_mib"] for x in o)
 print(f"{c}: params {o[0]['params']['total']:,} (NeMo {n[0]['params']['total']:,}); step NeMo {ns:.3f} s, nest-train {os_:.3f} s, "
       f"ratio {os_ / ns:.2f}; peak RSS NeMo {nm:.0f} MiB, nest-train {om:.0f} MiB, ratio {om / nm:.2f}; "
-      f"nest-train GEMM {o[-1]['gemm_gflops_per_second']} GFLOP/s; losses NeMo {n[-1]['losses'][:2]}, ours {o[-1]['losses'][:2]}")
+      f"nest-train GEMM {o[-1]['gemm_gflops_per_second']} GFLOP/s ({o[-1]['blas_kernel']} kernel), efficiency vs "
+      f"{o[-1]['threads']}-thread sgemm {statistics.median(x['efficiency_vs_threads_sgemm'] for x in o)}; losses NeMo {n[-1]['losses'][:2]}, ours {o[-1]['losses'][:2]}")
 PY
 done

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import XCTest
 import _TestSupport
@@ -23,6 +24,36 @@ final class GraphSemanticsTests: XCTestCase {
         let w = Tensor([2], shape: [1], requiresGrad: true)
         let y = withoutGrad { w * w }
         XCTAssertFalse(y.requiresGrad)
+    }
+
+    func testNoGradScopeOfAnotherThreadDoesNotStopRecordingHere() {
+        let w = Tensor([2], shape: [1], requiresGrad: true)
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        final class Outcome: @unchecked Sendable { var recorded = true }   // written before `done`, read after
+        let background = Outcome()
+        Thread.detachNewThread {
+            withoutGrad {
+                entered.signal()
+                release.wait()   // hold the scope open while the test thread records
+                background.recorded = (w * w).requiresGrad
+            }
+            done.signal()
+        }
+        entered.wait()
+        XCTAssertTrue(GradMode.isEnabled, "another thread's no-grad scope leaked into this one")
+        let y = (w * w).sum()
+        XCTAssertTrue(y.requiresGrad)
+        release.signal()
+        done.wait()
+        XCTAssertFalse(background.recorded, "the background thread's own scope must hold there")
+        y.backward()
+        XCTAssertEqual(w.grad?.array, [4])
+        // Nested scopes restore the outer state.
+        withoutGrad {
+            withoutGrad { XCTAssertFalse(GradMode.isEnabled) }
+            XCTAssertFalse(GradMode.isEnabled)
+        }
+        XCTAssertTrue(GradMode.isEnabled)
     }
 
     func testGradientsAccumulateAcrossBackwardCallsUntilZeroed() {

@@ -1,3 +1,4 @@
+import Foundation
 /// A tensor's place on the tape: its gradient so far and the op that produced it.
 ///
 /// Recorded ops point at entries, never at tensors, so recording keeps alive only the values a
@@ -46,14 +47,25 @@ final class Node {
 }
 
 /// Whether ops record themselves for backward. Off inside `withoutGrad`.
+///
+/// Per thread, as in PyTorch: a no-grad scope on the data-loading thread (or any other) must
+/// never stop the training thread from recording, whatever moves between threads later.
+/// Threads start with recording on.
 public enum GradMode {
-    nonisolated(unsafe) public private(set) static var isEnabled = true
+    /// The thread's flag lives in a pthread key: a non-nil value means recording is off.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "no thread-specific key for the gradient mode")
+        return key
+    }()
 
-    /// Runs `body` with recording off: inference, data preparation, optimizer updates.
+    public static var isEnabled: Bool { pthread_getspecific(key) == nil }
+
+    /// Runs `body` with recording off on this thread: inference, data preparation, optimizer updates.
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = isEnabled
-        isEnabled = false
-        defer { isEnabled = previous }
+        let previous = pthread_getspecific(key)
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(key, previous) }
         return try body()
     }
 }
