@@ -36,20 +36,24 @@ let package = Package(
         .systemLibrary(name: "CCPUID"),
 
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
-        .target(name: "HDF5", dependencies: ["CHDF5"], swiftSettings: settings),
-        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: settings),
-        .target(name: "Audio", dependencies: ["Tensor", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
+        // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
+        // safetensors, npy, CRC-32), one dtype enum, and the project's error type. No format
+        // knows about the model.
+        .target(name: "Formats", dependencies: ["Tensor"], swiftSettings: settings),
+        .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
+        .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
+        .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
         .target(
             name: "Training",
-            dependencies: ["Model", "Audio", "NN", "Tensor", "HDF5", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Model", "Audio", "NN", "Tensor", "Formats", "HDF5", .product(name: "Yams", package: "Yams")],
             swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
-        .target(name: "_TestSupport", dependencies: ["Tensor", "HDF5", "NN"], swiftSettings: settings),
+        .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "_TestSupport"], swiftSettings: settings),

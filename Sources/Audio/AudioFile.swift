@@ -1,14 +1,7 @@
 import CSndfile
 import CSoxr
 import Foundation
-
-/// Why an audio file could not be used, with the file (and manifest line when known).
-public struct AudioError: Error, CustomStringConvertible {
-    public let path: String
-    public let reason: String
-    public var description: String { "\(path): \(reason)" }
-    public init(path: String, reason: String) { self.path = path; self.reason = reason }
-}
+import Formats
 
 /// Reads audio through libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, …) as NeMo's loader does:
 /// float samples (integer PCM scaled by 1/2^(bits−1)), channels averaged to mono, resampled to
@@ -28,10 +21,10 @@ public enum AudioFile {
     }
 
     private static func open(_ path: String) throws -> (OpaquePointer, Info) {
-        guard FileManager.default.fileExists(atPath: path) else { throw AudioError(path: path, reason: "no such file") }
+        guard FileManager.default.fileExists(atPath: path) else { throw NestError(file: path, "no such file") }
         var sfInfo = SF_INFO()
         guard let file = sf_open(path, Int32(SFM_READ), &sfInfo) else {
-            throw AudioError(path: path, reason: "not a readable audio file (\(String(cString: sf_strerror(nil))))")
+            throw NestError(file: path, "not a readable audio file (\(String(cString: sf_strerror(nil))))")
         }
         let info = Info(sampleRate: Int(sfInfo.samplerate), channels: Int(sfInfo.channels), frames: Int(sfInfo.frames))
         // libsndfile reads a file whose header promises more data than it holds and notes the
@@ -41,15 +34,15 @@ public enum AudioFile {
         let logText = String(cString: log)
         if let line = logText.split(separator: "\n").first(where: { $0.contains("should be") || $0.lowercased().contains("truncated") }) {
             sf_close(file)
-            throw AudioError(path: path, reason: "truncated or damaged file (\(line.trimmingCharacters(in: .whitespaces)))")
+            throw NestError(file: path, "truncated or damaged file (\(line.trimmingCharacters(in: .whitespaces)))")
         }
         guard (1000...384_000).contains(info.sampleRate) else {
             sf_close(file)
-            throw AudioError(path: path, reason: "unsupported sample rate \(info.sampleRate) Hz")
+            throw NestError(file: path, "unsupported sample rate \(info.sampleRate) Hz")
         }
         guard (1...64).contains(info.channels) else {
             sf_close(file)
-            throw AudioError(path: path, reason: "unsupported channel count \(info.channels)")
+            throw NestError(file: path, "unsupported channel count \(info.channels)")
         }
         return (file, info)
     }
@@ -61,19 +54,19 @@ public enum AudioFile {
         defer { sf_close(file) }
         let start = max(0, Int((offset * Double(info.sampleRate)).rounded()))
         guard start < info.frames || info.frames == 0 else {
-            throw AudioError(path: path, reason: "offset \(offset) s is past the end (\(String(format: "%.3f", info.duration)) s)")
+            throw NestError(file: path, "offset \(offset) s is past the end (\(String(format: "%.3f", info.duration)) s)")
         }
         let wanted = duration.map { Int(($0 * Double(info.sampleRate)).rounded()) } ?? (info.frames - start)
         let count = max(0, min(wanted, info.frames - start))
-        guard count > 0 else { throw AudioError(path: path, reason: "no audio samples (empty file or empty window)") }
+        guard count > 0 else { throw NestError(file: path, "no audio samples (empty file or empty window)") }
         if start > 0 && sf_seek(file, sf_count_t(start), SEEK_SET) < 0 {
-            throw AudioError(path: path, reason: "cannot seek to \(offset) s")
+            throw NestError(file: path, "cannot seek to \(offset) s")
         }
         var interleaved = [Float](repeating: 0, count: count * info.channels)
         let got = Int(sf_readf_float(file, &interleaved, sf_count_t(count)))
-        guard got > 0 else { throw AudioError(path: path, reason: "truncated or corrupted audio data (read 0 of \(count) frames)") }
+        guard got > 0 else { throw NestError(file: path, "truncated or corrupted audio data (read 0 of \(count) frames)") }
         if got < count && Double(count - got) > 0.01 * Double(count) + Double(info.sampleRate) / 100 {
-            throw AudioError(path: path, reason: "truncated: read \(got) of \(count) frames")
+            throw NestError(file: path, "truncated: read \(got) of \(count) frames")
         }
         var mono = [Float](repeating: 0, count: got)
         let ch = info.channels
@@ -83,7 +76,7 @@ public enum AudioFile {
             mono[i] = ch == 1 ? s : s / Float(ch)
         }
         if let bad = mono.firstIndex(where: { !$0.isFinite }) {
-            throw AudioError(path: path, reason: "non-finite sample at \(String(format: "%.3f", Double(bad) / Double(info.sampleRate))) s")
+            throw NestError(file: path, "non-finite sample at \(String(format: "%.3f", Double(bad) / Double(info.sampleRate))) s")
         }
         return info.sampleRate == sampleRate ? mono : try resample(mono, from: info.sampleRate, to: sampleRate, path: path)
     }
@@ -102,7 +95,7 @@ public enum AudioFile {
                              output.baseAddress, output.count, &done, &io, &quality, nil)
             }
         }
-        if let error { throw AudioError(path: path, reason: "resampling failed: \(String(cString: error))") }
+        if let error { throw NestError(file: path, "resampling failed: \(String(cString: error))") }
         return Array(out.prefix(min(done, outCount)))
     }
 
@@ -113,12 +106,12 @@ public enum AudioFile {
         info.channels = 1
         info.format = Int32(SF_FORMAT_WAV | (float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16))
         guard let file = sf_open(path, Int32(SFM_WRITE), &info) else {
-            throw AudioError(path: path, reason: "cannot create WAV file")
+            throw NestError(file: path, "cannot create WAV file")
         }
         defer { sf_close(file) }
         var data = samples
         if Int(sf_writef_float(file, &data, sf_count_t(samples.count))) != samples.count {
-            throw AudioError(path: path, reason: "short write (disk full?)")
+            throw NestError(file: path, "short write (disk full?)")
         }
     }
 }

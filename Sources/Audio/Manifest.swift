@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// One utterance of a NeMo JSON-lines manifest.
 public struct ManifestEntry: Equatable {
@@ -27,9 +28,9 @@ public struct Manifest {
     public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil) throws {
         for path in paths {
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw ManifestError("\(path): manifest not found or unreadable")
+                throw NestError("\(path): manifest not found or unreadable")
             }
-            guard let text = String(data: data, encoding: .utf8) else { throw ManifestError("\(path): not UTF-8 text") }
+            guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var seen: [String: Int] = [:]
             for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -53,24 +54,24 @@ public struct Manifest {
     static func parse(_ line: String, origin: String, folder: String) throws -> ManifestEntry {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: Data(line.utf8)) } catch {
-            throw ManifestError("\(origin): invalid JSON")
+            throw NestError("\(origin): invalid JSON")
         }
-        guard let dict = object as? [String: Any] else { throw ManifestError("\(origin): expected a JSON object") }
+        guard let dict = object as? [String: Any] else { throw NestError("\(origin): expected a JSON object") }
         guard let path = dict["audio_filepath"] as? String, !path.isEmpty else {
-            throw ManifestError("\(origin): missing audio_filepath")
+            throw NestError("\(origin): missing audio_filepath")
         }
         func number(_ key: String) throws -> Double? {
             guard let v = dict[key], !(v is NSNull) else { return nil }
             // JSON true/false arrive as Bool; numbers as NSNumber (which also casts to Bool on Linux).
             if type(of: v) != Bool.self, let n = v as? NSNumber { return n.doubleValue }
-            throw ManifestError("\(origin): \(key) must be a number")
+            throw NestError("\(origin): \(key) must be a number")
         }
-        guard let duration = try number("duration") else { throw ManifestError("\(origin): missing duration") }
+        guard let duration = try number("duration") else { throw NestError("\(origin): missing duration") }
         guard duration.isFinite, duration > 0, duration <= 86_400 else {
-            throw ManifestError("\(origin): duration \(duration) s is not in (0, 86400]")
+            throw NestError("\(origin): duration \(duration) s is not in (0, 86400]")
         }
         let offset = try number("offset") ?? 0
-        guard offset.isFinite, offset >= 0 else { throw ManifestError("\(origin): offset \(offset) must be ≥ 0") }
+        guard offset.isFinite, offset >= 0 else { throw NestError("\(origin): offset \(offset) must be ≥ 0") }
         return ManifestEntry(audioPath: resolve(path, folder: folder), duration: duration, offset: offset,
                              text: dict["text"] as? String, speaker: (dict["speaker"] as? String) ?? (dict["speaker"] as? NSNumber)?.stringValue,
                              origin: origin)
@@ -86,7 +87,4 @@ public struct Manifest {
     }
 }
 
-public struct ManifestError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
+

@@ -1,3 +1,4 @@
+import Formats
 import Tensor
 
 /// Float64 values with a shape (NeMo keeps the quantizer codebooks in float64).
@@ -38,11 +39,11 @@ public enum StateValue {
 
     public var count: Int { shape.reduce(1, *) }
 
-    public var dtypeName: String {
+    public var dtype: DType {
         switch self {
-        case .float32: "float32"
-        case .float64: "float64"
-        case .int64: "int64"
+        case .float32: .float32
+        case .float64: .float64
+        case .int64: .int64
         }
     }
 }

@@ -4,6 +4,7 @@ import HDF5
 import Model
 import NN
 import Tensor
+import Formats
 
 /// Eval-mode layer features, in the files NeMo's `scripts/ssl/extract_features.py` writes: one
 /// `.npy` of [n_layers, D, T_i] per input (each layer's output after its norm_out, trimmed to
@@ -23,7 +24,7 @@ public struct FeatureExtractor {
     /// Inputs: a manifest (.json/.jsonl), a folder (searched recursively for `.fileType`), or one file.
     public static func inputs(_ input: String, fileType: String) throws -> [String] {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { throw AudioError(path: input, reason: "no such file or folder") }
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { throw NestError(file: input, "no such file or folder") }
         if isDirectory.boolValue {
             let files = FileManager.default.enumerator(atPath: input)?.compactMap { $0 as? String } ?? []
             return files.filter { $0.hasSuffix("." + fileType) }.sorted().map { input + "/" + $0 }
@@ -68,8 +69,8 @@ public struct FeatureExtractor {
                 let d = model.config.encoder.dModel
                 let shape = [layers.count, d, values.count / max(layers.count * d, 1)]
                 let featurePath = output + "/" + Self.featureName(path)
-                guard FileManager.default.createFile(atPath: featurePath, contents: NPYWriter.data(values, shape: shape)) else {
-                    throw AudioError(path: featurePath, reason: "cannot write features (disk full?)")
+                guard FileManager.default.createFile(atPath: featurePath, contents: NPYWriter.data(ArrayData(values, shape: shape))) else {
+                    throw NestError(file: featurePath, "cannot write features (disk full?)")
                 }
                 let row: [String: Any] = ["audio_filepath": path, "duration": NSNull(), "text": "-", "feature_path": featurePath]
                 manifest += String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// `metrics.jsonl`: one JSON object per logged step (and per validation), appended and flushed.
 final class MetricsWriter {
@@ -6,7 +7,7 @@ final class MetricsWriter {
 
     init(path: String) throws {
         if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError("\(path): cannot open for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw NestError("\(path): cannot open for writing") }
         h.seekToEndOfFile()
         handle = h
     }

@@ -1,11 +1,9 @@
 import HDF5
 import NN
 import Tensor
+import Formats
 
-/// Errors loading a state dict, naming the file and key.
-public struct StateDictError: Error, CustomStringConvertible {
-    public let description: String
-}
+
 
 /// Reads and writes a module's state dict as HDF5 datasets named by NeMo key, under a group
 /// (`/weights` in checkpoints and fixtures) or at the file root.
@@ -30,7 +28,7 @@ public enum StateDictIO {
             expected.insert(entry.key)
             guard available.contains(entry.key) else {
                 if entry.key.hasSuffix("num_batches_tracked") || !strict { continue }
-                throw StateDictError(description: "\(file.path): missing key \(entry.key) (in \(group))")
+                throw NestError("\(file.path): missing key \(entry.key) (in \(group))")
             }
             let array = try file.read("\(base)/\(entry.key)")
             try assign(array, to: entry, file: file.path)
@@ -38,14 +36,14 @@ public enum StateDictIO {
         if strict && include == nil {
             let unexpected = available.subtracting(expected).sorted()
             if !unexpected.isEmpty {
-                throw StateDictError(description: "\(file.path): unexpected keys in \(group): \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? " and \(unexpected.count - 5) more" : "")")
+                throw NestError("\(file.path): unexpected keys in \(group): \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? " and \(unexpected.count - 5) more" : "")")
             }
         }
     }
 
-    static func assign(_ array: HDF5Array, to entry: StateEntry, file: String) throws {
+    static func assign(_ array: ArrayData, to entry: StateEntry, file: String) throws {
         guard array.shape == entry.value.shape else {
-            throw StateDictError(description: "\(file): \(entry.key) has shape \(array.shape), the model expects \(entry.value.shape)")
+            throw NestError("\(file): \(entry.key) has shape \(array.shape), the model expects \(entry.value.shape)")
         }
         switch entry.value {
         case .float32(let t): array.floats.withUnsafeBufferPointer { t.assign($0) }
@@ -63,11 +61,11 @@ public enum StateDictIO {
         }
     }
 
-    public static func array(of value: StateValue) -> HDF5Array {
+    public static func array(of value: StateValue) -> ArrayData {
         switch value {
-        case .float32(let t): HDF5Array(t.array, shape: t.shape)
-        case .float64(let t): HDF5Array(t.values, shape: t.shape)
-        case .int64(let t): HDF5Array(t.values, shape: t.shape)
+        case .float32(let t): ArrayData(t.array, shape: t.shape)
+        case .float64(let t): ArrayData(t.values, shape: t.shape)
+        case .int64(let t): ArrayData(t.values, shape: t.shape)
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Model
 import NN
 import Tensor
+import Formats
 
 /// The training loop: AdamW with the configured schedule, gradient accumulation and clipping,
 /// validation, metrics, checkpoints on schedule and on SIGINT/SIGTERM, exact resume.
@@ -111,7 +112,7 @@ public final class Trainer {
                 reportSkipped(batch)
                 if batch.isEmpty {
                     emptyBatches += 1
-                    if emptyBatches >= 20 { throw TrainingError("20 batches in a row had no readable audio; stopping (see the skipped files above)") }
+                    if emptyBatches >= 20 { throw NestError("20 batches in a row had no readable audio; stopping (see the skipped files above)") }
                     continue
                 }
                 emptyBatches = 0
@@ -138,7 +139,7 @@ public final class Trainer {
                 state.consecutiveBadSteps += 1
                 log("non-finite loss or gradient at step \(state.step + 1), step skipped; utterances: \(utterances.joined(separator: ", "))")
                 if state.consecutiveBadSteps >= config.maxConsecutiveBadSteps {
-                    throw TrainingError("\(state.consecutiveBadSteps) non-finite steps in a row; stopping. The last good checkpoint is intact: \(lastCheckpoint ?? "none")")
+                    throw NestError("\(state.consecutiveBadSteps) non-finite steps in a row; stopping. The last good checkpoint is intact: \(lastCheckpoint ?? "none")")
                 }
                 continue
             }
@@ -224,10 +225,7 @@ public final class Trainer {
     }
 }
 
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
+
 
 /// Copies of the model's buffers (BatchNorm statistics) to undo a step that went non-finite.
 struct BufferSnapshot {

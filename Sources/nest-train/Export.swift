@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Training
+import Formats
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,7 @@ struct Export: ParsableCommand {
             }
             let n = try Exporter.export(checkpoint: checkpoint, output: output, format: f, include: include.split(separator: ",").map(String.init))
             log("exported \(n) tensors to \(output)")
-        } catch let error as CheckpointError {
+        } catch let error as NestError {
             log("error: \(error.description)")
             throw ExitCode.failure
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HDF5
 import XCTest
+import Formats
 
 /// Runs the built `nest-train` binary (release build next to the tests) on the tiny config.
 enum CLI {
@@ -51,9 +52,9 @@ enum CLI {
     }
 
     /// All datasets under /weights and /optimizer of a checkpoint, by name.
-    static func tensors(_ path: String) throws -> [String: HDF5Array] {
+    static func tensors(_ path: String) throws -> [String: ArrayData] {
         let f = try HDF5File(path: path, mode: .readOnly)
-        var out: [String: HDF5Array] = [:]
+        var out: [String: ArrayData] = [:]
         for group in ["/weights", "/optimizer/exp_avg", "/optimizer/exp_avg_sq"] {
             for name in try f.datasetNames(in: group) { out["\(group)/\(name)"] = try f.read("\(group)/\(name)") }
         }

@@ -95,11 +95,11 @@ final class ExportExtractTests: XCTestCase {
             let expected = try source.read("/weights/\(key)")
             let t = tensors[key]!
             XCTAssertEqual(t["size"] as? [Int], expected.shape, key)
-            XCTAssertEqual(t["dtype"] as? String, ["float32": "FloatStorage", "float64": "DoubleStorage", "int64": "LongStorage"][expected.dtypeName], key)
+            XCTAssertEqual(t["dtype"] as? String, ["float32": "FloatStorage", "float64": "DoubleStorage", "int64": "LongStorage"][expected.dtype.rawValue], key)   // written out, not DType.torchStorage: the test states the format
             // Compared at float32 (JSON text → Double is not always correctly rounded in Foundation);
             // float64 codebooks at their own precision.
             let head = (t["head"] as! [NSNumber]).map(\.doubleValue)
-            if expected.dtypeName == "float64" {
+            if expected.dtype == .float64 {
                 for (a, b) in zip(head, expected.doubles.prefix(4)) { XCTAssertEqual(a, b, accuracy: 1e-15, key) }
             } else {
                 XCTAssertEqual(head.map { Float($0) }, Array(expected.floats.prefix(4)), key)

@@ -3,6 +3,7 @@ import HDF5
 import Model
 import NN
 import Tensor
+import Formats
 
 /// Everything besides weights and optimizer moments that a resumed run needs to continue
 /// exactly where the interrupted one stood.
@@ -46,19 +47,19 @@ public enum Checkpoint {
             Failpoint.hit("checkpoint-mid-write")
             for (name, _) in optimizer.parameters {
                 guard let (m, v) = optimizer.moments[name] else { continue }
-                try file.write("/optimizer/exp_avg/\(name)", HDF5Array(m.array, shape: m.shape))
-                try file.write("/optimizer/exp_avg_sq/\(name)", HDF5Array(v.array, shape: v.shape))
+                try file.write("/optimizer/exp_avg/\(name)", ArrayData(m.array, shape: m.shape))
+                try file.write("/optimizer/exp_avg_sq/\(name)", ArrayData(v.array, shape: v.shape))
             }
-            try file.write("/optimizer/step", HDF5Array([Int64(optimizer.step)], shape: [1]))
+            try file.write("/optimizer/step", ArrayData([Int64(optimizer.step)], shape: [1]))
             let s = state
-            try file.write("/state/step", HDF5Array([Int64(s.step)], shape: [1]))
-            try file.write("/state/epoch", HDF5Array([Int64(s.position.epoch)], shape: [1]))
-            try file.write("/state/batch_index", HDF5Array([Int64(s.position.index)], shape: [1]))
-            try file.write("/state/dropout_rng", HDF5Array(s.dropoutRNG.map { Int64(bitPattern: $0) }, shape: [s.dropoutRNG.count]))
-            try file.write("/state/audio_seconds", HDF5Array([s.audioSeconds], shape: [1]))
-            try file.write("/state/skipped_steps", HDF5Array([Int64(s.skippedSteps)], shape: [1]))
-            try file.write("/state/consecutive_bad_steps", HDF5Array([Int64(s.consecutiveBadSteps)], shape: [1]))
-            try file.write("/state/val_loss", HDF5Array([s.valLoss ?? .nan], shape: [1]))
+            try file.write("/state/step", ArrayData([Int64(s.step)], shape: [1]))
+            try file.write("/state/epoch", ArrayData([Int64(s.position.epoch)], shape: [1]))
+            try file.write("/state/batch_index", ArrayData([Int64(s.position.index)], shape: [1]))
+            try file.write("/state/dropout_rng", ArrayData(s.dropoutRNG.map { Int64(bitPattern: $0) }, shape: [s.dropoutRNG.count]))
+            try file.write("/state/audio_seconds", ArrayData([s.audioSeconds], shape: [1]))
+            try file.write("/state/skipped_steps", ArrayData([Int64(s.skippedSteps)], shape: [1]))
+            try file.write("/state/consecutive_bad_steps", ArrayData([Int64(s.consecutiveBadSteps)], shape: [1]))
+            try file.write("/state/val_loss", ArrayData([s.valLoss ?? .nan], shape: [1]))
             try file.writeString("/config/yaml", configYAML)
             try file.setAttribute("format", format)
             try file.setAttribute("format_version", String(formatVersion))
@@ -69,18 +70,18 @@ public enum Checkpoint {
             Failpoint.hit("checkpoint-before-rename")
             try durablyRename(temporary, to: path)
         } catch {
-            throw CheckpointError("\(path): writing the checkpoint failed, the previous checkpoint is untouched: \(error)")
+            throw NestError("\(path): writing the checkpoint failed, the previous checkpoint is untouched: \(error)")
         }
     }
 
     /// fsync the file, rename it into place, fsync the folder.
     static func durablyRename(_ from: String, to: String) throws {
         let fd = open(from, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError("\(from): cannot reopen for fsync") }
+        guard fd >= 0 else { throw NestError("\(from): cannot reopen for fsync") }
         let synced = fsync(fd)
         close(fd)
-        guard synced == 0 else { throw CheckpointError("\(from): fsync failed (errno \(errno))") }
-        guard rename(from, to) == 0 else { throw CheckpointError("\(to): rename failed (errno \(errno))") }
+        guard synced == 0 else { throw NestError("\(from): fsync failed (errno \(errno))") }
+        guard rename(from, to) == 0 else { throw NestError("\(to): rename failed (errno \(errno))") }
         let dir = open(URL(fileURLWithPath: to).deletingLastPathComponent().path, O_RDONLY)
         if dir >= 0 { fsync(dir); close(dir) }
     }
@@ -92,9 +93,9 @@ public enum Checkpoint {
         // CRC-32 of everything after the header) verifies is handed to it.
         try Seal.verify(path)
         let file = try HDF5File(path: path, mode: .readOnly)
-        guard try file.stringAttribute("format") == format else { throw CheckpointError("\(path): not a nest-train checkpoint") }
+        guard try file.stringAttribute("format") == format else { throw NestError("\(path): not a nest-train checkpoint") }
         guard let version = try file.stringAttribute("format_version").flatMap(Int.init), version <= formatVersion else {
-            throw CheckpointError("\(path): checkpoint format version \(try file.stringAttribute("format_version") ?? "?") is newer than this nest-train supports (\(formatVersion))")
+            throw NestError("\(path): checkpoint format version \(try file.stringAttribute("format_version") ?? "?") is newer than this nest-train supports (\(formatVersion))")
         }
         // Read everything first into a staging model so a bad file cannot leave a half-loaded one.
         func scalar(_ name: String) throws -> Int { try file.read("/state/\(name)").ints.first ?? 0 }
@@ -108,14 +109,14 @@ public enum Checkpoint {
         let val = try file.read("/state/val_loss").doubles.first ?? .nan
         state.valLoss = val.isNaN ? nil : val
         guard state.dropoutRNG.count == 4, state.dropoutRNG.contains(where: { $0 != 0 }) else {
-            throw CheckpointError("\(path): /state/dropout_rng must hold four words")
+            throw NestError("\(path): /state/dropout_rng must hold four words")
         }
         var moments: [String: (m: Tensor, v: Tensor)] = [:]
         if let optimizer {
             for (name, p) in optimizer.parameters where file.exists("/optimizer/exp_avg/\(name)") {
                 let m = try file.read("/optimizer/exp_avg/\(name)"), v = try file.read("/optimizer/exp_avg_sq/\(name)")
                 guard m.shape == p.shape, v.shape == p.shape else {
-                    throw CheckpointError("\(path): optimizer state for \(name) has shape \(m.shape), the model expects \(p.shape)")
+                    throw NestError("\(path): optimizer state for \(name) has shape \(m.shape), the model expects \(p.shape)")
                 }
                 moments[name] = (Tensor(m.floats, shape: m.shape), Tensor(v.floats, shape: v.shape))
             }
@@ -127,24 +128,21 @@ public enum Checkpoint {
         return state
     }
 
-    private static func stagedWeights(_ file: HDF5File, model: NESTModel, path: String) throws -> [(StateEntry, HDF5Array)] {
+    private static func stagedWeights(_ file: HDF5File, model: NESTModel, path: String) throws -> [(StateEntry, ArrayData)] {
         let available = Set(try file.datasetNames(in: "/weights"))
-        var out: [(StateEntry, HDF5Array)] = []
+        var out: [(StateEntry, ArrayData)] = []
         for entry in model.stateDict() {
-            guard available.contains(entry.key) else { throw CheckpointError("\(path): missing /weights/\(entry.key)") }
+            guard available.contains(entry.key) else { throw NestError("\(path): missing /weights/\(entry.key)") }
             let array = try file.read("/weights/\(entry.key)")
             guard array.shape == entry.value.shape else {
-                throw CheckpointError("\(path): /weights/\(entry.key) has shape \(array.shape), the model expects \(entry.value.shape) (checkpoint from a different config?)")
+                throw NestError("\(path): /weights/\(entry.key) has shape \(array.shape), the model expects \(entry.value.shape) (checkpoint from a different config?)")
             }
             out.append((entry, array))
         }
         let unexpected = available.subtracting(out.map(\.0.key))
-        if !unexpected.isEmpty { throw CheckpointError("\(path): unexpected weights \(unexpected.sorted().prefix(3).joined(separator: ", "))") }
+        if !unexpected.isEmpty { throw NestError("\(path): unexpected weights \(unexpected.sorted().prefix(3).joined(separator: ", "))") }
         return out
     }
 }
 
-public struct CheckpointError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
+

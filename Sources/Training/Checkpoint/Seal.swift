@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// The first 512 bytes of a checkpoint (HDF5's user block, which HDF5 and h5py skip):
 /// "NESTCKPT" magic, format version, then the byte length and CRC-32 of the HDF5 data that
@@ -10,7 +11,7 @@ enum Seal {
 
     /// Fills the reserved block of a finished HDF5 file.
     static func write(_ path: String) throws {
-        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw CheckpointError("\(path): cannot reopen to seal") }
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw NestError("\(path): cannot reopen to seal") }
         defer { try? handle.close() }
         handle.seek(toFileOffset: UInt64(size))
         var crc = CRC32.Running()
@@ -32,20 +33,20 @@ enum Seal {
 
     static func verify(_ path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CheckpointError(FileManager.default.fileExists(atPath: path) ? "\(path): cannot open" : "\(path): no such file")
+            throw NestError(FileManager.default.fileExists(atPath: path) ? "\(path): cannot open" : "\(path): no such file")
         }
         defer { try? handle.close() }
         let header = handle.readData(ofLength: 24)
         guard header.count == 24, Array(header.prefix(8)) == magic else {
-            throw CheckpointError("\(path): not a nest-train checkpoint (no NESTCKPT header; truncated or another kind of file?)")
+            throw NestError("\(path): not a nest-train checkpoint (no NESTCKPT header; truncated or another kind of file?)")
         }
         let version = header.subdata(in: 8..<12).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
-        guard version == 1 else { throw CheckpointError("\(path): checkpoint header version \(version) is newer than this nest-train supports (1)") }
+        guard version == 1 else { throw NestError("\(path): checkpoint header version \(version) is newer than this nest-train supports (1)") }
         let length = header.subdata(in: 12..<20).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
         let expected = header.subdata(in: 20..<24).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
         guard fileSize >= UInt64(size), length == fileSize - UInt64(size) else {
-            throw CheckpointError("\(path): truncated or extended checkpoint (header says \(length) bytes of data, the file has \(Int64(fileSize) - Int64(size)))")
+            throw NestError("\(path): truncated or extended checkpoint (header says \(length) bytes of data, the file has \(Int64(fileSize) - Int64(size)))")
         }
         handle.seek(toFileOffset: UInt64(size))
         var crc = CRC32.Running()
@@ -55,7 +56,7 @@ enum Seal {
             crc.update(chunk)
         }
         guard crc.value == expected else {
-            throw CheckpointError("\(path): checksum mismatch (the file is corrupted)")
+            throw NestError("\(path): checksum mismatch (the file is corrupted)")
         }
     }
 }

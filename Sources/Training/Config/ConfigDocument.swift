@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// A NeMo-structured config: parsed, interpolations resolved, overrides applied, and read
 /// through typed accessors whose errors name the key path and the file.
@@ -14,7 +15,7 @@ public struct ConfigDocument {
     public init(text: String, file: String, overrides: [String] = []) throws {
         self.file = file
         var node = try ConfigNode.parse(text, file: file)
-        guard node.isMap else { throw ConfigError("\(file): the top level must be a map") }
+        guard node.isMap else { throw NestError("\(file): the top level must be a map") }
         if node["model"] == nil && (node["encoder"] != nil || node["preprocessor"] != nil) {
             node = .map([(key: "model", value: node)])
         }
@@ -23,14 +24,14 @@ public struct ConfigDocument {
     }
 
     public init(contentsOf path: String, overrides: [String] = []) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("\(path): cannot read config file") }
-        guard let text = String(data: data, encoding: .utf8) else { throw ConfigError("\(path): not UTF-8 text") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw NestError("\(path): cannot read config file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
         try self.init(text: text, file: path, overrides: overrides)
     }
 
     /// Hydra-style override: `a.b=v` (key must exist), `+a.b=v` (must not exist), `++a.b=v` (either).
     static func apply(override: String, to node: inout ConfigNode, file: String) throws {
-        guard let eq = override.firstIndex(of: "=") else { throw ConfigError("override '\(override)': expected key.path=value") }
+        guard let eq = override.firstIndex(of: "=") else { throw NestError("override '\(override)': expected key.path=value") }
         var key = String(override[..<eq])
         let valueText = String(override[override.index(after: eq)...])
         var mode = 0
@@ -40,9 +41,9 @@ public struct ConfigDocument {
         if node.at(key) == nil, !key.hasPrefix("model."), node.at("model." + key) != nil { key = "model." + key }
         let exists = node.at(key) != nil
         if mode == 0 && !exists {
-            throw ConfigError("override \(key): no such key in \(file) (use ++\(key)=… to add it)")
+            throw NestError("override \(key): no such key in \(file) (use ++\(key)=… to add it)")
         }
-        if mode == 1 && exists { throw ConfigError("override +\(key): the key already exists in \(file) (use ++ to replace it)") }
+        if mode == 1 && exists { throw NestError("override +\(key): the key already exists in \(file) (use ++ to replace it)") }
         if mode == 0, let old = node.at(key) { try checkSameKind(old, value, key: key, file: file) }
         node.set(key.split(separator: ".").map(String.init), value)
     }
@@ -53,16 +54,16 @@ public struct ConfigDocument {
         case let (.scalar(_, t1), .scalar(_, t2)):
             let numeric: Set<String> = ["int", "float"]
             if t1 == t2 || (numeric.contains(t1) && numeric.contains(t2)) || t1 == "str" { return }
-            throw ConfigError("override \(key): \(file) has a \(t1) there, got a \(t2)")
+            throw NestError("override \(key): \(file) has a \(t1) there, got a \(t2)")
         default:
-            throw ConfigError("override \(key): the value's kind does not match the one in \(file)")
+            throw NestError("override \(key): the value's kind does not match the one in \(file)")
         }
     }
 
     /// Resolves `${a.b}` (from the root; a path that does not exist from the root is tried
     /// under `model.`, so bare model configs' `${encoder.d_model}` work).
     static func resolveInterpolations(_ node: ConfigNode, root: ConfigNode, file: String, depth: Int) throws -> ConfigNode {
-        guard depth < 32 else { throw ConfigError("\(file): interpolation cycle") }
+        guard depth < 32 else { throw NestError("\(file): interpolation cycle") }
         switch node {
         case .map(let e):
             return .map(try e.map { (key: $0.key, value: try resolveInterpolations($0.value, root: root, file: file, depth: depth)) })
@@ -74,7 +75,7 @@ public struct ConfigDocument {
             func lookup(_ path: String) throws -> ConfigNode {
                 let trimmed = path.trimmingCharacters(in: .whitespaces)
                 guard let target = root.at(trimmed) ?? root.at("model." + trimmed) else {
-                    throw ConfigError("\(file): interpolation ${\(trimmed)} names no key")
+                    throw NestError("\(file): interpolation ${\(trimmed)} names no key")
                 }
                 return try resolveInterpolations(target, root: root, file: file, depth: depth + 1)
             }
@@ -85,7 +86,7 @@ public struct ConfigDocument {
             var out = s
             for m in matches.reversed() {
                 let path = (s as NSString).substring(with: m.range(at: 1))
-                guard case .scalar(let text, _) = try lookup(path) else { throw ConfigError("\(file): ${\(path)} is not a scalar") }
+                guard case .scalar(let text, _) = try lookup(path) else { throw NestError("\(file): ${\(path)} is not a scalar") }
                 out = (out as NSString).replacingCharacters(in: m.range, with: text)
             }
             return .scalar(out, tag: tag)
@@ -108,7 +109,7 @@ public struct ConfigDocument {
         switch n {
         case .null: return nil
         case .scalar(let s, let tag): return (s, tag)
-        default: throw ConfigError("\(file): \(path) must be a single value")
+        default: throw NestError("\(file): \(path) must be a single value")
         }
     }
 
@@ -124,14 +125,14 @@ public struct ConfigDocument {
         guard let (s, _) = try scalar(path) else { return nil }
         if let v = Int(s) { return v }
         if let d = Double(s), d == d.rounded(), abs(d) < 1e15 { return Int(d) }
-        throw ConfigError("\(file): \(path) must be an integer, got '\(s)'")
+        throw NestError("\(file): \(path) must be an integer, got '\(s)'")
     }
 
     public func double(_ path: String, default value: Double) throws -> Double { try double(path) ?? value }
 
     public func double(_ path: String) throws -> Double? {
         guard let (s, _) = try scalar(path) else { return nil }
-        guard let v = Double(s) else { throw ConfigError("\(file): \(path) must be a number, got '\(s)'") }
+        guard let v = Double(s) else { throw NestError("\(file): \(path) must be a number, got '\(s)'") }
         return v
     }
 
@@ -140,7 +141,7 @@ public struct ConfigDocument {
         switch s.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
-        default: throw ConfigError("\(file): \(path) must be true or false, got '\(s)'")
+        default: throw NestError("\(file): \(path) must be true or false, got '\(s)'")
         }
     }
 
@@ -148,18 +149,18 @@ public struct ConfigDocument {
 
     public func intList(_ path: String) throws -> [Int]? {
         guard let n = root.at(path), n != .null else { return nil }
-        guard case .list(let items) = n else { throw ConfigError("\(file): \(path) must be a list of integers") }
+        guard case .list(let items) = n else { throw NestError("\(file): \(path) must be a list of integers") }
         return try items.enumerated().map { i, item in
-            guard case .scalar(let s, _) = item, let v = Int(s) else { throw ConfigError("\(file): \(path).\(i) must be an integer") }
+            guard case .scalar(let s, _) = item, let v = Int(s) else { throw NestError("\(file): \(path).\(i) must be an integer") }
             return v
         }
     }
 
     public func doubleList(_ path: String) throws -> [Double]? {
         guard let n = root.at(path), n != .null else { return nil }
-        guard case .list(let items) = n else { throw ConfigError("\(file): \(path) must be a list of numbers") }
+        guard case .list(let items) = n else { throw NestError("\(file): \(path) must be a list of numbers") }
         return try items.enumerated().map { i, item in
-            guard case .scalar(let s, _) = item, let v = Double(s) else { throw ConfigError("\(file): \(path).\(i) must be a number") }
+            guard case .scalar(let s, _) = item, let v = Double(s) else { throw NestError("\(file): \(path).\(i) must be a number") }
             return v
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Yams
+import Formats
 
 /// A YAML document as an ordered tree: maps keep their key order (NeMo configs are read and
 /// written back by people), scalars keep their text and whether YAML typed them.
@@ -25,10 +26,10 @@ public indirect enum ConfigNode: Equatable {
         do {
             guard let node = try Yams.compose(yaml: text) else { return .map([]) }
             return try convert(node, file: file)
-        } catch let error as ConfigError {
+        } catch let error as NestError {
             throw error
         } catch {
-            throw ConfigError("\(file): invalid YAML: \(error)")
+            throw NestError("\(file): invalid YAML: \(error)")
         }
     }
 
@@ -37,7 +38,7 @@ public indirect enum ConfigNode: Equatable {
         case .mapping(let m):
             var entries: [(String, ConfigNode)] = []
             for (k, v) in m {
-                guard let key = k.string else { throw ConfigError("\(file): line \(k.mark?.line ?? 0): map keys must be strings") }
+                guard let key = k.string else { throw NestError("\(file): line \(k.mark?.line ?? 0): map keys must be strings") }
                 entries.append((key, try convert(v, file: file)))
             }
             return .map(entries.map { (key: $0.0, value: $0.1) })
@@ -133,7 +134,4 @@ public indirect enum ConfigNode: Equatable {
     }
 }
 
-public struct ConfigError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
+

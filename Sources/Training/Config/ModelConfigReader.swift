@@ -1,4 +1,5 @@
 import Model
+import Formats
 
 /// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a
 /// NeMo config into `NESTConfig`, checking types and combinations before any work starts.
@@ -25,12 +26,12 @@ public enum ModelConfigReader {
         try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
         try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
         try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm"])
-        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw ConfigError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
+        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
         if let ctx = try doc.intList("\(e).att_context_size"), ctx != [-1, -1] {
-            throw ConfigError("\(doc.file): \(e).att_context_size: only full context [-1, -1] is supported, got \(ctx)")
+            throw NestError("\(doc.file): \(e).att_context_size: only full context [-1, -1] is supported, got \(ctx)")
         }
         if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
-            throw ConfigError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
+            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
         }
 
         let m = "model.masking"
@@ -40,7 +41,7 @@ public enum ModelConfigReader {
         c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: false)
         c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: 0.8)
         c.masking.maskValue = try doc.double("\(m).mask_value").map { Float($0) }
-        if !(try doc.bool("\(m).freeze", default: true)) { throw ConfigError("\(doc.file): \(m).freeze: a learnable mask embedding is not supported") }
+        if !(try doc.bool("\(m).freeze", default: true)) { throw NestError("\(doc.file): \(m).freeze: a learnable mask embedding is not supported") }
 
         let q = "model.quantizer"
         c.quantizer.featIn = try doc.int("\(q).feat_in", default: c.quantizer.featIn)
@@ -66,13 +67,13 @@ public enum ModelConfigReader {
 
     static func require(_ doc: ConfigDocument, _ path: String, oneOf allowed: [String]) throws {
         if let v = try doc.string(path), !allowed.contains(v) {
-            throw ConfigError("\(doc.file): \(path): '\(v)' is not supported (supported: \(allowed.joined(separator: ", ")))")
+            throw NestError("\(doc.file): \(path): '\(v)' is not supported (supported: \(allowed.joined(separator: ", ")))")
         }
     }
 
     /// Impossible combinations, named by key path.
     static func validate(_ c: NESTConfig, file: String) throws {
-        func fail(_ s: String) throws -> Never { throw ConfigError("\(file): \(s)") }
+        func fail(_ s: String) throws -> Never { throw NestError("\(file): \(s)") }
         let e = c.encoder
         if e.dModel <= 0 || e.nLayers < 0 || e.nHeads <= 0 { try fail("model.encoder: d_model, n_layers and n_heads must be positive") }
         if e.dModel % e.nHeads != 0 { try fail("model.encoder.n_heads (\(e.nHeads)) must divide model.encoder.d_model (\(e.dModel))") }

@@ -1,6 +1,7 @@
 import Audio
 import Foundation
 import Model
+import Formats
 
 /// Everything a run needs besides the model: data, front end, optimizer, trainer and
 /// experiment-manager settings, read from NeMo's keys.
@@ -74,15 +75,15 @@ public struct RunConfig {
         frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
         frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
         frontEnd.normalize = try (doc.string("\(p).normalize") ?? "per_feature") == "per_feature"
-        if let w = try doc.string("\(p).window"), w != "hann" { throw ConfigError("\(doc.file): \(p).window: only hann is supported") }
+        if let w = try doc.string("\(p).window"), w != "hann" { throw NestError("\(doc.file): \(p).window: only hann is supported") }
         if frontEnd.features != model.encoder.featIn {
-            throw ConfigError("\(doc.file): \(p).features (\(frontEnd.features)) must equal model.encoder.feat_in (\(model.encoder.featIn))")
+            throw NestError("\(doc.file): \(p).features (\(frontEnd.features)) must equal model.encoder.feat_in (\(model.encoder.featIn))")
         }
         if frontEnd.padTo % model.encoder.subsamplingFactor != 0 {
-            throw ConfigError("\(doc.file): \(p).pad_to (\(frontEnd.padTo)) must be a multiple of model.encoder.subsampling_factor")
+            throw NestError("\(doc.file): \(p).pad_to (\(frontEnd.padTo)) must be a multiple of model.encoder.subsampling_factor")
         }
         if try doc.string("model.mask_position").map({ $0 != "pre_conv" }) ?? false {
-            throw ConfigError("\(doc.file): model.mask_position: only pre_conv is supported")
+            throw NestError("\(doc.file): model.mask_position: only pre_conv is supported")
         }
 
         train = try Self.readData(doc, "model.train_ds", require: requireData)
@@ -92,11 +93,11 @@ public struct RunConfig {
 
         let o = "model.optim"
         if let optimizer = try doc.string("\(o).name"), optimizer.lowercased() != "adamw" {
-            throw ConfigError("\(doc.file): \(o).name: only adamw is supported, got \(optimizer)")
+            throw NestError("\(doc.file): \(o).name: only adamw is supported, got \(optimizer)")
         }
         learningRate = try doc.double("\(o).lr", default: learningRate)
         if let b = try doc.doubleList("\(o).betas") {
-            guard b.count == 2 else { throw ConfigError("\(doc.file): \(o).betas must have two values") }
+            guard b.count == 2 else { throw NestError("\(doc.file): \(o).betas must have two values") }
             betas = (b[0], b[1])
         }
         eps = try doc.double("\(o).eps", default: eps)
@@ -105,7 +106,7 @@ public struct RunConfig {
         if maxSteps <= 0 && !requireData {
             maxSteps = 500_000   // inspecting or exporting: NeMo's scheduler default
         } else if maxSteps <= 0 {
-            throw ConfigError("\(doc.file): trainer.max_steps must be set to a positive number of steps (epoch-based runs are not supported)")
+            throw NestError("\(doc.file): trainer.max_steps must be set to a positive number of steps (epoch-based runs are not supported)")
         }
         let warmupSteps = try doc.int("\(o).sched.warmup_steps")
         let warmupRatio = try doc.double("\(o).sched.warmup_ratio")
@@ -115,7 +116,7 @@ public struct RunConfig {
         case "NoamAnnealing": schedule = .noam(warmup: warmup, minLR: minLR)
         case "CosineAnnealing": schedule = .cosine(warmup: warmup, minLR: minLR)
         case nil: schedule = .constant
-        case let other?: throw ConfigError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
+        case let other?: throw NestError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
         }
         if case .noam = schedule, let d = try doc.int("\(o).sched.d_model"), d != model.encoder.dModel {
             warnings.append("\(o).sched.d_model (\(d)) differs from model.encoder.d_model (\(model.encoder.dModel)); using the former as NeMo does")
@@ -125,21 +126,21 @@ public struct RunConfig {
             // As Lightning: an int counts steps, a float in (0, 1] is a fraction of an epoch.
             if doc.tag("trainer.val_check_interval") == "float" {
                 guard v > 0 && v <= 1 else {
-                    throw ConfigError("\(doc.file): trainer.val_check_interval: a float must be in (0, 1] (a fraction of an epoch), got \(v); use an integer for a number of steps")
+                    throw NestError("\(doc.file): trainer.val_check_interval: a float must be in (0, 1] (a fraction of an epoch), got \(v); use an integer for a number of steps")
                 }
                 valCheckEpochFraction = v
             } else {
-                guard v >= 1 else { throw ConfigError("\(doc.file): trainer.val_check_interval must be ≥ 1 step") }
+                guard v >= 1 else { throw NestError("\(doc.file): trainer.val_check_interval must be ≥ 1 step") }
                 valCheckInterval = Int(v)
             }
         }
         accumulateGradBatches = try doc.int("trainer.accumulate_grad_batches", default: 1)
         gradientClipVal = try doc.double("trainer.gradient_clip_val", default: 0)
         logEveryNSteps = max(1, try doc.int("trainer.log_every_n_steps", default: 10))
-        if accumulateGradBatches < 1 { throw ConfigError("\(doc.file): trainer.accumulate_grad_batches must be ≥ 1") }
+        if accumulateGradBatches < 1 { throw NestError("\(doc.file): trainer.accumulate_grad_batches must be ≥ 1") }
         // trainer.precision 32 / 32-true is what nest-train does, so it is honoured, not ignored.
         if let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
-            throw ConfigError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
+            throw NestError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
         }
         for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm", "benchmark",
                     "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]
@@ -160,7 +161,7 @@ public struct RunConfig {
         if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
         warnings += Self.unusedKeys(doc)
         if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
-            throw ConfigError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
+            throw NestError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
         }
     }
 
@@ -189,16 +190,16 @@ public struct RunConfig {
             case nil, .null?: return []
             case .scalar(let s, _)?:
                 if s == "???" {
-                    if require { throw ConfigError("\(doc.file): \(k) must be set (it is ??? in the config; pass \(k)=PATH)") }
+                    if require { throw NestError("\(doc.file): \(k) must be set (it is ??? in the config; pass \(k)=PATH)") }
                     return []
                 }
                 return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             case .list(let items)?:
                 return try items.map {
-                    guard case .scalar(let s, _) = $0 else { throw ConfigError("\(doc.file): \(k) must list paths") }
+                    guard case .scalar(let s, _) = $0 else { throw NestError("\(doc.file): \(k) must list paths") }
                     return s
                 }
-            default: throw ConfigError("\(doc.file): \(k) must be a path or a list of paths")
+            default: throw NestError("\(doc.file): \(k) must be a path or a list of paths")
             }
         }
         d.manifests = try paths("\(key).manifest_filepath")
@@ -209,9 +210,9 @@ public struct RunConfig {
         d.minDuration = try doc.double("\(key).min_duration")
         d.maxDuration = try doc.double("\(key).max_duration")
         d.skipBadAudio = try doc.bool("\(key).skip_bad_audio", default: true)
-        if d.batchSize < 1 { throw ConfigError("\(doc.file): \(key).batch_size must be ≥ 1") }
+        if d.batchSize < 1 { throw NestError("\(doc.file): \(key).batch_size must be ≥ 1") }
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
-            throw ConfigError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
+            throw NestError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
         }
         let a = "\(key).batch_augmentor"
         if doc.has(a) {
@@ -220,12 +221,12 @@ public struct RunConfig {
             s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
             func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
                 let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
-                guard l <= h else { throw ConfigError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
+                guard l <= h else { throw NestError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
                 return l...h
             }
             func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
                 let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
-                guard l >= 1, l <= h else { throw ConfigError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
+                guard l >= 1, l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
                 return l...h
             }
             s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)

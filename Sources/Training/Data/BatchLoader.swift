@@ -2,6 +2,7 @@ import Audio
 import Foundation
 import Model
 import Tensor
+import Formats
 
 /// A batch ready for the training step: clean features (for targets), masked-to-be noisy
 /// features (for the encoder), their lengths, and the frame mask.
@@ -45,7 +46,7 @@ public final class BatchLoader: @unchecked Sendable {
                 sampleRate: Int, seed: UInt64, training: Bool) throws {
         manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration)
         guard !manifest.entries.isEmpty else {
-            throw ManifestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
+            throw NestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
         }
         noise = settings.noiseManifests.isEmpty ? nil : try Manifest(paths: settings.noiseManifests)
         self.settings = settings
@@ -89,7 +90,7 @@ public final class BatchLoader: @unchecked Sendable {
                 origins.append(e.origin)
             } catch {
                 let message = "\(e.origin): \(error)"
-                if !settings.skipBadAudio { throw AudioError(path: e.audioPath, reason: "\(error) (manifest line \(e.origin); set skip_bad_audio: true to skip such files)") }
+                if !settings.skipBadAudio { throw NestError(file: e.audioPath, "\(error) (manifest line \(e.origin); set skip_bad_audio: true to skip such files)") }
                 skipped.append(message)
             }
         }

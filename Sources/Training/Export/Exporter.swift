@@ -2,6 +2,7 @@ import Foundation
 import HDF5
 import Model
 import NN
+import Formats
 
 /// Writes a checkpoint's weights under NeMo state-dict keys for downstream use.
 public enum Exporter {
@@ -27,22 +28,23 @@ public enum Exporter {
         let (model, config) = try loadCheckpoint(checkpoint)
         // A .nemo must hold the complete SSL state dict: NeMo restores it strictly.
         let entries = format == .nemo ? model.stateDict() : select(model, include: include)
-        guard !entries.isEmpty else { throw CheckpointError("--include \(include.joined(separator: ",")) selects no weights") }
+        guard !entries.isEmpty else { throw NestError("--include \(include.joined(separator: ",")) selects no weights") }
+        let arrays = entries.map { (name: $0.key, array: StateDictIO.array(of: $0.value)) }
         let temporary = output + ".tmp-\(getpid())"
         defer { unlink(temporary) }
         switch format {
         case .h5:
             let file = try HDF5File(path: temporary, mode: .create)
-            for e in entries { try file.write("/weights/\(e.key)", StateDictIO.array(of: e.value)) }
+            for (name, array) in arrays { try file.write("/weights/\(name)", array) }
             try file.writeString("/config/yaml", config.document.root.yaml())
             try file.setAttribute("source_checkpoint", checkpoint)
             try file.close()
         case .safetensors:
-            try write(try SafetensorsWriter.data(entries: entries, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: temporary, output)
+            try write(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: temporary, output)
         case .nemo:
             let archive = TarWriter.archive([
                 ("model_config.yaml", Data(nemoModelConfig(config).yaml().utf8)),
-                ("model_weights.ckpt", try TorchCheckpointWriter.data(entries)),
+                ("model_weights.ckpt", try TorchArchiveWriter.data(arrays)),
             ])
             try write(archive, to: temporary, output)
         }
@@ -51,7 +53,7 @@ public enum Exporter {
     }
 
     static func write(_ data: Data, to temporary: String, _ output: String) throws {
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw CheckpointError("\(output): cannot write (disk full?)") }
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw NestError("\(output): cannot write (disk full?)") }
     }
 
     /// NeMo's classes for each model section (as in `nest_fast-conformer.yaml`).
