@@ -65,7 +65,7 @@ public final class Trainer {
         state = try Checkpoint.read(from: path, model: model, optimizer: optimizer)
         model.dropoutRNG.restore(state: state.dropoutRNG)
         for c in folder.checkpoints() where c.step <= state.step {
-            if let v = try? HDF5Metadata.valLoss(c.path) { valLosses[c.step] = v }
+            if let v = try? CheckpointFile(c.path).valLoss() { valLosses[c.step] = v }
         }
         log("resumed from \(path) at step \(state.step)")
     }
@@ -249,13 +249,3 @@ struct BufferSnapshot {
         }
     }
 }
-
-/// Reads the validation loss stored in a checkpoint (for ranking after a resume).
-enum HDF5Metadata {
-    static func valLoss(_ path: String) throws -> Double? {
-        let v = try HDF5File(path: path, mode: .readOnly).read("/state/val_loss").doubles.first ?? .nan
-        return v.isNaN ? nil : v
-    }
-}
-
-import HDF5

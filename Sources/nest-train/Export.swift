@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Training
-import Formats
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +18,7 @@ struct Export: ParsableCommand {
             }
             let n = try Exporter.export(checkpoint: checkpoint, output: output, format: f, include: include.split(separator: ",").map(String.init))
             log("exported \(n) tensors to \(output)")
-        } catch let error as NestError {
+        } catch let error as CustomStringConvertible where !(error is ValidationError) {
             log("error: \(error.description)")
             throw ExitCode.failure
         }
@@ -43,11 +42,7 @@ struct Extract: ParsableCommand {
         do {
             let cfg = try loadConfig(config, overrides: overrides, requireData: false)
             let (model, frontEnd) = ModelFactory.make(cfg)
-            switch (checkpoint, weights) {
-            case let (c?, nil): _ = try Checkpoint.read(from: c, model: model, optimizer: nil)
-            case let (nil, w?): try StateDictIO.load(model, from: try HDF5File(path: w, mode: .readOnly), prefix: "", strict: false, only: { $0.hasPrefix("encoder.") })
-            default: throw ValidationError("give exactly one of --checkpoint and --weights")
-            }
+            try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights)
             let n = cfg.model.encoder.nLayers
             let selected: [Int]
             switch layers {
@@ -70,4 +65,3 @@ struct Extract: ParsableCommand {
     }
 }
 
-import HDF5

@@ -18,7 +18,7 @@ enum NeMoTinyFixture {
     static func model() throws -> (NESTModel, HDF5File) {
         let f = try file()
         let model = NESTModel(config: try config(), window: Tensor(zeros: [400]), filterbank: Tensor(zeros: [1, 80, 257]), seed: 1)
-        try StateDictIO.load(model, from: f, group: "/weights")
+        try StateDictLoader.load(model, from: HDF5Group(file: f, group: "/weights", origin: Fixtures.nemoTinyPath))
         return (model, f)
     }
 }

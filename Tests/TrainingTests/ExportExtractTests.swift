@@ -1,6 +1,8 @@
 import Foundation
+import Formats
 import HDF5
 import Model
+import NN
 import Tensor
 import Training
 import XCTest
@@ -140,6 +142,59 @@ final class ExportExtractTests: XCTestCase {
             let worst = zip(values, expected).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(worst, 1e-4, path)
         }
+    }
+
+    /// One way in for weights: nest-train's own files are sealed and verified before libhdf5
+    /// sees them; anything else takes the foreign path and is checked key by key.
+    func testWeightsFilesAreVerifiedOrTakenAsForeign() throws {
+        let ckpt = try checkpoint()
+        let dir = CLI.temporaryDirectory()
+        XCTAssertEqual(try CLI.run(["export", "--checkpoint", ckpt, "--output", dir + "/enc.h5"]).status, 0)
+        let manifest = CLI.root.appendingPathComponent("Data/generated/tiny/dev_manifest.json").path
+        func extract(_ source: [String]) throws -> CLI.Result {
+            try CLI.run(["extract", "--config", "Configs/tiny.yaml"] + source + ["--input", manifest, "--output", CLI.temporaryDirectory(), "--layers", "last"])
+        }
+        XCTAssertEqual(try extract(["--weights", dir + "/enc.h5"]).status, 0)
+
+        // A flipped byte in our export is caught by the seal before HDF5 parses the file.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/enc.h5"))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: dir + "/flipped.h5"))
+        let flipped = try extract(["--weights", dir + "/flipped.h5"])
+        XCTAssertNotEqual(flipped.status, 0)
+        XCTAssertTrue(flipped.stderr.contains("flipped.h5: checksum mismatch"), flipped.stderr)
+
+        // Not HDF5 at all: refused before libhdf5 is called.
+        try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: dir + "/junk.h5"))
+        let junk = try extract(["--weights", dir + "/junk.h5"])
+        XCTAssertTrue(junk.stderr.contains("junk.h5: not an HDF5 file"), junk.stderr)
+
+        // A foreign (h5py-style, unsealed) state dict: loads when complete; a missing encoder key
+        // or a wrong shape is named, and the model is left untouched.
+        let (model, config) = try Exporter.loadCheckpoint(ckpt)
+        func foreign(_ name: String, _ edit: (inout [NamedArray]) -> Void) throws -> String {
+            var arrays = model.namedArrays { $0.hasPrefix("encoder.") }
+            edit(&arrays)
+            let path = dir + "/" + name
+            let file = try HDF5File(path: path, mode: .create)
+            for (key, array) in arrays { try file.write("/\(key)", array) }
+            try file.close()
+            return path
+        }
+        let fresh = ModelFactory.make(config).0
+        try WeightsFile.loadEncoder(into: fresh, checkpoint: nil, weights: try foreign("complete.h5") { _ in })
+        for (a, b) in zip(model.namedArrays(), fresh.namedArrays()) where a.name.hasPrefix("encoder.") { XCTAssertEqual(a.array, b.array, a.name) }
+        let key = "encoder.layers.0.self_attn.linear_q.weight"
+        let untouched = ModelFactory.make(config).0
+        let before = untouched.namedArrays()
+        XCTAssertThrowsError(try WeightsFile.loadEncoder(into: untouched, checkpoint: nil, weights: try foreign("missing.h5") { $0.removeAll { $0.name == key } })) {
+            XCTAssertTrue("\($0)".contains("foreign HDF5 file") && "\($0)".contains("missing \(key)"), "\($0)")
+        }
+        XCTAssertThrowsError(try WeightsFile.loadEncoder(into: untouched, checkpoint: nil, weights: try foreign("shape.h5") { arrays in
+            let i = arrays.firstIndex { $0.name == key }!
+            arrays[i].array = ArrayData([Float](repeating: 0, count: 6), shape: [2, 3])
+        })) { XCTAssertTrue("\($0)".contains("\(key) has shape [2, 3], the model expects [32, 32]"), "\($0)") }
+        XCTAssertEqual(untouched.namedArrays().map(\.array), before.map(\.array), "a refused file must not change the model")
     }
 }
 

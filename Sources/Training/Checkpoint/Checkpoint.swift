@@ -38,12 +38,15 @@ public enum Checkpoint {
     public static let formatVersion = 1
     public static let projectVersion = "0.1.0"
 
+    /// The integer fields of `/state`, each written and read through this one table.
+    static let integerFields: [(name: String, field: WritableKeyPath<TrainingState, Int>)] = [
+        ("step", \.step), ("epoch", \.position.epoch), ("batch_index", \.position.index),
+        ("skipped_steps", \.skippedSteps), ("consecutive_bad_steps", \.consecutiveBadSteps),
+    ]
+
     public static func write(to path: String, model: NESTModel, optimizer: AdamW, state: TrainingState, configYAML: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        defer { unlink(temporary) }
-        do {
-            let file = try HDF5File(path: temporary, mode: .create, userBlock: Seal.size)
-            try StateDictIO.write(model, to: file, group: "/weights")
+        try SealedHDF5.write(to: path, kind: "checkpoint") { file in
+            for (name, array) in model.namedArrays() { try file.write("/weights/\(name)", array) }
             Failpoint.hit("checkpoint-mid-write")
             for (name, _) in optimizer.parameters {
                 guard let (m, v) = optimizer.moments[name] else { continue }
@@ -51,26 +54,15 @@ public enum Checkpoint {
                 try file.write("/optimizer/exp_avg_sq/\(name)", ArrayData(v.array, shape: v.shape))
             }
             try file.write("/optimizer/step", ArrayData([Int64(optimizer.step)], shape: [1]))
-            let s = state
-            try file.write("/state/step", ArrayData([Int64(s.step)], shape: [1]))
-            try file.write("/state/epoch", ArrayData([Int64(s.position.epoch)], shape: [1]))
-            try file.write("/state/batch_index", ArrayData([Int64(s.position.index)], shape: [1]))
-            try file.write("/state/dropout_rng", ArrayData(s.dropoutRNG.map { Int64(bitPattern: $0) }, shape: [s.dropoutRNG.count]))
-            try file.write("/state/audio_seconds", ArrayData([s.audioSeconds], shape: [1]))
-            try file.write("/state/skipped_steps", ArrayData([Int64(s.skippedSteps)], shape: [1]))
-            try file.write("/state/consecutive_bad_steps", ArrayData([Int64(s.consecutiveBadSteps)], shape: [1]))
-            try file.write("/state/val_loss", ArrayData([s.valLoss ?? .nan], shape: [1]))
+            for (name, field) in integerFields { try file.write("/state/\(name)", ArrayData([Int64(state[keyPath: field])], shape: [1])) }
+            try file.write("/state/dropout_rng", ArrayData(state.dropoutRNG.map { Int64(bitPattern: $0) }, shape: [state.dropoutRNG.count]))
+            try file.write("/state/audio_seconds", ArrayData([state.audioSeconds], shape: [1]))
+            try file.write("/state/val_loss", ArrayData([state.valLoss ?? .nan], shape: [1]))
             try file.writeString("/config/yaml", configYAML)
             try file.setAttribute("format", format)
             try file.setAttribute("format_version", String(formatVersion))
             try file.setAttribute("nest_train_version", projectVersion)
             try file.setAttribute("created", ISO8601DateFormatter().string(from: Date()))
-            try file.close()
-            try Seal.write(temporary)
-            Failpoint.hit("checkpoint-before-rename")
-            try durablyRename(temporary, to: path)
-        } catch {
-            throw NestError("\(path): writing the checkpoint failed, the previous checkpoint is untouched: \(error)")
         }
     }
 
@@ -89,60 +81,69 @@ public enum Checkpoint {
     /// Loads a checkpoint into `model` and `optimizer`; every dataset's checksum, every key
     /// and every shape is verified, and nothing is changed unless all of it loads.
     public static func read(from path: String, model: NESTModel, optimizer: AdamW?) throws -> TrainingState {
-        // libhdf5 is not hardened against hostile files: only a file whose seal (length and
-        // CRC-32 of everything after the header) verifies is handed to it.
-        try Seal.verify(path)
-        let file = try HDF5File(path: path, mode: .readOnly)
-        guard try file.stringAttribute("format") == format else { throw NestError("\(path): not a nest-train checkpoint") }
-        guard let version = try file.stringAttribute("format_version").flatMap(Int.init), version <= formatVersion else {
-            throw NestError("\(path): checkpoint format version \(try file.stringAttribute("format_version") ?? "?") is newer than this nest-train supports (\(formatVersion))")
-        }
-        // Read everything first into a staging model so a bad file cannot leave a half-loaded one.
-        func scalar(_ name: String) throws -> Int { try file.read("/state/\(name)").ints.first ?? 0 }
-        var state = TrainingState()
-        state.step = try scalar("step")
-        state.position = DataPosition(epoch: try scalar("epoch"), index: try scalar("batch_index"))
-        state.dropoutRNG = try file.read("/state/dropout_rng").ints.map { UInt64(bitPattern: Int64($0)) }
-        state.audioSeconds = try file.read("/state/audio_seconds").doubles.first ?? 0
-        state.skippedSteps = try scalar("skipped_steps")
-        state.consecutiveBadSteps = try scalar("consecutive_bad_steps")
-        let val = try file.read("/state/val_loss").doubles.first ?? .nan
-        state.valLoss = val.isNaN ? nil : val
-        guard state.dropoutRNG.count == 4, state.dropoutRNG.contains(where: { $0 != 0 }) else {
-            throw NestError("\(path): /state/dropout_rng must hold four words")
-        }
-        var moments: [String: (m: Tensor, v: Tensor)] = [:]
-        if let optimizer {
-            for (name, p) in optimizer.parameters where file.exists("/optimizer/exp_avg/\(name)") {
-                let m = try file.read("/optimizer/exp_avg/\(name)"), v = try file.read("/optimizer/exp_avg_sq/\(name)")
-                guard m.shape == p.shape, v.shape == p.shape else {
-                    throw NestError("\(path): optimizer state for \(name) has shape \(m.shape), the model expects \(p.shape)")
-                }
-                moments[name] = (Tensor(m.floats, shape: m.shape), Tensor(v.floats, shape: v.shape))
-            }
-        }
-        let optimizerStep = try file.read("/optimizer/step").ints.first ?? 0
-        let staged = try stagedWeights(file, model: model, path: path)
-        for (entry, array) in staged { try StateDictIO.assign(array, to: entry, file: path) }
-        optimizer?.restore(step: optimizerStep, moments: moments)
-        return state
+        try read(try CheckpointFile(path), model: model, optimizer: optimizer)
     }
 
-    private static func stagedWeights(_ file: HDF5File, model: NESTModel, path: String) throws -> [(StateEntry, ArrayData)] {
-        let available = Set(try file.datasetNames(in: "/weights"))
-        var out: [(StateEntry, ArrayData)] = []
-        for entry in model.stateDict() {
-            guard available.contains(entry.key) else { throw NestError("\(path): missing /weights/\(entry.key)") }
-            let array = try file.read("/weights/\(entry.key)")
-            guard array.shape == entry.value.shape else {
-                throw NestError("\(path): /weights/\(entry.key) has shape \(array.shape), the model expects \(entry.value.shape) (checkpoint from a different config?)")
-            }
-            out.append((entry, array))
-        }
-        let unexpected = available.subtracting(out.map(\.0.key))
-        if !unexpected.isEmpty { throw NestError("\(path): unexpected weights \(unexpected.sorted().prefix(3).joined(separator: ", "))") }
-        return out
+    public static func read(_ checkpoint: CheckpointFile, model: NESTModel, optimizer: AdamW?) throws -> TrainingState {
+        let state = try checkpoint.state()
+        let moments = try optimizer.map { try checkpoint.moments(for: $0) }
+        let optimizerStep = try checkpoint.optimizerStep()
+        try StateDictLoader.load(model, from: checkpoint.weights, policy: .exact)
+        if let optimizer, let moments { optimizer.restore(step: optimizerStep, moments: moments) }
+        return state
     }
 }
 
+/// A nest-train checkpoint opened for reading, the only way one is read: its seal is verified
+/// before libhdf5 parses anything, then its format and version.
+public final class CheckpointFile {
+    public let path: String
+    let file: HDF5File
 
+    public init(_ path: String) throws {
+        self.path = path
+        file = try SealedHDF5.open(path)
+        guard try file.stringAttribute("format") == Checkpoint.format else { throw NestError("\(path): not a nest-train checkpoint") }
+        guard let version = try file.stringAttribute("format_version").flatMap(Int.init), version <= Checkpoint.formatVersion else {
+            throw NestError("\(path): checkpoint format version \(try file.stringAttribute("format_version") ?? "?") is newer than this nest-train supports (\(Checkpoint.formatVersion))")
+        }
+    }
+
+    /// The state dict under `/weights`.
+    public var weights: TensorSource { HDF5Group(file: file, group: "/weights", origin: "nest-train checkpoint \(path)") }
+
+    public func configYAML() throws -> String { try file.readString("/config/yaml") }
+
+    /// Validation loss at this checkpoint, nil when none was run.
+    public func valLoss() throws -> Double? {
+        let v = try file.read("/state/val_loss").doubles.first ?? .nan
+        return v.isNaN ? nil : v
+    }
+
+    public func state() throws -> TrainingState {
+        var state = TrainingState()
+        for (name, field) in Checkpoint.integerFields { state[keyPath: field] = try file.read("/state/\(name)").ints.first ?? 0 }
+        state.dropoutRNG = try file.read("/state/dropout_rng").ints.map { UInt64(bitPattern: Int64($0)) }
+        state.audioSeconds = try file.read("/state/audio_seconds").doubles.first ?? 0
+        state.valLoss = try valLoss()
+        guard state.dropoutRNG.count == 4, state.dropoutRNG.contains(where: { $0 != 0 }) else {
+            throw NestError("\(path): /state/dropout_rng must hold four words")
+        }
+        return state
+    }
+
+    func optimizerStep() throws -> Int { try file.read("/optimizer/step").ints.first ?? 0 }
+
+    /// AdamW moments saved for `optimizer`'s parameters, shapes checked.
+    func moments(for optimizer: AdamW) throws -> [String: (m: Tensor, v: Tensor)] {
+        var moments: [String: (m: Tensor, v: Tensor)] = [:]
+        for (name, p) in optimizer.parameters where file.exists("/optimizer/exp_avg/\(name)") {
+            let m = try file.read("/optimizer/exp_avg/\(name)"), v = try file.read("/optimizer/exp_avg_sq/\(name)")
+            guard m.shape == p.shape, v.shape == p.shape else {
+                throw NestError("\(path): optimizer state for \(name) has shape \(m.shape), the model expects \(p.shape)")
+            }
+            moments[name] = (Tensor(m.floats, shape: m.shape), Tensor(v.floats, shape: v.shape))
+        }
+        return moments
+    }
+}

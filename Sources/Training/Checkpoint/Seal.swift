@@ -1,10 +1,12 @@
 import Foundation
+import HDF5
 import Formats
 
-/// The first 512 bytes of a checkpoint (HDF5's user block, which HDF5 and h5py skip):
-/// "NESTCKPT" magic, format version, then the byte length and CRC-32 of the HDF5 data that
-/// follows. Verifying it before opening means a truncated, bit-flipped or foreign file is
-/// rejected by 30 lines of bounds-checked Swift instead of being parsed by libhdf5.
+/// The first 512 bytes of every HDF5 file nest-train writes (checkpoints and h5 exports; HDF5's
+/// user block, which HDF5 and h5py skip): "NESTCKPT" magic, format version, then the byte length
+/// and CRC-32 of the HDF5 data that follows. Verifying it before opening means a truncated,
+/// bit-flipped or foreign file is rejected by 30 lines of bounds-checked Swift instead of being
+/// parsed by libhdf5.
 enum Seal {
     static let size = 512
     static let magic = Array("NESTCKPT".utf8)
@@ -29,6 +31,14 @@ enum Seal {
         handle.seek(toFileOffset: 0)
         handle.write(header)
         try handle.synchronize()
+    }
+
+    /// Whether the file starts with the seal's magic (then it must verify; otherwise it is not
+    /// one of ours).
+    static func isPresent(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return Array(handle.readData(ofLength: magic.count)) == magic
     }
 
     static func verify(_ path: String) throws {
@@ -58,5 +68,31 @@ enum Seal {
         guard crc.value == expected else {
             throw NestError("\(path): checksum mismatch (the file is corrupted)")
         }
+    }
+}
+
+/// nest-train's own HDF5 files: written under a temporary name, sealed, fsync'ed and renamed
+/// (a crash at any instant leaves the previous file valid), and opened only after the seal
+/// verifies.
+enum SealedHDF5 {
+    /// `kind` names the file in messages and failpoints ("checkpoint", "export").
+    static func write(to path: String, kind: String, _ body: (HDF5File) throws -> Void) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        defer { unlink(temporary) }
+        do {
+            let file = try HDF5File(path: temporary, mode: .create, userBlock: Seal.size)
+            try body(file)
+            try file.close()
+            try Seal.write(temporary)
+            Failpoint.hit("\(kind)-before-rename")
+            try Checkpoint.durablyRename(temporary, to: path)
+        } catch {
+            throw NestError("\(path): writing the \(kind) failed, the previous \(kind) is untouched: \(error)")
+        }
+    }
+
+    static func open(_ path: String) throws -> HDF5File {
+        try Seal.verify(path)
+        return try HDF5File(path: path, mode: .readOnly)
     }
 }

@@ -10,11 +10,10 @@ public enum Exporter {
 
     /// Rebuilds the model a checkpoint was trained with (from its stored config) and loads it.
     public static func loadCheckpoint(_ path: String) throws -> (NESTModel, RunConfig) {
-        let file = try HDF5File(path: path, mode: .readOnly)
-        let yaml = try file.readString("/config/yaml")
-        let config = try RunConfig(try ConfigDocument(text: yaml, file: "\(path):/config/yaml"), requireData: false)
+        let checkpoint = try CheckpointFile(path)
+        let config = try RunConfig(try ConfigDocument(text: try checkpoint.configYAML(), file: "\(path):/config/yaml"), requireData: false)
         let (model, _) = ModelFactory.make(config)
-        _ = try Checkpoint.read(from: path, model: model, optimizer: nil)
+        _ = try Checkpoint.read(checkpoint, model: model, optimizer: nil)
         return (model, config)
     }
 
@@ -29,31 +28,32 @@ public enum Exporter {
         // A .nemo must hold the complete SSL state dict: NeMo restores it strictly.
         let entries = format == .nemo ? model.stateDict() : select(model, include: include)
         guard !entries.isEmpty else { throw NestError("--include \(include.joined(separator: ",")) selects no weights") }
-        let arrays = entries.map { (name: $0.key, array: StateDictIO.array(of: $0.value)) }
-        let temporary = output + ".tmp-\(getpid())"
-        defer { unlink(temporary) }
+        let arrays = entries.map { (name: $0.key, array: $0.value.arrayData) }
         switch format {
         case .h5:
-            let file = try HDF5File(path: temporary, mode: .create)
-            for (name, array) in arrays { try file.write("/weights/\(name)", array) }
-            try file.writeString("/config/yaml", config.document.root.yaml())
-            try file.setAttribute("source_checkpoint", checkpoint)
-            try file.close()
+            try SealedHDF5.write(to: output, kind: "export") { file in
+                for (name, array) in arrays { try file.write("/weights/\(name)", array) }
+                try file.writeString("/config/yaml", config.document.root.yaml())
+                try file.setAttribute("source_checkpoint", checkpoint)
+            }
         case .safetensors:
-            try write(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: temporary, output)
+            try writeAtomically(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: output)
         case .nemo:
             let archive = TarWriter.archive([
                 ("model_config.yaml", Data(nemoModelConfig(config).yaml().utf8)),
                 ("model_weights.ckpt", try TorchArchiveWriter.data(arrays)),
             ])
-            try write(archive, to: temporary, output)
+            try writeAtomically(archive, to: output)
         }
-        try Checkpoint.durablyRename(temporary, to: output)
         return entries.count
     }
 
-    static func write(_ data: Data, to temporary: String, _ output: String) throws {
+    /// Under a temporary name, fsync'ed and renamed: a killed export never leaves a partial file.
+    static func writeAtomically(_ data: Data, to output: String) throws {
+        let temporary = output + ".tmp-\(getpid())"
+        defer { unlink(temporary) }
         guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw NestError("\(output): cannot write (disk full?)") }
+        try Checkpoint.durablyRename(temporary, to: output)
     }
 
     /// NeMo's classes for each model section (as in `nest_fast-conformer.yaml`).

@@ -1,0 +1,80 @@
+import Formats
+import Tensor
+
+/// Loads a module's state dict from named arrays (any `TensorSource`), by NeMo key.
+///
+/// Everything is read and checked first (names, shapes), and only then written into the
+/// module, so a bad file never leaves a half-loaded model. Values convert between float dtypes
+/// like PyTorch's `copy_`.
+public enum StateDictLoader {
+    public struct Policy {
+        /// Keys of the module to load; the others are left as they are.
+        public var include: (String) -> Bool
+        /// A selected key the source lacks is an error (except `num_batches_tracked`, which
+        /// NeMo also tolerates), and so is a selected source array the module does not have.
+        public var strict: Bool
+
+        public init(strict: Bool, include: @escaping (String) -> Bool = { _ in true }) {
+            self.strict = strict
+            self.include = include
+        }
+
+        /// Every key, nothing missing, nothing extra: checkpoints and fixtures.
+        public static let exact = Policy(strict: true)
+    }
+
+    /// Returns the keys loaded.
+    @discardableResult
+    public static func load(_ module: Module, from source: TensorSource, policy: Policy = .exact, prefix: String = "") throws -> [String] {
+        let available = try source.names()
+        let availableSet = Set(available)
+        var staged: [(StateEntry, ArrayData)] = []
+        for entry in module.stateDict(prefix: prefix) where policy.include(entry.key) {
+            guard availableSet.contains(entry.key) else {
+                if entry.key.hasSuffix("num_batches_tracked") || !policy.strict { continue }
+                throw NestError("\(source.origin): missing \(entry.key)")
+            }
+            let array = try source.read(entry.key)
+            guard array.shape == entry.value.shape else {
+                throw NestError("\(source.origin): \(entry.key) has shape \(array.shape), the model expects \(entry.value.shape) (from a different config?)")
+            }
+            staged.append((entry, array))
+        }
+        if policy.strict {
+            let known = Set(module.stateDict(prefix: prefix).map(\.key))
+            let unexpected = available.filter { policy.include($0) && !known.contains($0) }
+            if !unexpected.isEmpty {
+                throw NestError("\(source.origin): unexpected \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? " and \(unexpected.count - 5) more" : "")")
+            }
+        }
+        for (entry, array) in staged { entry.value.assign(array) }
+        return staged.map(\.0.key)
+    }
+}
+
+extension StateValue {
+    /// The values as a file stores them.
+    public var arrayData: ArrayData {
+        switch self {
+        case .float32(let t): ArrayData(t.array, shape: t.shape)
+        case .float64(let t): ArrayData(t.values, shape: t.shape)
+        case .int64(let t): ArrayData(t.values, shape: t.shape)
+        }
+    }
+
+    /// Writes `array` (same shape, any dtype) into the live storage.
+    func assign(_ array: ArrayData) {
+        switch self {
+        case .float32(let t): array.floats.withUnsafeBufferPointer { t.assign($0) }
+        case .float64(let t): t.values = array.doubles
+        case .int64(let t): t.values = array.ints.map { Int64($0) }
+        }
+    }
+}
+
+extension Module {
+    /// The state dict as named arrays, optionally only the keys `include` selects.
+    public func namedArrays(include: (String) -> Bool = { _ in true }) -> [NamedArray] {
+        stateDict().filter { include($0.key) }.map { (name: $0.key, array: $0.value.arrayData) }
+    }
+}
