@@ -58,7 +58,7 @@ public enum StepBenchmark {
         let rssBuild = peakRSSMiB()
         let optimizer = AdamW(parameters: model.trainableParameters(),
                               settings: .init(betas: config.betas, eps: config.eps, weightDecay: config.weightDecay))
-        let schedule = config.learningRateSchedule()
+        let schedule = config.schedule
         let samples = Int(seconds * Double(config.sampleRate))
         let lengths = [Int](repeating: samples, count: batch)
         let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }

@@ -26,7 +26,7 @@ public final class Trainer {
         (model, frontEnd) = ModelFactory.make(config)
         optimizer = AdamW(parameters: model.trainableParameters(),
                           settings: .init(betas: config.betas, eps: config.eps, weightDecay: config.weightDecay))
-        schedule = config.learningRateSchedule()
+        schedule = config.schedule
         var runPath = config.runDirectory
         if case .fresh = resume, FileManager.default.fileExists(atPath: runPath) {
             // Never delete an old run: a fresh start gets a new folder.

@@ -17,7 +17,7 @@ final class ConfigTests: XCTestCase {
         let xl = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/xl.yaml"), requireData: false)
         XCTAssertFalse(xl.model.encoder.useBias)
         XCTAssertFalse(xl.model.encoder.xscaling)
-        XCTAssertEqual(xl.learningRateSchedule(), .noam(scale: 5, dModel: 1024, warmupSteps: 25_000, minLR: 1e-6))
+        XCTAssertEqual(xl.schedule, .noam(scale: 5, dModel: 1024, warmupSteps: 25_000, minLR: 1e-6))
     }
 
     func testBareModelConfigAsInANemoFile() throws {

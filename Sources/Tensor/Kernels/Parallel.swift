@@ -1,10 +1,9 @@
 import Dispatch
 import Foundation
 
-/// Splits index ranges across the cores for the elementwise and row-wise kernels.
-///
-/// GEMM threads belong to OpenBLAS; our own kernels run between GEMMs, never concurrently with
-/// them, so using every core here does not oversubscribe.
+/// Splits index ranges across the cores: for the elementwise and row-wise kernels, and for GEMM,
+/// which runs OpenBLAS single-threaded on each part (GEMM.swift says why). One pool for
+/// everything, and nothing runs beside it, so using every core does not oversubscribe.
 public enum Parallel {
     /// Number of worker threads for our kernels (defaults to the active processor count).
     nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount

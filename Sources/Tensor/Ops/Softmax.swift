@@ -1,3 +1,4 @@
+import Foundation
 /// Softmax (with NeMo's attention masking), log-softmax, and the masked-token NLL.
 extension Tensor {
     /// Softmax over the last dimension of [B, H, Tq, Tk] scores with a [B, 1, Tq, Tk] mask
@@ -102,5 +103,3 @@ extension Tensor {
         }
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
 import Audio
 import Foundation
+import Tensor
 import Model
 import Formats
 
@@ -29,7 +30,8 @@ public struct RunConfig {
     public var betas = (0.9, 0.98)
     public var eps = 1e-8
     public var weightDecay = 1e-3
-    public var schedule = LearningRateScheduleSpec.noam(warmup: 25_000, minLR: 1e-6)
+    /// Resolved against the optimizer's lr, the model width and max_steps.
+    public var schedule = LearningRateSchedule.noam(scale: 5, dModel: 512, warmupSteps: 25_000, minLR: 1e-6)
     public var maxSteps = 500_000
     public var valCheckInterval = 2500
     /// Lightning's float form of `val_check_interval`: validate every this fraction of an
@@ -49,12 +51,6 @@ public struct RunConfig {
     /// The resolved config document, stored in checkpoints and `.nemo` archives.
     public var document: ConfigDocument
     public var warnings: [String] = []
-
-    public enum LearningRateScheduleSpec {
-        case noam(warmup: Int, minLR: Double)
-        case cosine(warmup: Int, minLR: Double)
-        case constant
-    }
 
     public var runDirectory: String { URL(fileURLWithPath: expDir).appendingPathComponent(name).path }
 
@@ -113,13 +109,15 @@ public struct RunConfig {
         let warmup = warmupSteps ?? warmupRatio.map { Int($0 * Double(maxSteps)) } ?? 0
         let minLR = try doc.double("\(o).sched.min_lr", default: 0)
         switch try doc.string("\(o).sched.name") {
-        case "NoamAnnealing": schedule = .noam(warmup: warmup, minLR: minLR)
-        case "CosineAnnealing": schedule = .cosine(warmup: warmup, minLR: minLR)
-        case nil: schedule = .constant
+        case "NoamAnnealing":
+            let d = try doc.int("\(o).sched.d_model") ?? model.encoder.dModel
+            if d != model.encoder.dModel {
+                warnings.append("\(o).sched.d_model (\(d)) differs from model.encoder.d_model (\(model.encoder.dModel)); using the former as NeMo does")
+            }
+            schedule = .noam(scale: learningRate, dModel: d, warmupSteps: max(warmup, 1), minLR: minLR)
+        case "CosineAnnealing": schedule = .cosine(lr: learningRate, warmupSteps: warmup, maxSteps: maxSteps, minLR: minLR)
+        case nil: schedule = .constant(lr: learningRate)
         case let other?: throw NestError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
-        }
-        if case .noam = schedule, let d = try doc.int("\(o).sched.d_model"), d != model.encoder.dModel {
-            warnings.append("\(o).sched.d_model (\(d)) differs from model.encoder.d_model (\(model.encoder.dModel)); using the former as NeMo does")
         }
 
         if let v = try doc.double("trainer.val_check_interval") {
@@ -238,18 +236,4 @@ public struct RunConfig {
         }
         return d
     }
-
-    public func learningRateSchedule() -> LearningRateSchedule {
-        switch schedule {
-        case let .noam(warmup, minLR):
-            let d = ((try? document.int("model.optim.sched.d_model")) ?? nil) ?? model.encoder.dModel
-            return .noam(scale: learningRate, dModel: d, warmupSteps: max(warmup, 1), minLR: minLR)
-        case let .cosine(warmup, minLR):
-            return .cosine(lr: learningRate, warmupSteps: warmup, maxSteps: maxSteps, minLR: minLR)
-        case .constant:
-            return .constant(lr: learningRate)
-        }
-    }
 }
-
-import Tensor
