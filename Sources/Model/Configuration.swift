@@ -27,7 +27,7 @@ public struct EncoderConfig: Equatable {
     }
 }
 
-public struct MaskingConfig: Equatable {
+public struct MaskingConfig: Equatable, Sendable {
     public var featIn = 80
     public var blockSize = 40
     public var maskProb = 0.01

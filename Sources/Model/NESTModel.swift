@@ -50,11 +50,13 @@ public final class NESTModel: Module {
         public let loss: Tensor
         /// Encoder output [B, T′, D] of the masked noisy features.
         public let encoded: Tensor
-        public let maskedTokens: Int
-        /// Fraction of masked tokens whose argmax prediction equals the target (over books).
-        public let maskedAccuracy: Double
-        public let targets: [Int]
+        /// Decoder log-probabilities of the masked tokens [M·N, V] (N codebooks per token).
+        public let logProbs: Tensor
+        /// Targets of the masked tokens, [M·N] in `logProbs`' row order.
+        public let maskedTargets: [Int]
+        /// Which of the B·T′ token positions are masked.
         public let tokenMask: [Bool]
+        public let maskedTokens: Int
     }
 
     /// The NEST objective for one batch: targets from clean features, the encoder on masked
@@ -70,16 +72,7 @@ public final class NESTModel: Module {
         let selected = encoded.reshaped([-1, d]).gatherRows(rows)
         let logProbs = decoder(selected)
         let targets = rows.flatMap { r in (0..<n).map { targetsAll[r * n + $0] } }
-        let value = loss(logProbs: logProbs, targets: targets)
-        var correct = 0
-        let v = logProbs.shape[1]
-        for (i, target) in targets.enumerated() {
-            let row = logProbs.data + i * v
-            var best = 0
-            for c in 1..<v where row[c] > row[best] { best = c }
-            if best == target { correct += 1 }
-        }
-        return StepResult(loss: value, encoded: encoded, maskedTokens: rows.count, maskedAccuracy: targets.isEmpty ? 0 : Double(correct) / Double(targets.count),
-                          targets: targetsAll, tokenMask: tokenMask)
+        return StepResult(loss: loss(logProbs: logProbs, targets: targets), encoded: encoded, logProbs: logProbs,
+                          maskedTargets: targets, tokenMask: tokenMask, maskedTokens: rows.count)
     }
 }

@@ -4,11 +4,11 @@ import XCTest
 
 /// RandomBlockMasking (spec §4) and the token mask of MultiMLMLoss (§7), statistically and by rule.
 final class MaskingTests: XCTestCase {
-    func masking(_ configure: (inout MaskingConfig) -> Void = { _ in }) -> RandomBlockMasking {
+    func masking(_ configure: (inout MaskingConfig) -> Void = { _ in }) -> BlockMaskSampler {
         var c = MaskingConfig()
         c.blockSize = 40; c.maskProb = 0.01; c.allowOverlap = true
         configure(&c)
-        return RandomBlockMasking(config: c, rng: RandomGenerator(seed: 1))
+        return BlockMaskSampler(config: c)
     }
 
     func testOverlapModeFractionsMatchNeMosMeasurements() {
@@ -43,7 +43,7 @@ final class MaskingTests: XCTestCase {
     }
 
     func testMaskedFramesTakeTheFrozenEmbedding() {
-        let m = masking()
+        let m = RandomBlockMasking(config: masking().config, rng: RandomGenerator(seed: 1))
         XCTAssertFalse(m.maskEmbedding.requiresGrad)
         let std = (m.maskEmbedding.array.map { $0 * $0 }.reduce(0, +) / 80).squareRoot()
         XCTAssertEqual(std, 0.1, accuracy: 0.03, "N(0, 0.1²)")

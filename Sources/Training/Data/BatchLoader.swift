@@ -20,6 +20,20 @@ public struct Batch {
     public var isEmpty: Bool { utterances.isEmpty }
 }
 
+extension Batch {
+    /// The batch of padded `audio` [B][N] and its augmented copy `noisy`: clean features (dither
+    /// from `rng` when `dither`), noisy features and the frame mask, every draw derived from `rng`.
+    public init(position: DataPosition, audio: [[Float]], noisy: [[Float]], lengths: [Int], frontEnd: FilterbankFeatures,
+                masks: BlockMaskSampler, rng: RandomGenerator, dither: Bool, sampleRate: Int, utterances: [String], skipped: [String] = []) {
+        let ditherRNG = dither ? rng : nil
+        let (clean, _) = frontEnd(audio, lengths: lengths, rng: ditherRNG.map { $0.derived(1) })
+        let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, rng: ditherRNG.map { $0.derived(2) })
+        let frameMask = masks.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rng: rng.derived(3))
+        self.init(position: position, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
+                  audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: utterances, skipped: skipped)
+    }
+}
+
 /// Where the data order stands: batch `index` of `epoch`.
 public struct DataPosition: Equatable, Codable {
     public var epoch: Int
@@ -35,14 +49,14 @@ public final class BatchLoader: @unchecked Sendable {
     let noise: Manifest?
     let settings: RunConfig.Data
     let frontEnd: FilterbankFeatures
-    let masking: RandomBlockMasking
+    let masks: BlockMaskSampler
     let sampleRate: Int
     let seed: UInt64
     let training: Bool
     private var epochCache: (epoch: Int, batches: [[Int]])?
     private let cacheLock = NSLock()
 
-    public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masking: RandomBlockMasking,
+    public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
                 sampleRate: Int, seed: UInt64, training: Bool) throws {
         manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration)
         guard !manifest.entries.isEmpty else {
@@ -51,7 +65,7 @@ public final class BatchLoader: @unchecked Sendable {
         noise = settings.noiseManifests.isEmpty ? nil : try Manifest(paths: settings.noiseManifests)
         self.settings = settings
         self.frontEnd = frontEnd
-        self.masking = masking
+        self.masks = masks
         self.sampleRate = sampleRate
         self.seed = seed
         self.training = training
@@ -103,12 +117,8 @@ public final class BatchLoader: @unchecked Sendable {
                 self.noiseClip(samples: n, rng: rng)
             }.noisy
         }
-        let ditherRNG = training ? rng : nil
-        let (clean, _) = frontEnd(audio, lengths: lengths, rng: ditherRNG.map { $0.derived(1) })
-        let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, rng: ditherRNG.map { $0.derived(2) })
-        let frameMask = masking.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rng: rng.derived(3))
-        return Batch(position: position, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
-                     audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: origins, skipped: skipped)
+        return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, rng: rng,
+                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped)
     }
 
     /// A noise clip of up to `samples` samples (spec §3.1): a random entry, a random window

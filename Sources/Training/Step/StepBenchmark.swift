@@ -33,7 +33,7 @@ public enum StepBenchmark {
     /// runs it; audio-seconds per second of one worker.
     public static func loader(config: RunConfig, configName: String, batches: Int) throws -> String {
         let (model, frontEnd) = ModelFactory.make(config)
-        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masking: model.maskProcessor,
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
                                      sampleRate: config.sampleRate, seed: config.seed, training: true)
         var position = DataPosition(epoch: 0, index: 0)
         var audioSeconds = 0.0
@@ -56,9 +56,8 @@ public enum StepBenchmark {
         let (model, frontEnd) = ModelFactory.make(config)
         let buildSeconds = now() - buildStart
         let rssBuild = peakRSSMiB()
-        let optimizer = AdamW(parameters: model.trainableParameters(),
-                              settings: .init(betas: config.betas, eps: config.eps, weightDecay: config.weightDecay))
-        let schedule = config.schedule
+        let trainingStep = TrainingStep(model: model, config: config)
+        let masks = BlockMaskSampler(config: config.model.masking)
         let samples = Int(seconds * Double(config.sampleRate))
         let lengths = [Int](repeating: samples, count: batch)
         let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }
@@ -94,23 +93,18 @@ public enum StepBenchmark {
                 row["preprocessor"] = t1 - t0
                 row["encoder"] = now() - t1
             case .train:
-                let (clean, _) = frontEnd(audio, lengths: lengths, rng: rng.derived(1))
-                let (noisyFeatures, frames) = frontEnd(noisy, lengths: lengths, rng: rng.derived(2))
-                let mask = model.maskProcessor.drawMask(lengths: frames, frames: noisyFeatures.shape[2], rng: rng.derived(3))
-                let result = model.maskedTokenLoss(clean: clean, noisy: noisyFeatures, noisyLengths: frames, frameMask: mask)
-                let t1 = now()
-                result.loss.backward()
-                let t2 = now()
-                let lr = schedule.rate(forUpdate: optimizer.step + 1)
-                optimizer.update(lr: lr)
-                Gradients.zero(optimizer.parameters.map(\.tensor))
-                BufferPool.shared.endStep()
-                row["fwd_loss"] = t1 - t0
-                row["bwd"] = t2 - t1
-                row["opt"] = now() - t2
-                losses.append(Double(result.loss.scalar))
-                lrs.append(lr)
-                maskedFraction = Double(mask.array.reduce(0, +)) / Double(mask.count)
+                // The front ends run in the data loader during training; NeMo runs them in its
+                // forward, so they count as forward here.
+                let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
+                                  frontEnd: frontEnd, masks: masks, rng: rng, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"])
+                let frontEndSeconds = now() - t0
+                let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
+                row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds
+                row["bwd"] = metrics.backwardSeconds
+                row["opt"] = metrics.updateSeconds
+                losses.append(metrics.loss)
+                if case let .updated(_, lr, _) = outcome { lrs.append(lr) }
+                maskedFraction = Double(batch.frameMask.array.reduce(0, +)) / Double(batch.frameMask.count)
             }
             row["step"] = now() - t0
             let cpu1 = cpuTime()

@@ -1,0 +1,54 @@
+import Foundation
+import Model
+
+/// What a step measured, as sums over its micro-batches, so that windows (and, later, ranks)
+/// combine by adding.
+public struct StepMetrics {
+    /// Σ (batch loss × its masked tokens): the loss averages over all masked tokens of the step.
+    public var lossSum = 0.0
+    /// Masked targets whose argmax prediction is right, over all codebooks, and their count.
+    public var correct = 0, predictions = 0
+    public var maskedTokens = 0
+    /// Codes of the first codebook among the masked targets (for codebook usage).
+    public var codes = Set<Int>()
+    /// "manifest:line" of every utterance in the step.
+    public var utterances: [String] = []
+    public var audioSeconds = 0.0
+    /// Seconds the step waited for data, and spent in forward, backward and the update.
+    public var dataWaitSeconds = 0.0, forwardSeconds = 0.0, backwardSeconds = 0.0, updateSeconds = 0.0
+
+    public init() {}
+
+    public var loss: Double { maskedTokens > 0 ? lossSum / Double(maskedTokens) : 0 }
+    public var maskedAccuracy: Double { predictions > 0 ? Double(correct) / Double(predictions) : 0 }
+
+    /// Combines two steps' (or windows', or ranks') measurements.
+    public static func += (a: inout StepMetrics, b: StepMetrics) {
+        a.lossSum += b.lossSum
+        a.correct += b.correct
+        a.predictions += b.predictions
+        a.maskedTokens += b.maskedTokens
+        a.codes.formUnion(b.codes)
+        a.utterances += b.utterances
+        a.audioSeconds += b.audioSeconds
+        a.dataWaitSeconds += b.dataWaitSeconds
+        a.forwardSeconds += b.forwardSeconds
+        a.backwardSeconds += b.backwardSeconds
+        a.updateSeconds += b.updateSeconds
+    }
+
+    /// Adds one micro-batch's forward result (`books` codebooks per masked token).
+    mutating func add(_ result: NESTModel.StepResult, books: Int) {
+        lossSum += Double(result.loss.scalar) * Double(result.maskedTokens)
+        maskedTokens += result.maskedTokens
+        let v = result.logProbs.shape.last ?? 0
+        for (i, target) in result.maskedTargets.enumerated() {
+            let row = result.logProbs.data + i * v
+            var best = 0
+            for c in 1..<v where row[c] > row[best] { best = c }
+            if best == target { correct += 1 }
+            if i % books == 0 { codes.insert(target) }
+        }
+        predictions += result.maskedTargets.count
+    }
+}
