@@ -44,19 +44,19 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
         .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
-        .target(
-            name: "Training",
-            dependencies: ["Model", "Audio", "NN", "Tensor", "Formats", "HDF5", .product(name: "Yams", package: "Yams")],
-            swiftSettings: settings),
+        // NeMo's YAML: documents, Hydra overrides, interpolations, and the model sections read
+        // into NESTConfig (the run settings are Training's RunConfig).
+        .target(name: "Config", dependencies: ["Model", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
+        .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Config", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
     ]

@@ -1,9 +1,9 @@
+import Config
 import Foundation
 import HDF5
 import Model
 import NN
 import Tensor
-import Training
 import XCTest
 import _TestSupport
 

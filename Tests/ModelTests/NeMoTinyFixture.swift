@@ -1,9 +1,9 @@
+import Config
 import Foundation
 import HDF5
 import Model
 import NN
 import Tensor
-import Training
 import _TestSupport
 
 /// The `nemo-tiny` model built from the fixture's own NeMo config, with its weights loaded.
