@@ -4,7 +4,7 @@
 SWIFT ?= swift
 RELEASE = $(SWIFT) build -c release
 # Debian packages the build, the tests and the demo corpus need.
-APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev pkg-config \
+APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
                espeak-ng flite sox
 
 .PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo

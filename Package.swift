@@ -34,12 +34,13 @@ let package = Package(
         .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CCPUID"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
         // safetensors, npy, CRC-32), one dtype enum, and the project's error type. No format
         // knows about the model.
-        .target(name: "Formats", dependencies: ["Tensor"], swiftSettings: settings),
+        .target(name: "Formats", dependencies: ["Tensor", "CZlib"], swiftSettings: settings),
         .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
         .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
         .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
@@ -50,7 +51,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Config", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),

@@ -5,5 +5,7 @@ public protocol TensorSource {
     var origin: String { get }
     /// The names of the arrays, in the file's order.
     func names() throws -> [String]
+    /// The shape, without reading the values (so a loader checks everything before it reads).
+    func shape(_ name: String) throws -> [Int]
     func read(_ name: String) throws -> ArrayData
 }

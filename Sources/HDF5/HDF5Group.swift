@@ -16,7 +16,11 @@ public struct HDF5Group: TensorSource {
 
     public func names() throws -> [String] { try file.datasetNames(in: group) }
 
-    public func read(_ name: String) throws -> ArrayData { try file.read(group == "/" ? "/\(name)" : "\(group)/\(name)") }
+    public func shape(_ name: String) throws -> [Int] { try file.shape(of: path(name)) }
+
+    public func read(_ name: String) throws -> ArrayData { try file.read(path(name)) }
+
+    func path(_ name: String) -> String { group == "/" ? "/\(name)" : "\(group)/\(name)" }
 
     /// A state dict in an HDF5 file nest-train did not write (h5py, the fixtures): `/weights`
     /// if present, else the root. libhdf5 is not hardened against hostile files, so before it

@@ -3,9 +3,11 @@ import Tensor
 
 /// Loads a module's state dict from named arrays (any `TensorSource`), by NeMo key.
 ///
-/// Everything is read and checked first (names, shapes), and only then written into the
-/// module, so a bad file never leaves a half-loaded model. Values convert between float dtypes
-/// like PyTorch's `copy_`.
+/// Every name and shape is checked before any value is read, so a file for another model
+/// changes nothing; then the arrays are read and written into the module one at a time, so
+/// loading never holds a second copy of the weights (an XL state dict is 2.5 GB). Sources whose
+/// reads can fail after that check verify their data first (checkpoints' seal, torch
+/// archives' CRCs). Values convert between float dtypes like PyTorch's `copy_`.
 public enum StateDictLoader {
     public struct Policy {
         /// Keys of the module to load; the others are left as they are.
@@ -28,17 +30,17 @@ public enum StateDictLoader {
     public static func load(_ module: Module, from source: TensorSource, policy: Policy = .exact, prefix: String = "") throws -> [String] {
         let available = try source.names()
         let availableSet = Set(available)
-        var staged: [(StateEntry, ArrayData)] = []
+        var selected: [StateEntry] = []
         for entry in module.stateDict(prefix: prefix) where policy.include(entry.key) {
             guard availableSet.contains(entry.key) else {
                 if entry.key.hasSuffix("num_batches_tracked") || !policy.strict { continue }
                 throw NestError("\(source.origin): missing \(entry.key)")
             }
-            let array = try source.read(entry.key)
-            guard array.shape == entry.value.shape else {
-                throw NestError("\(source.origin): \(entry.key) has shape \(array.shape), the model expects \(entry.value.shape) (from a different config?)")
+            let shape = try source.shape(entry.key)
+            guard shape == entry.value.shape else {
+                throw NestError("\(source.origin): \(entry.key) has shape \(shape), the model expects \(entry.value.shape) (from a different config?)")
             }
-            staged.append((entry, array))
+            selected.append(entry)
         }
         if policy.strict {
             let known = Set(module.stateDict(prefix: prefix).map(\.key))
@@ -47,8 +49,12 @@ public enum StateDictLoader {
                 throw NestError("\(source.origin): unexpected \(unexpected.prefix(5).joined(separator: ", "))\(unexpected.count > 5 ? " and \(unexpected.count - 5) more" : "")")
             }
         }
-        for (entry, array) in staged { entry.value.assign(array) }
-        return staged.map(\.0.key)
+        for entry in selected {
+            let array = try source.read(entry.key)
+            guard array.shape == entry.value.shape else { throw NestError("\(source.origin): \(entry.key) changed shape while being read") }
+            entry.value.assign(array)
+        }
+        return selected.map(\.key)
     }
 }
 

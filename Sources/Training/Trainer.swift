@@ -42,6 +42,15 @@ public final class Trainer {
         case .auto where config.resumeIfExists: restored = try resumeNewestValid()
         default: break
         }
+        // A new run may start from pretrained weights (NeMo's init_from_nemo_model); a resumed
+        // one has its own in the checkpoint.
+        if !restored {
+            for source in config.initFrom {
+                let (count, warnings) = try source.apply(to: model)
+                for w in warnings { log("warning: \(w)") }
+                log("initialised \(count) tensors from \(source.path) (fresh optimizer state; the run starts at step 0)")
+            }
+        }
         // Rows logged after the restored step (or all of them, when a run died before its
         // first checkpoint) describe work that is being redone.
         try folder.truncateMetrics(after: restored ? state.step : -1)

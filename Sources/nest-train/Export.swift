@@ -1,12 +1,15 @@
 import ArgumentParser
+import Audio
 import Foundation
+import Model
 import Training
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a checkpoint's weights under NeMo state-dict keys: h5 or safetensors (the --include subset), or a .nemo archive (the complete SSL model, loadable by NeMo's restore_from).")
+        abstract: "Write a checkpoint's (or a .nemo model's) weights under NeMo state-dict keys: h5 or safetensors (the --include subset), or a .nemo archive (the complete SSL model, loadable by NeMo's restore_from).")
 
-    @Option(help: "A nest-train checkpoint (.h5).") var checkpoint: String
+    @Option(help: "A nest-train checkpoint (.h5).") var checkpoint: String?
+    @Option(help: "A NeMo .nemo model (e.g. NVIDIA's ssl_en_nest_large_v1.0), converted without training.") var nemo: String?
     @Option(help: "Output file.") var output: String
     @Option(help: "h5, safetensors or nemo.") var format = "h5"
     @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'. Ignored for nemo, which always holds every key.") var include = "encoder"
@@ -16,7 +19,13 @@ struct Export: ParsableCommand {
             guard let f = Exporter.Format(rawValue: format) else {
                 throw ValidationError("--format must be one of \(Exporter.Format.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            let n = try Exporter.export(checkpoint: checkpoint, output: output, format: f, include: include.split(separator: ",").map(String.init))
+            let source: Exporter.Source
+            switch (checkpoint, nemo) {
+            case let (c?, nil): source = .checkpoint(c)
+            case let (nil, n?): source = .nemo(n)
+            default: throw ValidationError("give exactly one of --checkpoint and --nemo")
+            }
+            let n = try Exporter.export(source, output: output, format: f, include: include.split(separator: ",").map(String.init))
             log("exported \(n) tensors to \(output)")
         } catch let error as CustomStringConvertible where !(error is ValidationError) {
             log("error: \(error.description)")
@@ -28,9 +37,10 @@ struct Export: ParsableCommand {
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Eval-mode Conformer layer features as .npy files plus features.json (NeMo's extract_features layout).")
 
-    @Option(help: "Config file (model sections).") var config: String
+    @Option(help: "Config file (model sections); not needed with --nemo, and must agree with its model when given.") var config: String?
     @Option(help: "A nest-train checkpoint.") var checkpoint: String?
-    @Option(help: "An HDF5 file of NeMo-keyed weights (root or /weights).") var weights: String?
+    @Option(help: "NeMo-keyed weights: HDF5 (root or /weights), safetensors, a torch archive or a .nemo file.") var weights: String?
+    @Option(help: "A NeMo .nemo model: its own config and weights.") var nemo: String?
     @Option(help: "A manifest, a folder, or one audio file.") var input: String
     @Option(help: "Output folder.") var output: String
     @Option(help: "all, last, or comma-separated 0-based layer indices.") var layers = "all"
@@ -40,9 +50,18 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         do {
-            let cfg = try loadConfig(config, overrides: overrides, requireData: false)
-            let (model, frontEnd) = ModelFactory.make(cfg)
-            try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights)
+            let cfg: RunConfig, model: NESTModel
+            if let nemo {
+                guard checkpoint == nil, weights == nil else { throw ValidationError("--nemo brings its own weights: drop --checkpoint and --weights") }
+                (model, cfg) = try Exporter.loadNemo(nemo, overrides: overrides)
+                if let config { try NemoFile(nemo).checkAgreement(with: try loadConfig(config, overrides: [], requireData: false), configFile: config) }
+            } else {
+                guard let config else { throw ValidationError("give --config (with --checkpoint or --weights), or --nemo") }
+                cfg = try loadConfig(config, overrides: overrides, requireData: false)
+                model = ModelFactory.make(cfg).0
+                try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights)
+            }
+            let frontEnd = FilterbankFeatures(settings: cfg.frontEnd)
             let n = cfg.model.encoder.nLayers
             let selected: [Int]
             switch layers {

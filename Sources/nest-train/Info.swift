@@ -8,6 +8,7 @@ struct Info: ParsableCommand {
         abstract: "The machine (CPU, instruction-set level, BLAS kernel, threads) and, with --config, parameter counts and a training-memory estimate.")
 
     @Option(help: "Config file.") var config: String?
+    @Option(help: "A NeMo .nemo model: its architecture, parameter counts, versions and weight dtypes.") var nemo: String?
     @Option(help: "Batch size for the memory estimate.") var batch = 8
     @Option(help: "Utterance duration in seconds for the memory estimate.") var seconds = 10.0
     @Flag(help: "Print JSON.") var json = false
@@ -21,6 +22,11 @@ struct Info: ParsableCommand {
             return
         }
         do {
+            if let nemo {
+                let report = try NemoReport(path: nemo)
+                print(json ? report.json : report.text)
+                return
+            }
             let summary = try config.map { path in
                 let cfg = try loadConfig(path, overrides: overrides, requireData: false)
                 return ModelSummary(model: ModelFactory.make(cfg).0, config: cfg.model, batch: batch, seconds: seconds)

@@ -167,7 +167,7 @@ final class ExportExtractTests: XCTestCase {
         // Not HDF5 at all: refused before libhdf5 is called.
         try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: dir + "/junk.h5"))
         let junk = try extract(["--weights", dir + "/junk.h5"])
-        XCTAssertTrue(junk.stderr.contains("junk.h5: not an HDF5 file"), junk.stderr)
+        XCTAssertTrue(junk.stderr.contains("junk.h5: not a weights file nest-train reads"), junk.stderr)
 
         // A foreign (h5py-style, unsealed) state dict: loads when complete; a missing encoder key
         // or a wrong shape is named, and the model is left untouched.

@@ -49,6 +49,8 @@ public struct RunConfig {
     public var maxConsecutiveBadSteps = 10
     /// Keep training when a checkpoint cannot be written (disk full); the default stops.
     public var continueOnCheckpointError = false
+    /// NeMo's `init_from_nemo_model`: weights a new run starts from (applied in order).
+    public var initFrom: [PretrainedInit] = []
     /// The resolved config document, stored in checkpoints and `.nemo` archives.
     public var document: ConfigDocument
     public var warnings: [String] = []
@@ -159,6 +161,7 @@ public struct RunConfig {
         warnings += doc.warnings
         if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
         warnings += Self.unusedKeys(doc)
+        initFrom = try Self.readInit(doc)
         if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
             throw NestError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
         }
@@ -179,6 +182,38 @@ public struct RunConfig {
     static func unusedKeys(_ doc: ConfigDocument) -> [String] {
         usedKeys.sorted { $0.key < $1.key }.flatMap { section, used in
             (doc.node(section)?.keys ?? []).filter { !used.contains($0) }.map { "\(section).\($0) is not used by nest-train" }
+        }
+    }
+
+    /// `init_from_nemo_model: PATH`, or NeMo's dict form `{model0: {path, include, exclude}, ...}`.
+    /// `init_from_pretrained_model` names a model on NVIDIA's hubs, which nest-train cannot
+    /// reach: the error says how to pass the downloaded file instead.
+    static func readInit(_ doc: ConfigDocument) throws -> [PretrainedInit] {
+        if let name = doc.node("init_from_pretrained_model"), name != .null {
+            throw NestError("\(doc.file): init_from_pretrained_model downloads from NVIDIA's model hubs, which nest-train does not do; "
+                            + "download the .nemo yourself (e.g. ssl_en_nest_large_v1.0) and set init_from_nemo_model: /path/to/model.nemo")
+        }
+        if let ckpt = doc.node("init_from_ptl_ckpt"), ckpt != .null {
+            throw NestError("\(doc.file): init_from_ptl_ckpt is not supported; pass the checkpoint as init_from_nemo_model (torch archives are read too)")
+        }
+        switch doc.node("init_from_nemo_model") {
+        case nil, .null?: return []
+        case .scalar(let path, _)?: return [PretrainedInit(path: path)]
+        case .map(let models)?:
+            return try models.map { name, node in
+                let key = "init_from_nemo_model.\(name)"
+                guard let path = try doc.string("\(key).path") else { throw NestError("\(doc.file): \(key).path must be set") }
+                func list(_ k: String) throws -> [String]? {
+                    switch doc.node("\(key).\(k)") {
+                    case nil, .null?: return nil
+                    case .scalar(let s, _)?: return [s]
+                    case .list(let items)?: return try items.map { guard case .scalar(let s, _) = $0 else { throw NestError("\(doc.file): \(key).\(k) must list strings") }; return s }
+                    default: throw NestError("\(doc.file): \(key).\(k) must be a string or a list of strings")
+                    }
+                }
+                return PretrainedInit(path: path, include: try list("include") ?? [""], exclude: try list("exclude") ?? [])
+            }
+        default: throw NestError("\(doc.file): init_from_nemo_model must be a path or NeMo's {model0: {path: ...}} form")
         }
     }
 

@@ -24,8 +24,25 @@ public enum Exporter {
         model.stateDict().filter { e in include.contains("all") || include.contains { e.key.contains($0) } }
     }
 
-    public static func export(checkpoint: String, output: String, format: Format, include: [String]) throws -> Int {
-        let (model, config) = try loadCheckpoint(checkpoint)
+    /// Builds the model a `.nemo` file describes (its own config) and loads every weight.
+    public static func loadNemo(_ path: String, overrides: [String] = []) throws -> (NESTModel, RunConfig) {
+        let nemo = try NemoFile(path)
+        let config = try nemo.runConfig(overrides: overrides)
+        let (model, _) = ModelFactory.make(config)
+        try StateDictLoader.load(model, from: nemo.weights, policy: .init(strict: true, include: { !$0.hasPrefix("decoder_ssl.") }))
+        return (model, config)
+    }
+
+    public enum Source { case checkpoint(String), nemo(String) }
+
+    /// Writes the model of a checkpoint or of a `.nemo` file in `format`.
+    public static func export(_ source: Source, output: String, format: Format, include: [String]) throws -> Int {
+        let (model, config): (NESTModel, RunConfig)
+        let origin: String
+        switch source {
+        case .checkpoint(let path): (model, config) = try loadCheckpoint(path); origin = path
+        case .nemo(let path): (model, config) = try loadNemo(path); origin = path
+        }
         // A .nemo must hold the complete SSL state dict: NeMo restores it strictly.
         let entries = format == .nemo ? model.stateDict() : select(model, include: include)
         guard !entries.isEmpty else { throw NestError("--include \(include.joined(separator: ",")) selects no weights") }
@@ -35,10 +52,10 @@ public enum Exporter {
             try SealedHDF5.write(to: output, kind: "export") { file in
                 for (name, array) in arrays { try file.write("/weights/\(name)", array) }
                 try file.writeString("/config/yaml", config.document.root.yaml())
-                try file.setAttribute("source_checkpoint", checkpoint)
+                try file.setAttribute("source_checkpoint", origin)
             }
         case .safetensors:
-            try writeAtomically(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": checkpoint]), to: output)
+            try writeAtomically(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": origin]), to: output)
         case .nemo:
             let archive = TarWriter.archive([
                 ("model_config.yaml", Data(nemoModelConfig(config).yaml().utf8)),

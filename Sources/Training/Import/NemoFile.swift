@@ -1,0 +1,82 @@
+import Config
+import Foundation
+import Formats
+import Model
+
+/// A NeMo `.nemo` model (NVIDIA's released NEST models, or one nest-train exported), read
+/// without Python: the tar (or gzip tar, NeMo < 1.7, or an extracted folder) holds
+/// `model_config.yaml` and `model_weights.ckpt` (a torch archive read by `TorchArchiveReader`).
+/// Nothing in it is executed; `_target_` names are compared, never resolved.
+public struct NemoFile {
+    public let path: String
+    public let configYAML: String
+    public let weights: TorchArchiveReader
+
+    public init(_ path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw NestError(file: path, "no such file") }
+        let config: Bytes, checkpoint: Bytes
+        if isDirectory.boolValue {
+            config = try Bytes.mapping(path + "/model_config.yaml")
+            checkpoint = try Bytes.mapping(path + "/model_weights.ckpt")
+        } else {
+            let tar = try TarReader(try Bytes.mapping(path))
+            guard let c = tar.member("model_config.yaml") else { throw NestError(file: path, "no model_config.yaml (not a .nemo file?)") }
+            guard let w = tar.member("model_weights.ckpt") else {
+                throw NestError(file: path, "no model_weights.ckpt (Megatron-style sharded checkpoints are not supported)")
+            }
+            config = c
+            checkpoint = w
+        }
+        configYAML = config.string
+        weights = try TorchArchiveReader(checkpoint)
+    }
+
+    /// NeMo's class defaults for architecture keys a config may leave out; they differ from the
+    /// recipe yaml's values (which nest-train's own configs spell out).
+    static let classDefaults: [(key: String, value: String)] = [
+        ("encoder.subsampling", "striding"), ("encoder.subsampling_factor", "4"), ("encoder.conv_kernel_size", "31"),
+        ("preprocessor.features", "64"), ("preprocessor.window_size", "0.02"), ("preprocessor.preemph", "0.97"),
+    ]
+
+    /// Keys that define the architecture: each must be in the file (or have a class default
+    /// above), and a `--config` given beside the file must agree on every one.
+    public static let architectureKeys = [
+        "encoder.feat_in", "encoder.n_layers", "encoder.d_model", "encoder.n_heads", "encoder.ff_expansion_factor",
+        "encoder.conv_kernel_size", "encoder.use_bias", "encoder.xscaling", "encoder.subsampling", "encoder.subsampling_factor",
+        "encoder.subsampling_conv_channels", "encoder.self_attention_model", "encoder.conv_norm_type", "encoder.pos_emb_max_len",
+        "preprocessor.features", "preprocessor.window_size", "preprocessor.window_stride", "preprocessor.n_fft",
+        "preprocessor.normalize", "preprocessor.sample_rate",
+        "quantizer.num_classes", "quantizer.code_dim", "quantizer.num_books", "quantizer.combine_time_steps",
+        "decoder.num_classes", "decoder.feat_in",
+    ]
+
+    /// The run config of the model in the file: its `model_config.yaml` (a bare model config)
+    /// with NeMo's class defaults where a key is absent; architecture keys with neither are
+    /// errors naming the key.
+    public func runConfig(overrides: [String] = []) throws -> RunConfig {
+        let file = "\(path):model_config.yaml"
+        let plain = try ConfigDocument(text: configYAML, file: file)
+        if let target = try plain.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
+            throw NestError("\(file): target \(target) is not NeMo's NEST model (EncDecDenoiseMaskedTokenPredModel)")
+        }
+        let defaults = Self.classDefaults.filter { !plain.has("model.\($0.key)") }.map { "++model.\($0.key)=\($0.value)" }
+        let doc = try ConfigDocument(text: configYAML, file: file, overrides: defaults + overrides)
+        for key in Self.architectureKeys where !doc.has("model.\(key)") {
+            throw NestError("\(file): model.\(key) is missing and nest-train does not assume NeMo's class default for it")
+        }
+        return try RunConfig(doc, requireData: false)
+    }
+
+    /// The first architecture key on which `config` and this file differ, as an error.
+    public func checkAgreement(with config: RunConfig, configFile: String) throws {
+        let mine = try runConfig().document
+        for key in Self.architectureKeys {
+            let a = try mine.string("model.\(key)"), b = try config.document.string("model.\(key)")
+            if let a, let b, a.lowercased() != b.lowercased(), Double(a).map({ $0 != Double(b) }) ?? true {
+                throw NestError("\(configFile): model.\(key) is \(b), but \(path) has \(a)")
+            }
+        }
+    }
+}
