@@ -15,17 +15,67 @@ public enum AudioFile {
     }
 
     public static func info(_ path: String) throws -> Info {
-        let (file, info) = try open(path)
-        sf_close(file)
-        return info
+        try withOpened(.file(path)) { _, info in info }
     }
 
-    private static func open(_ path: String) throws -> (OpaquePointer, Info) {
-        guard FileManager.default.fileExists(atPath: path) else { throw NestError(file: path, "no such file") }
+    /// Where encoded audio comes from: a file, or bytes in memory (a tar member), which
+    /// libsndfile reads through its virtual I/O, the same decoder either way.
+    public enum Source {
+        case file(String)
+        /// `bytes` with `name` for messages ("shard.tar:member.wav").
+        case memory(UnsafeRawBufferPointer, name: String)
+
+        var name: String {
+            switch self {
+            case .file(let path): path
+            case .memory(_, let name): name
+            }
+        }
+    }
+
+    /// A read position over bytes in memory, for libsndfile's virtual I/O callbacks.
+    private final class MemoryStream {
+        let bytes: UnsafeRawBufferPointer
+        var position = 0
+        init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    }
+
+    private static var memoryIO = SF_VIRTUAL_IO(
+        get_filelen: { user in sf_count_t(Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().bytes.count) },
+        seek: { offset, whence, user in
+            let s = Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue()
+            let base = whence == SEEK_CUR ? s.position : whence == SEEK_END ? s.bytes.count : 0
+            s.position = max(0, min(s.bytes.count, base + Int(offset)))
+            return sf_count_t(s.position)
+        },
+        read: { destination, count, user in
+            let s = Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue()
+            let n = max(0, min(Int(count), s.bytes.count - s.position))
+            if n > 0, let base = s.bytes.baseAddress { destination!.copyMemory(from: base + s.position, byteCount: n) }
+            s.position += n
+            return sf_count_t(n)
+        },
+        write: { _, _, _ in 0 },
+        tell: { user in sf_count_t(Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().position) })
+
+    /// Opens `source`, checks what libsndfile reports, runs `body`, closes.
+    private static func withOpened<R>(_ source: Source, _ body: (OpaquePointer, Info) throws -> R) throws -> R {
+        let path = source.name
         var sfInfo = SF_INFO()
-        guard let file = sf_open(path, Int32(SFM_READ), &sfInfo) else {
+        let opened: OpaquePointer?
+        var stream: MemoryStream?
+        switch source {
+        case .file(let p):
+            guard FileManager.default.fileExists(atPath: p) else { throw NestError(file: p, "no such file") }
+            opened = sf_open(p, Int32(SFM_READ), &sfInfo)
+        case .memory(let bytes, _):
+            stream = MemoryStream(bytes)
+            opened = sf_open_virtual(&memoryIO, Int32(SFM_READ), &sfInfo, Unmanaged.passUnretained(stream!).toOpaque())
+        }
+        guard let file = opened else {
             throw NestError(file: path, "not a readable audio file (\(String(cString: sf_strerror(nil))))")
         }
+        defer { sf_close(file); withExtendedLifetime(stream) {} }
         let info = Info(sampleRate: Int(sfInfo.samplerate), channels: Int(sfInfo.channels), frames: Int(sfInfo.frames))
         // libsndfile reads a file whose header promises more data than it holds and notes the
         // mismatch in its log ("data : N (should be M)"); a training corpus wants to know.
@@ -33,52 +83,51 @@ public enum AudioFile {
         sf_command(file, Int32(SFC_GET_LOG_INFO), &log, Int32(log.count))
         let logText = String(cString: log)
         if let line = logText.split(separator: "\n").first(where: { $0.contains("should be") || $0.lowercased().contains("truncated") }) {
-            sf_close(file)
             throw NestError(file: path, "truncated or damaged file (\(line.trimmingCharacters(in: .whitespaces)))")
         }
-        guard (1000...384_000).contains(info.sampleRate) else {
-            sf_close(file)
-            throw NestError(file: path, "unsupported sample rate \(info.sampleRate) Hz")
-        }
-        guard (1...64).contains(info.channels) else {
-            sf_close(file)
-            throw NestError(file: path, "unsupported channel count \(info.channels)")
-        }
-        return (file, info)
+        guard (1000...384_000).contains(info.sampleRate) else { throw NestError(file: path, "unsupported sample rate \(info.sampleRate) Hz") }
+        guard (1...64).contains(info.channels) else { throw NestError(file: path, "unsupported channel count \(info.channels)") }
+        return try body(file, info)
     }
 
     /// Mono samples at `sampleRate`, from `offset` seconds for `duration` seconds (the whole
     /// file when nil). Only the requested window is decoded.
     public static func read(_ path: String, offset: Double = 0, duration: Double? = nil, sampleRate: Int = 16000) throws -> [Float] {
-        let (file, info) = try open(path)
-        defer { sf_close(file) }
-        let start = max(0, Int((offset * Double(info.sampleRate)).rounded()))
-        guard start < info.frames || info.frames == 0 else {
-            throw NestError(file: path, "offset \(offset) s is past the end (\(String(format: "%.3f", info.duration)) s)")
+        try read(.file(path), offset: offset, duration: duration, sampleRate: sampleRate)
+    }
+
+    public static func read(_ source: Source, offset: Double = 0, duration: Double? = nil, sampleRate: Int = 16000) throws -> [Float] {
+        let path = source.name
+        let (mono, rate) = try withOpened(source) { file, info -> ([Float], Int) in
+            let start = max(0, Int((offset * Double(info.sampleRate)).rounded()))
+            guard start < info.frames || info.frames == 0 else {
+                throw NestError(file: path, "offset \(offset) s is past the end (\(String(format: "%.3f", info.duration)) s)")
+            }
+            let wanted = duration.map { Int(($0 * Double(info.sampleRate)).rounded()) } ?? (info.frames - start)
+            let count = max(0, min(wanted, info.frames - start))
+            guard count > 0 else { throw NestError(file: path, "no audio samples (empty file or empty window)") }
+            if start > 0 && sf_seek(file, sf_count_t(start), SEEK_SET) < 0 {
+                throw NestError(file: path, "cannot seek to \(offset) s")
+            }
+            var interleaved = [Float](repeating: 0, count: count * info.channels)
+            let got = Int(sf_readf_float(file, &interleaved, sf_count_t(count)))
+            guard got > 0 else { throw NestError(file: path, "truncated or corrupted audio data (read 0 of \(count) frames)") }
+            if got < count && Double(count - got) > 0.01 * Double(count) + Double(info.sampleRate) / 100 {
+                throw NestError(file: path, "truncated: read \(got) of \(count) frames")
+            }
+            var mono = [Float](repeating: 0, count: got)
+            let ch = info.channels
+            for i in 0..<got {
+                var s: Float = 0
+                for c in 0..<ch { s += interleaved[i * ch + c] }
+                mono[i] = ch == 1 ? s : s / Float(ch)
+            }
+            if let bad = mono.firstIndex(where: { !$0.isFinite }) {
+                throw NestError(file: path, "non-finite sample at \(String(format: "%.3f", Double(bad) / Double(info.sampleRate))) s")
+            }
+            return (mono, info.sampleRate)
         }
-        let wanted = duration.map { Int(($0 * Double(info.sampleRate)).rounded()) } ?? (info.frames - start)
-        let count = max(0, min(wanted, info.frames - start))
-        guard count > 0 else { throw NestError(file: path, "no audio samples (empty file or empty window)") }
-        if start > 0 && sf_seek(file, sf_count_t(start), SEEK_SET) < 0 {
-            throw NestError(file: path, "cannot seek to \(offset) s")
-        }
-        var interleaved = [Float](repeating: 0, count: count * info.channels)
-        let got = Int(sf_readf_float(file, &interleaved, sf_count_t(count)))
-        guard got > 0 else { throw NestError(file: path, "truncated or corrupted audio data (read 0 of \(count) frames)") }
-        if got < count && Double(count - got) > 0.01 * Double(count) + Double(info.sampleRate) / 100 {
-            throw NestError(file: path, "truncated: read \(got) of \(count) frames")
-        }
-        var mono = [Float](repeating: 0, count: got)
-        let ch = info.channels
-        for i in 0..<got {
-            var s: Float = 0
-            for c in 0..<ch { s += interleaved[i * ch + c] }
-            mono[i] = ch == 1 ? s : s / Float(ch)
-        }
-        if let bad = mono.firstIndex(where: { !$0.isFinite }) {
-            throw NestError(file: path, "non-finite sample at \(String(format: "%.3f", Double(bad) / Double(info.sampleRate))) s")
-        }
-        return info.sampleRate == sampleRate ? mono : try resample(mono, from: info.sampleRate, to: sampleRate, path: path)
+        return rate == sampleRate ? mono : try resample(mono, from: rate, to: sampleRate, path: path)
     }
 
     /// Band-limited resampling with soxr (SOXR_HQ: 20-bit precision, steep low-pass at 95 %

@@ -8,8 +8,20 @@ public struct ManifestEntry: Equatable {
     public var offset: Double
     public var text: String?
     public var speaker: String?
+    /// The tar shard holding `audioPath` (a member name) in a tarred manifest.
+    public var shardID: Int? = nil
     /// Where the entry came from, for error messages: "file:line".
     public var origin: String
+
+    public init(audioPath: String, duration: Double, offset: Double = 0, text: String? = nil, speaker: String? = nil, shardID: Int? = nil, origin: String) {
+        self.audioPath = audioPath
+        self.duration = duration
+        self.offset = offset
+        self.text = text
+        self.speaker = speaker
+        self.shardID = shardID
+        self.origin = origin
+    }
 }
 
 /// NeMo manifests: one JSON object per line with `audio_filepath` (absolute, or relative to the
@@ -25,7 +37,9 @@ public struct Manifest {
     public var totalDuration: Double { entries.reduce(0) { $0 + $1.duration } }
 
     /// Reads and filters manifests; a malformed line is an error naming file and line.
-    public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil) throws {
+    /// `tarred`: NeMo's tarred manifest, whose `audio_filepath` names a member of shard
+    /// `shard_id` (required) and is kept as written.
+    public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil, tarred: Bool = false) throws {
         for path in paths {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw NestError("\(path): manifest not found or unreadable")
@@ -37,7 +51,7 @@ public struct Manifest {
                 let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
                 if line.isEmpty { continue }
                 let origin = "\(path):\(index + 1)"
-                var entry = try Self.parse(line, origin: origin, folder: folder)
+                var entry = try Self.parse(line, origin: origin, folder: tarred ? nil : folder)
                 if let first = seen[line] {
                     warnings.append("\(origin): duplicate of line \(first)")
                 } else {
@@ -51,7 +65,7 @@ public struct Manifest {
         }
     }
 
-    static func parse(_ line: String, origin: String, folder: String) throws -> ManifestEntry {
+    static func parse(_ line: String, origin: String, folder: String?) throws -> ManifestEntry {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: Data(line.utf8)) } catch {
             throw NestError("\(origin): invalid JSON")
@@ -72,9 +86,16 @@ public struct Manifest {
         }
         let offset = try number("offset") ?? 0
         guard offset.isFinite, offset >= 0 else { throw NestError("\(origin): offset \(offset) must be ≥ 0") }
-        return ManifestEntry(audioPath: resolve(path, folder: folder), duration: duration, offset: offset,
+        var shardID: Int?
+        if folder == nil {
+            guard let id = try number("shard_id"), id >= 0, id == id.rounded(), id < 1e9 else {
+                throw NestError("\(origin): a tarred manifest line needs shard_id (a non-negative integer)")
+            }
+            shardID = Int(id)
+        }
+        return ManifestEntry(audioPath: folder.map { resolve(path, folder: $0) } ?? path, duration: duration, offset: offset,
                              text: dict["text"] as? String, speaker: (dict["speaker"] as? String) ?? (dict["speaker"] as? NSNumber)?.stringValue,
-                             origin: origin)
+                             shardID: shardID, origin: origin)
     }
 
     /// NeMo's rule: an absolute path as is; a relative one against the manifest's folder when

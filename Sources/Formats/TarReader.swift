@@ -58,6 +58,15 @@ public struct TarReader {
             }
             offset += 512 + (bodySize + 511) / 512 * 512
         }
+        // Ending exactly after a member without the end blocks is accepted (Python's tarfile
+        // does); a cut padding or a partial header is a truncated archive.
+        if offset > bytes.count { throw NestError("\(bytes.origin): truncated tar (ends inside the padding of its last member)") }
+        if offset < bytes.count, offset + 512 > bytes.count {
+            let rest = try bytes.slice(offset, bytes.count - offset, "the tail")
+            if rest.withUnsafeBytes({ $0.contains { $0 != 0 } }) {
+                throw NestError("\(bytes.origin): truncated tar (a partial header at byte \(offset))")
+            }
+        }
         self.members = members
     }
 

@@ -84,13 +84,13 @@ public final class Trainer {
     @discardableResult
     public func run(stopRequested: @escaping () -> Bool = { false }) throws -> String? {
         let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
-                                     sampleRate: config.sampleRate, seed: config.seed, training: true)
+                                     sampleRate: config.sampleRate, seed: config.seed, training: true, report: log)
         for w in loader.manifest.warnings { log("warning: \(w)") }
         log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
             + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
         let validation = try config.validation.map {
             try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
-                            sampleRate: config.sampleRate, seed: config.seed, training: false)
+                            sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
         }
         let valInterval = config.valCheckEpochFraction.map { max(1, Int(Double(loader.batchesPerEpoch) * $0)) } ?? config.valCheckInterval
         let checkpointInterval = config.everyNTrainSteps > 0 ? config.everyNTrainSteps : valInterval

@@ -58,10 +58,10 @@ final class ConfigTests: XCTestCase {
 
     func testUnusedDataAndExperimentKeysAreWarnedOnce() throws {
         let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
-            .replacingOccurrences(of: "  train_ds:\n", with: "  train_ds:\n    pin_memory: true\n    is_tarred: false\n")
+            .replacingOccurrences(of: "  train_ds:\n", with: "  train_ds:\n    pin_memory: true\n    num_workers: 8\n")
             .replacingOccurrences(of: "exp_manager:\n", with: "exp_manager:\n  create_wandb_logger: false\n")
         let config = try RunConfig(try ConfigDocument(text: yaml, file: "x.yaml"), requireData: false)
-        for key in ["model.train_ds.pin_memory", "model.train_ds.is_tarred", "exp_manager.create_wandb_logger"] {
+        for key in ["model.train_ds.pin_memory", "model.train_ds.num_workers", "exp_manager.create_wandb_logger"] {
             XCTAssertEqual(config.warnings.filter { $0.hasPrefix(key + " ") }.count, 1, key)
         }
         for name in ["tiny", "demo", "large", "xl"] {

@@ -18,6 +18,8 @@ public struct RunConfig {
         public var maxDuration: Double? = 60.0
         public var skipBadAudio = true
         public var augmentation: MultiSpeakerNoiseAugmentation.Settings? = nil
+        /// NeMo's tarred dataset (`is_tarred: true`).
+        public var tarred: TarredShards.Settings? = nil
     }
 
     public var name = "NEST"
@@ -171,9 +173,11 @@ public struct RunConfig {
     /// warning each instead of being ignored silently.
     static let usedKeys: [String: Set<String>] = [
         "model.train_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
-                           "max_duration", "skip_bad_audio", "batch_augmentor"],
+                           "max_duration", "skip_bad_audio", "batch_augmentor", "is_tarred", "tarred_audio_filepaths", "shuffle_n",
+                           "shard_strategy", "tarred_shard_strategy"],
         "model.validation_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
-                                "max_duration", "skip_bad_audio", "batch_augmentor"],
+                                "max_duration", "skip_bad_audio", "batch_augmentor", "is_tarred", "tarred_audio_filepaths", "shuffle_n",
+                                "shard_strategy", "tarred_shard_strategy"],
         "exp_manager": ["exp_dir", "name", "resume_if_exists", "resume_ignore_no_checkpoint", "checkpoint_callback_params",
                         "continue_on_checkpoint_error"],
         "exp_manager.checkpoint_callback_params": ["monitor", "mode", "save_top_k", "every_n_train_steps"],
@@ -244,6 +248,19 @@ public struct RunConfig {
         d.minDuration = try doc.double("\(key).min_duration")
         d.maxDuration = try doc.double("\(key).max_duration")
         d.skipBadAudio = try doc.bool("\(key).skip_bad_audio", default: true)
+        if try doc.bool("\(key).is_tarred", default: false) {
+            let shards = try paths("\(key).tarred_audio_filepaths")
+            if require && shards.isEmpty { throw NestError("\(doc.file): \(key).tarred_audio_filepaths must name the shards when is_tarred is true") }
+            var t = TarredShards.Settings(filepaths: shards)
+            let strategy = try doc.string("\(key).shard_strategy") ?? doc.string("\(key).tarred_shard_strategy") ?? "scatter"
+            guard let parsed = TarredShards.Strategy(rawValue: strategy) else {
+                throw NestError("\(doc.file): \(key).shard_strategy must be scatter or replicate, got \(strategy)")
+            }
+            t.strategy = parsed
+            t.shuffleN = try doc.int("\(key).shuffle_n", default: 0)
+            guard t.shuffleN >= 0 else { throw NestError("\(doc.file): \(key).shuffle_n must be ≥ 0") }
+            d.tarred = t
+        }
         if d.batchSize < 1 { throw NestError("\(doc.file): \(key).batch_size must be ≥ 1") }
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
             throw NestError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")

@@ -53,12 +53,17 @@ public final class BatchLoader: @unchecked Sendable {
     let sampleRate: Int
     let seed: UInt64
     let training: Bool
+    /// The shards of a tarred dataset; nil for plain files.
+    let tarred: TarredShards?
     private var epochCache: (epoch: Int, batches: [[Int]])?
     private let cacheLock = NSLock()
 
+    /// `report` receives non-fatal findings (tar members no manifest line names); with
+    /// `skip_bad_audio: false` they are errors instead.
     public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
-                sampleRate: Int, seed: UInt64, training: Bool) throws {
-        manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration)
+                sampleRate: Int, seed: UInt64, training: Bool, report: @escaping (String) -> Void = { _ in }) throws {
+        manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration,
+                                tarred: settings.tarred != nil)
         guard !manifest.entries.isEmpty else {
             throw NestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
         }
@@ -69,14 +74,28 @@ public final class BatchLoader: @unchecked Sendable {
         self.sampleRate = sampleRate
         self.seed = seed
         self.training = training
+        let skip = settings.skipBadAudio
+        tarred = try settings.tarred.map { t in
+            try TarredShards(settings: t) { message in
+                if !skip { throw NestError("\(message) (set skip_bad_audio: true to skip such members)") }
+                report("warning: \(message)")
+            }
+        }
+        try tarred?.reportUnlisted(manifest.entries)
     }
 
     public func batches(epoch: Int) -> [[Int]] {
         cacheLock.lock()
         defer { cacheLock.unlock() }
         if let c = epochCache, c.epoch == epoch { return c.batches }
-        let sampler = BatchSampler(batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast)
-        let b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
+        let b: [[Int]]
+        if let tarred, let t = settings.tarred {
+            b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
+                               shuffleN: t.shuffleN, seed: seed, epoch: epoch)
+        } else {
+            let sampler = BatchSampler(batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast)
+            b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
+        }
         epochCache = (epoch, b)
         return b
     }
@@ -97,7 +116,7 @@ public final class BatchLoader: @unchecked Sendable {
         for i in indices {
             let e = manifest.entries[i]
             do {
-                var x = try AudioFile.read(e.audioPath, offset: e.offset, duration: e.offset > 0 ? e.duration : nil, sampleRate: sampleRate)
+                var x = try read(e)
                 // NeMo repeat-pads audio shorter than 1 s to exactly 1 s.
                 if x.count < sampleRate { x = (0..<sampleRate).map { x[$0 % x.count] } }
                 audio.append(x)
@@ -119,6 +138,14 @@ public final class BatchLoader: @unchecked Sendable {
         }
         return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, rng: rng,
                      dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped)
+    }
+
+    /// An utterance's samples, from its file or its tar member (the same decoder).
+    func read(_ e: ManifestEntry) throws -> [Float] {
+        let duration = e.offset > 0 ? e.duration : nil
+        guard let tarred else { return try AudioFile.read(e.audioPath, offset: e.offset, duration: duration, sampleRate: sampleRate) }
+        let member = try tarred.member(for: e)
+        return try member.bytes.withUnsafeBytes { try AudioFile.read(.memory($0, name: member.name), offset: e.offset, duration: duration, sampleRate: sampleRate) }
     }
 
     /// A noise clip of up to `samples` samples (spec §3.1): a random entry, a random window

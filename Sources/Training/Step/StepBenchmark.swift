@@ -32,7 +32,7 @@ public enum StepBenchmark {
     /// augmentation with the noise manifest, both front ends, masks), as the background worker
     /// runs it; audio-seconds per second of one worker.
     public static func loader(config: RunConfig, configName: String, batches: Int) throws -> String {
-        let (model, frontEnd) = ModelFactory.make(config)
+        let frontEnd = FilterbankFeatures(settings: config.frontEnd)
         let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
                                      sampleRate: config.sampleRate, seed: config.seed, training: true)
         var position = DataPosition(epoch: 0, index: 0)
