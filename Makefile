@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo
+.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo check-nemo-tarred
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -85,6 +85,12 @@ check-nemo: build nemo-venv
 	.build/release/nest-train extract --config Configs/demo.yaml --checkpoint "$$ckpt" --input $(RUN)/extract_manifest.json \
 	  --output $(RUN)/features-all --layers all; \
 	$(NEMO_VENV)/bin/python Tests/Interop/check_nemo_export.py $(RUN)/model.nemo $(RUN)/features-all
+
+## NeMo's own tarred reader accepts the shards `nest-train tar` makes from the demo corpus.
+check-nemo-tarred: build data nemo-venv
+	@set -e; dir=$$(mktemp -d); \
+	.build/release/nest-train tar --manifest Data/generated/dev_manifest.json --output $$dir --shards 4; \
+	$(NEMO_VENV)/bin/python Tests/Interop/check_nemo_tarred.py $$dir 4
 
 clean:
 	rm -rf .build Data/generated
