@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo check-nemo-tarred
+.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -68,7 +68,8 @@ demo: build data
 	echo "  encoder (h5)       $(RUN)/encoder.h5"; \
 	echo "  encoder (st)       $(RUN)/encoder.safetensors"; \
 	echo "  features           $(RUN)/features (features.json lists them)"; \
-	grep val_loss $(RUN)/metrics.jsonl | sed -n '1p;$$p' | sed 's/^/  validation  /'
+	echo "  curves             $(RUN)/curves.svg (TensorBoard: tensorboard --logdir $(RUN))"; \
+	python3 Data/validation_summary.py $(RUN)/metrics.jsonl
 
 ## NeMo itself in a private venv (../shared/bench/README.md), for the interop check only.
 NEMO_VENV ?= .venv-nemo
@@ -91,6 +92,10 @@ check-nemo-tarred: build data nemo-venv
 	@set -e; dir=$$(mktemp -d); \
 	.build/release/nest-train tar --manifest Data/generated/dev_manifest.json --output $$dir --shards 4; \
 	$(NEMO_VENV)/bin/python Tests/Interop/check_nemo_tarred.py $$dir 4
+
+## After `make demo`: TensorBoard's own reader loads the demo run's event file.
+check-tensorboard: nemo-venv
+	$(NEMO_VENV)/bin/python Tests/Interop/check_tensorboard.py $(RUN)
 
 clean:
 	rm -rf .build Data/generated

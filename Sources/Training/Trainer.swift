@@ -96,7 +96,7 @@ public final class Trainer {
         let checkpointInterval = config.everyNTrainSteps > 0 ? config.everyNTrainSteps : valInterval
         let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
         defer { prefetcher.stop() }
-        let metricsFile = try MetricsWriter(path: folder.metricsPath)
+        let metricsFile = try MetricsWriter(path: folder.metricsPath, tensorBoardFolder: config.tensorBoard ? folder.path : nil)
         let progress = ProgressLine(total: config.maxSteps)
         var lastCheckpoint: String? = folder.checkpoints().first?.path
         // The starting point of a new run, so that the curve has its origin. Validation draws
@@ -196,22 +196,38 @@ public final class Trainer {
     }
 
     /// Masked-token loss and accuracy over the validation set in evaluation mode, over all its
-    /// masked tokens; logged and kept for ranking checkpoints. Augmentation and masks come from
-    /// fixed per-batch generators, so two validations of the same weights agree.
+    /// masked tokens (`mask_draws` fixed masks per utterance), with the baselines a model that
+    /// ignores its input would reach and standard errors; logged and kept for ranking
+    /// checkpoints. Augmentation and masks come from fixed per-batch generators (draw d uses
+    /// epoch d), so two validations of the same weights agree.
     func validate(_ loader: BatchLoader, into metricsFile: MetricsWriter) throws {
         var total = StepMetrics()
-        for index in 0..<loader.batchesPerEpoch {
-            // Errors propagate as in training (skip_bad_audio: false makes a bad file fatal).
-            let batch = try loader.batch(at: DataPosition(epoch: 0, index: index))
-            reportSkipped(batch)
-            total += step.evaluate(batch)
+        for draw in 0..<loader.settings.maskDraws {
+            for index in 0..<loader.batchesPerEpoch {
+                // Errors propagate as in training (skip_bad_audio: false makes a bad file fatal).
+                let batch = try loader.batch(at: DataPosition(epoch: draw, index: index))
+                if draw == 0 { reportSkipped(batch) }
+                total += step.evaluate(batch)
+            }
         }
         let valLoss = total.maskedTokens > 0 ? total.loss : .nan
         if state.step > 0 {
             state.valLoss = valLoss
             valLosses[state.step] = valLoss
         }
-        try metricsFile.append(["step": state.step, "val_loss": valLoss, "val_masked_acc": total.maskedAccuracy])
-        log(String(format: "step %d: val_loss %.4f, val_masked_acc %.4f", state.step, valLoss, total.maskedAccuracy))
+        let t = total.targets
+        try metricsFile.append([
+            "step": state.step, "val_loss": valLoss, "val_loss_se": t.lossError, "val_masked_acc": total.maskedAccuracy, "val_masked_acc_se": t.accuracyError,
+            "val_prior_acc": t.priorAccuracy, "val_prior_acc_se": t.priorAccuracyError, "val_target_entropy": t.entropy, "val_target_entropy_se": t.entropyError,
+            "val_info_gain": t.informationGain, "val_info_gain_se": t.informationGainError, "val_nonsilent_acc": t.nonMajorityAccuracy,
+            "val_majority_share": t.majorityShare, "val_codebook_usage": t.codebookUsage(classes: config.model.quantizer.numClasses),
+            "val_masked_tokens": total.maskedTokens, "val_mask_draws": loader.settings.maskDraws, "val_augmented": loader.settings.augmentation != nil,
+        ])
+        log(String(format: "step %d: val_loss %.4f ± %.4f vs target entropy %.4f ± %.4f (information gain %.4f ± %.4f); "
+                   + "val_masked_acc %.4f ± %.4f vs prior %.4f ± %.4f; %d masked tokens%@",
+                   state.step, valLoss, t.lossError, t.entropy, t.entropyError, t.informationGain, t.informationGainError,
+                   total.maskedAccuracy, t.accuracyError, t.priorAccuracy, t.priorAccuracyError, total.maskedTokens,
+                   loader.settings.augmentation == nil ? ", clean" : ", augmented"))
+        do { try CurvePlot.write(run: folder.path) } catch { log("warning: curves.svg not written: \(error)") }
     }
 }

@@ -18,6 +18,9 @@ public struct RunConfig {
         public var maxDuration: Double? = 60.0
         public var skipBadAudio = true
         public var augmentation: MultiSpeakerNoiseAugmentation.Settings? = nil
+        /// Validation: fixed masks drawn per utterance (each draw another set of masked tokens),
+        /// so that the estimates rest on enough tokens.
+        public var maskDraws = 1
         /// NeMo's tarred dataset (`is_tarred: true`).
         public var tarred: TarredShards.Settings? = nil
     }
@@ -51,6 +54,8 @@ public struct RunConfig {
     public var maxConsecutiveBadSteps = 10
     /// Keep training when a checkpoint cannot be written (disk full); the default stops.
     public var continueOnCheckpointError = false
+    /// TensorBoard event files in the run folder (NeMo's `exp_manager.create_tensorboard_logger`).
+    public var tensorBoard = true
     /// NeMo's `init_from_nemo_model`: weights a new run starts from (applied in order).
     public var initFrom: [PretrainedInit] = []
     /// The resolved config document, stored in checkpoints and `.nemo` archives.
@@ -159,6 +164,7 @@ public struct RunConfig {
         }
         maxConsecutiveBadSteps = try doc.int("trainer.max_consecutive_bad_steps", default: maxConsecutiveBadSteps)
         continueOnCheckpointError = try doc.bool("exp_manager.continue_on_checkpoint_error", default: false)
+        tensorBoard = try doc.bool("exp_manager.create_tensorboard_logger", default: true)
         if let name = try doc.string("exp_manager.name") { self.name = name }
         warnings += doc.warnings
         if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
@@ -177,9 +183,9 @@ public struct RunConfig {
                            "shard_strategy", "tarred_shard_strategy"],
         "model.validation_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
                                 "max_duration", "skip_bad_audio", "batch_augmentor", "is_tarred", "tarred_audio_filepaths", "shuffle_n",
-                                "shard_strategy", "tarred_shard_strategy"],
+                                "shard_strategy", "tarred_shard_strategy", "mask_draws"],
         "exp_manager": ["exp_dir", "name", "resume_if_exists", "resume_ignore_no_checkpoint", "checkpoint_callback_params",
-                        "continue_on_checkpoint_error"],
+                        "continue_on_checkpoint_error", "create_tensorboard_logger"],
         "exp_manager.checkpoint_callback_params": ["monitor", "mode", "save_top_k", "every_n_train_steps"],
     ]
 
@@ -265,8 +271,10 @@ public struct RunConfig {
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
             throw NestError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
         }
+        d.maskDraws = try doc.int("\(key).mask_draws", default: 1)
+        guard d.maskDraws >= 1 else { throw NestError("\(doc.file): \(key).mask_draws must be ≥ 1") }
         let a = "\(key).batch_augmentor"
-        if doc.has(a) {
+        if doc.has(a), doc.node(a) != .null {
             var s = MultiSpeakerNoiseAugmentation.Settings()
             s.prob = try doc.double("\(a).prob", default: s.prob)
             s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)

@@ -11,6 +11,8 @@ public struct StepMetrics {
     public var maskedTokens = 0
     /// Codes of the first codebook among the masked targets (for codebook usage).
     public var codes = Set<Int>()
+    /// Every masked target with its prediction and NLL, for validation's baselines.
+    public var targets = TargetStatistics()
     /// "manifest:line" of every utterance in the step.
     public var utterances: [String] = []
     public var audioSeconds = 0.0
@@ -29,6 +31,7 @@ public struct StepMetrics {
         a.predictions += b.predictions
         a.maskedTokens += b.maskedTokens
         a.codes.formUnion(b.codes)
+        a.targets += b.targets
         a.utterances += b.utterances
         a.audioSeconds += b.audioSeconds
         a.dataWaitSeconds += b.dataWaitSeconds
@@ -48,6 +51,7 @@ public struct StepMetrics {
             for c in 1..<v where row[c] > row[best] { best = c }
             if best == target { correct += 1 }
             if i % books == 0 { codes.insert(target) }
+            targets.add(target: target, prediction: best, nll: -Double(row[target]))
         }
         predictions += result.maskedTargets.count
     }
