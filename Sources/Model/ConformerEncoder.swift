@@ -14,7 +14,8 @@ public final class ConformerEncoder: Module {
         /// [B, T′, D]
         public let encoded: Tensor
         public let lengths: [Int]
-        /// Outputs of the requested layers (after their norm_out), [B, T′, D] each.
+        /// Outputs of the requested layers (after their norm_out), [B, T′, D] each; key −1 is
+        /// the subsampling output (after xscale), the probe's layer 0.
         public let layerOutputs: [Int: Tensor]
     }
 
@@ -39,6 +40,7 @@ public final class ConformerEncoder: Module {
         let attentionMask = TimeMask.attention(encodedLengths, length: t)
         let validSteps = TimeMask.rows(encodedLengths, length: t, shape: [b, t, 1])
         var captured: [Int: Tensor] = [:]
+        if captureLayers.contains(-1) { captured[-1] = x }
         for (i, layer) in layers.enumerated() {
             x = layer(x, positions: positions, attentionMask: attentionMask, validSteps: validSteps)
             if captureLayers.contains(i) { captured[i] = x }
