@@ -51,7 +51,8 @@ data: setup
 	python3 Data/make_demo_corpus.py
 
 ## The main job on the bundled demo data: build, make data, train (resuming if interrupted),
-## checkpoint, export the encoder, extract features for a few dev utterances.
+## checkpoint, export the encoder, extract features for a few dev utterances, probe the
+## trained encoder against the same architecture at random initialisation and log-mel.
 RUN = Checkpoints/NEST-demo
 demo: build data
 	@set -e; \
@@ -62,6 +63,12 @@ demo: build data
 	sed -i 's|"audio_filepath": "|"audio_filepath": "'"$$PWD"'/Data/generated/|' $(RUN)/extract_manifest.json; \
 	.build/release/nest-train extract --config Configs/demo.yaml --checkpoint "$$ckpt" --input $(RUN)/extract_manifest.json \
 	  --output $(RUN)/features --layers last; \
+	for enc in "--checkpoint $$ckpt" --random-init --log-mel; do \
+	  for task in "--label phones --pool none" "--label speaker --pool mean"; do \
+	    .build/release/nest-train probe --config Configs/demo.yaml $$enc --train Data/generated/probe_train_manifest.json \
+	      --test Data/generated/probe_test_manifest.json $$task --json; \
+	  done; \
+	done > $(RUN)/probe.json; \
 	echo; echo "demo finished:"; \
 	echo "  checkpoint         $$ckpt"; \
 	echo "  metrics            $(RUN)/metrics.jsonl"; \
@@ -69,7 +76,9 @@ demo: build data
 	echo "  encoder (st)       $(RUN)/encoder.safetensors"; \
 	echo "  features           $(RUN)/features (features.json lists them)"; \
 	echo "  curves             $(RUN)/curves.svg (TensorBoard: tensorboard --logdir $(RUN))"; \
-	python3 Data/validation_summary.py $(RUN)/metrics.jsonl
+	python3 Data/validation_summary.py $(RUN)/metrics.jsonl; \
+	echo "  probes             $(RUN)/probe.json (frozen encoder, linear classifier on the probe split's test half):"; \
+	python3 -c 'import json,sys; [print("    %-11s %-8s accuracy %.3f (majority %.3f, %d test items)" % (r["encoder"], r["label"], r["accuracy"], r["majority_accuracy"], r["test_items"])) for r in map(json.loads, open(sys.argv[1]))]' $(RUN)/probe.json
 
 ## NeMo itself in a private venv (../shared/bench/README.md), for the interop check only.
 NEMO_VENV ?= .venv-nemo

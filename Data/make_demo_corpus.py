@@ -8,8 +8,16 @@ measures generalisation to unseen speakers. espeak-ng writes 22.05 kHz and flite
 which exercises the resampler. Noise: sox's white, pink, brown and band-limited noise,
 generated with -R (repeatable). Also a tiny corpus for the end-to-end tests.
 
+Every utterance gets a white-noise floor about 66 dB below full scale: espeak's pauses are
+otherwise exact digital zeros (17–27 % of its samples), whose log-mel frames all fall on the
+same target code. flite's 8 kHz `kal` voice is not used (its empty upper band becomes noise
+in the targets). A probe split (flite's training voices, sentences kept apart for probe-train
+and probe-test) carries speaker labels and phone timings from `flite -psdur` for
+`nest-train probe`.
+
 Output: train_manifest.json, dev_manifest.json, noise_manifest.json (NeMo JSON lines with a
-`speaker` label per utterance), and tiny/{train,dev}_manifest.json.
+`speaker` label per utterance), probe_{train,test}_manifest.json (plus `phones`:
+[[start_s, end_s, phone], ...]), and tiny/{train,dev}_manifest.json.
 Usage: python3 Data/make_demo_corpus.py [--out Data/generated] [--tiny-only]
 """
 import argparse, hashlib, json, os, random, re, subprocess, sys, wave
@@ -18,7 +26,7 @@ ALICE = "/usr/share/doc/flite/examples/alice"
 ESPEAK_LANGS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp"]
 TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3"]
 DEV_VARIANTS = ["m7", "f4"]            # held out: never heard in training
-TRAIN_FLITE = ["awb", "kal16", "kal"]
+TRAIN_FLITE = ["awb", "kal16"]
 DEV_FLITE = ["slt", "rms"]
 
 
@@ -43,20 +51,42 @@ def duration(path):
 
 
 def speak(path, text, voice, rng):
+    """Speaks `text` into `path`; returns flite's phone segments [[start, end, phone], ...]
+    (None for espeak)."""
     kind, name = voice
     if kind == "espeak":
         pitch, speed = rng.randint(30, 70), rng.randint(135, 185)
         cmd = ["espeak-ng", "-v", name, "-p", str(pitch), "-s", str(speed), "-w", path, text]
     else:
-        cmd = ["flite", "-voice", name, "-t", text, "-o", path]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = ["flite", "-voice", name, "-psdur", "-t", text, "-o", path]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    add_noise_floor(path)
+    if kind == "espeak":
+        return None
+    segments, start = [], 0.0
+    for token in out.split():
+        phone, _, end = token.rpartition(":")
+        segments.append([round(start, 3), float(end), phone])
+        start = float(end)
+    return segments
+
+
+def add_noise_floor(path):
+    """Mixes white noise about 66 dB below full scale into `path` (sox, repeatable with -R)."""
+    with wave.open(path) as w:
+        rate, seconds = w.getframerate(), w.getnframes() / w.getframerate()
+    noise, mixed = path + ".noise.wav", path + ".mixed.wav"
+    subprocess.run(["sox", "-R", "-n", "-r", str(rate), "-b", "16", "-c", "1", noise, "synth", f"{seconds:.6f}", "whitenoise", "vol", "0.0005"], check=True)
+    subprocess.run(["sox", "-R", "-D", "-m", "-v", "1", path, "-v", "1", noise, mixed], check=True)
+    os.replace(mixed, path)
+    os.remove(noise)
 
 
 def voices(langs, variants, flites):
     return [("espeak", f"{l}+{v}") for l in langs for v in variants] + [("flite", f) for f in flites]
 
 
-def make_split(out_dir, name, texts, voice_list, seed, min_dur=1.0, max_dur=12.0):
+def make_split(out_dir, name, texts, voice_list, seed, min_dur=1.0, max_dur=12.0, phones=False):
     rng = random.Random(seed)
     audio_dir = os.path.join(out_dir, name)
     os.makedirs(audio_dir, exist_ok=True)
@@ -65,11 +95,14 @@ def make_split(out_dir, name, texts, voice_list, seed, min_dur=1.0, max_dur=12.0
         voice = voice_list[rng.randrange(len(voice_list))]
         rel = f"{name}/{i:05d}.wav"
         path = os.path.join(out_dir, rel)
-        speak(path, text, voice, rng)
+        segments = speak(path, text, voice, rng)
         d = duration(path)
         if not (min_dur <= d <= max_dur):
             os.remove(path); continue
-        lines.append({"audio_filepath": rel, "duration": round(d, 4), "text": text, "speaker": voice[1]})
+        line = {"audio_filepath": rel, "duration": round(d, 4), "text": text, "speaker": voice[1]}
+        if phones:
+            line["phones"] = segments
+        lines.append(line)
     with open(os.path.join(out_dir, f"{name}_manifest.json"), "w") as f:
         for l in lines:
             f.write(json.dumps(l) + "\n")
@@ -117,6 +150,10 @@ def main():
         # Every sentence once, and every other one again in another voice: about 30 minutes.
         train_s, train_n = make_split(args.out, "train", texts + texts[::2], voices(ESPEAK_LANGS, TRAIN_VARIANTS, TRAIN_FLITE), 1)
         dev_s, dev_n = make_split(args.out, "dev", dev_texts, voices(ESPEAK_LANGS, DEV_VARIANTS, DEV_FLITE), 2)
+        # Probe split: training voices with phone timings, disjoint sentences for train and test.
+        probe_texts = random.Random(9).sample(texts, 240)
+        make_split(args.out, "probe_train", probe_texts[:160], voices([], [], TRAIN_FLITE), 3, phones=True)
+        make_split(args.out, "probe_test", probe_texts[160:], voices([], [], TRAIN_FLITE), 4, phones=True)
         make_noise(args.out)
         print(f"train: {train_n} utterances, {train_s / 60:.1f} min; dev: {dev_n} utterances, {dev_s / 60:.1f} min "
               f"(held-out voices); noise: 10 clips")
