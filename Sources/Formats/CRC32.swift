@@ -2,10 +2,15 @@ import Foundation
 
 /// CRC-32 (IEEE 802.3, as ZIP and the checkpoint seal use it).
 public enum CRC32 {
-    static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
+    static let table = lookupTable(polynomial: 0xEDB8_8320)
+
+    /// The byte-at-a-time table of a reflected CRC-32 with `polynomial` (shared with CRC-32C).
+    static func lookupTable(polynomial: UInt32) -> [UInt32] {
+        (0..<256).map { n -> UInt32 in
+            var c = UInt32(n)
+            for _ in 0..<8 { c = c & 1 != 0 ? polynomial ^ (c >> 1) : c >> 1 }
+            return c
+        }
     }
 
     public static func checksum(_ data: Data) -> UInt32 {

@@ -61,11 +61,7 @@ public enum TensorBoardEvents {
 
 /// CRC-32C (Castagnoli), as TFRecord uses it, and TFRecord's mask.
 public enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0x82F6_3B78 ^ (c >> 1) : c >> 1 }
-        return c
-    }
+    static let table = CRC32.lookupTable(polynomial: 0x82F6_3B78)
 
     public static func checksum(_ data: Data) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
