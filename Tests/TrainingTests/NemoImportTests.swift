@@ -233,6 +233,35 @@ final class NemoImportTests: XCTestCase {
         XCTAssertGreaterThan(outcomes["nemo"]?.refused ?? 0, 500, "most mutations of a .nemo must be caught")
     }
 
+    /// Half-precision storages widen to float32 exactly; a Lightning checkpoint's `state_dict`
+    /// is found inside its top-level dict.
+    func testHalfStoragesAndLightningCheckpoints() throws {
+        // float16: 1.0, -2.0, 0.5, 65504 (max), 2^-24 (smallest subnormal); bfloat16: 1.0, -3.0, 0.15625.
+        let half: [UInt16] = [0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001]
+        let bf16: [UInt16] = [0x3F80, 0xC040, 0x3E20]
+        func archive(_ storage: String, _ bits: [UInt16], lightning: Bool) throws -> Bytes {
+            var p = PickleWriter()
+            p.proto2()
+            if lightning { p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce(); p.mark(); p.string("state_dict") }
+            p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce()
+            p.mark()
+            p.string("w")
+            p.global("torch._utils", "_rebuild_tensor_v2")
+            p.mark(); p.mark()
+            p.string("storage"); p.global("torch", storage); p.string("0"); p.string("cpu"); p.int(bits.count)
+            p.tuple(); p.persistentID()
+            p.int(0); p.intTuple([bits.count]); p.intTuple([1]); p.bool(false)
+            p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce()
+            p.tuple(); p.reduce()
+            p.setItems()
+            if lightning { p.setItems() }
+            p.stop()
+            return Bytes(try ZipWriter.stored([("archive/data.pkl", p.data), ("archive/data/0", bits.withUnsafeBytes { Data($0) })]), origin: "half.ckpt")
+        }
+        XCTAssertEqual(try TorchArchiveReader(try archive("HalfStorage", half, lightning: false)).read("w").floats, [1, -2, 0.5, 65504, 0x1p-24])
+        XCTAssertEqual(try TorchArchiveReader(try archive("BFloat16Storage", bf16, lightning: true)).read("w").floats, [1, -3, 0.15625])
+    }
+
     // MARK: helpers
 
     /// A one-tensor torch archive: storage "0" of `count` float32 values 0, 1, 2, … and a view.
