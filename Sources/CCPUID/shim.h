@@ -1,7 +1,22 @@
-// The x86 cpuid and xgetbv instructions, which Swift cannot issue itself. Header-only: nothing
-// to link. Elsewhere both report nothing (all zeros).
+// The x86 cpuid and xgetbv instructions, which Swift cannot issue itself, and the process's CPU
+// affinity (sched_getaffinity needs _GNU_SOURCE, which Swift's Glibc module does not set).
+// Header-only: nothing to link. Elsewhere they report nothing (zeros).
 #pragma once
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
 #include <stdint.h>
+#if defined(__linux__)
+#include <sched.h>
+/// CPUs in this process's affinity mask, 0 when unknown.
+static inline int nest_affinity_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+}
+#else
+static inline int nest_affinity_cpus(void) { return 0; }
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 static inline void nest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {

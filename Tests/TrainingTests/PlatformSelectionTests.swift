@@ -32,6 +32,23 @@ final class PlatformSelectionTests: XCTestCase {
         XCTAssertTrue(loss.isFinite && loss > 0, "\(loss)")
     }
 
+    /// Threads follow the cores the process may run on (taskset, cpusets, launcher bindings),
+    /// not the machine's count.
+    func testThreadsFollowTheAffinityMask() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        p.arguments = ["-c", "0", CLI.binary, "info", "--json"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        XCTAssertEqual((json["platform"] as? [String: Any])?["threads"] as? Int, 1, String(decoding: data, as: UTF8.self))
+    }
+
     func testAUsersSlowerSettingIsKeptAndNamedOnce() throws {
         // Haswell where the CPU runs it (a slower choice than its own on AVX-512), else the baseline.
         let cpu = CPU.current, core = cpu.isa >= .avx2 ? "Haswell" : "Prescott"

@@ -1,3 +1,4 @@
+import CCPUID
 import Dispatch
 import Foundation
 
@@ -5,8 +6,16 @@ import Foundation
 /// which runs OpenBLAS single-threaded on each part (GEMM.swift says why). One pool for
 /// everything, and nothing runs beside it, so using every core does not oversubscribe.
 public enum Parallel {
-    /// Number of worker threads for our kernels (defaults to the active processor count).
-    nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Number of worker threads for our kernels: the cores this process may run on.
+    nonisolated(unsafe) public static var threads = usableCores
+
+    /// The CPUs in this process's affinity mask (what `taskset`, cgroups' cpusets, Slurm and
+    /// `mpirun --bind-to` allow); `activeProcessorCount` counts the machine's, so a process bound
+    /// to one core would run two threads on it.
+    public static var usableCores: Int {
+        let bound = Int(nest_affinity_cpus())
+        return bound > 0 ? bound : ProcessInfo.processInfo.activeProcessorCount
+    }
 
     /// Calls `body` on disjoint subranges covering `0..<count`. Work below `grain` items per
     /// thread runs inline: dispatch costs microseconds.

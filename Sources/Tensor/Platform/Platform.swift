@@ -26,6 +26,6 @@ public enum Platform {
         let cpu = CPU.current, core = BLASKernel.core
         let blas = BLASKernel.library.split(separator: " ").prefix(2).joined(separator: " ")
         return "\(cpu.model) (family \(cpu.family) model \(cpu.modelNumber), \(cpu.isa)) · own kernels \(kernelISA) · "
-            + "\(blas), \(core) kernel (\(BLASKernel.isa(ofCore: core))) · \(Parallel.threads) threads"
+            + "\(blas), \(core) kernel (\(BLASKernel.isa(ofCore: core))) · \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")"
     }
 }
