@@ -57,6 +57,19 @@ public indirect enum ConfigNode: Equatable {
     }
 
     /// The node at a dotted path (list items by index).
+    /// Every leaf as "a.b.c" → its YAML text, for comparing two configs.
+    public var leaves: [String: String] {
+        var out: [String: String] = [:]
+        func walk(_ node: ConfigNode, _ path: String) {
+            switch node {
+            case .map(let entries): for (k, v) in entries { walk(v, path.isEmpty ? k : "\(path).\(k)") }
+            case .list, .scalar, .null: out[path] = node.yaml().trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        walk(self, "")
+        return out
+    }
+
     public func at(_ path: String) -> ConfigNode? {
         var node: ConfigNode? = self
         for part in path.split(separator: ".").map(String.init) {

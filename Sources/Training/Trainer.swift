@@ -1,4 +1,5 @@
 import Audio
+import Config
 import Foundation
 import Formats
 import Model
@@ -70,12 +71,27 @@ public final class Trainer {
     }
 
     private func restore(_ path: String) throws {
-        state = try Checkpoint.read(from: path, model: model, optimizer: step.optimizer)
+        let checkpoint = try CheckpointFile(path)
+        state = try Checkpoint.read(checkpoint, model: model, optimizer: step.optimizer)
+        reportConfigChanges(since: try checkpoint.configYAML(), checkpoint: path)
         model.dropoutRNG.restore(state: state.dropoutRNG)
         for c in folder.checkpoints() where c.step <= state.step {
             if let v = try? CheckpointFile(c.path).valLoss() { valLosses[c.step] = v }
         }
         log("resumed from \(path) at step \(state.step)")
+    }
+
+    /// A run resumed under a changed config continues with the current one; the keys that
+    /// changed are named, so that a new recipe silently continuing an old run is seen.
+    private func reportConfigChanges(since yaml: String, checkpoint: String) {
+        guard let stored = try? ConfigDocument(text: yaml, file: checkpoint).root.leaves else { return }
+        let current = config.document.root.leaves
+        let changed = Set(stored.keys).union(current.keys).sorted().filter { stored[$0] != current[$0] }
+            .filter { !$0.hasPrefix("exp_manager.") && $0 != "trainer.max_steps" }
+        guard !changed.isEmpty else { return }
+        let shown = changed.prefix(6).map { "\($0) (\(stored[$0] ?? "absent") → \(current[$0] ?? "absent"))" }
+        log("warning: resuming \(checkpoint), whose config differs in \(shown.joined(separator: ", "))"
+            + "\(changed.count > 6 ? " and \(changed.count - 6) more" : ""); training continues with the current config (--fresh starts a new run)")
     }
 
     public var runFolder: String { folder.path }

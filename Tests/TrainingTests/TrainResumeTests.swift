@@ -20,6 +20,7 @@ final class TrainResumeTests: XCTestCase {
         let resumed = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
+        XCTAssertFalse(resumed.stderr.contains("whose config differs"), "only max_steps changed: \(resumed.stderr)")
         XCTAssertEqual(try CLI.trainingRows(dir + "/NEST-tiny"), try CLI.trainingRows(full))
         let a = try CLI.tensors(fullLast), b = try CLI.tensors(resumed.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         XCTAssertEqual(Set(a.keys), Set(b.keys))
@@ -44,6 +45,15 @@ final class TrainResumeTests: XCTestCase {
             let a = try CLI.tensors(fullLast), b = try CLI.tensors(resumed.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
             for (k, v) in a { XCTAssertEqual(v, b[k], "\(k) differs after kill at \(point)") }
         }
+    }
+
+    /// Resuming under a changed recipe continues with the current config and names what changed.
+    func testResumeUnderAChangedConfigNamesTheChangedKeys() throws {
+        let dir = CLI.temporaryDirectory()
+        XCTAssertEqual(try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=2"]).status, 0)
+        let resumed = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=3", "model.masking.mask_prob=0.03"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("whose config differs in model.masking.mask_prob"), resumed.stderr)
     }
 
     func testFreshStartsANewFolderAndKeepsTheOld() throws {
