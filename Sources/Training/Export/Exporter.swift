@@ -18,10 +18,10 @@ public enum Exporter {
         return (model, config)
     }
 
-    /// Keys selected NeMo's way: a key is kept when any `include` string is a substring of it
-    /// ("all" keeps everything).
+    /// Keys selected NeMo's way (`KeySelection`); "all" keeps everything.
     public static func select(_ model: NESTModel, include: [String]) -> [StateEntry] {
-        model.stateDict().filter { e in include.contains("all") || include.contains { e.key.contains($0) } }
+        let selection = KeySelection(include: include.contains("all") ? [""] : include)
+        return model.stateDict().filter { selection.selects($0.key) }
     }
 
     /// Builds the model a `.nemo` file describes (its own config) and loads every weight.

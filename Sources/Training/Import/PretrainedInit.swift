@@ -11,31 +11,27 @@ import NN
 /// step, so the run starts at step 0 with fresh AdamW moments and the schedule's warm-up.
 public struct PretrainedInit: Equatable {
     public var path: String
-    public var include: [String] = [""]
-    public var exclude: [String] = []
+    public var keys: KeySelection
 
     public init(path: String, include: [String] = [""], exclude: [String] = []) {
         self.path = path
-        self.include = include
-        self.exclude = exclude
+        keys = KeySelection(include: include, exclude: exclude)
     }
 
-    public func selects(_ key: String) -> Bool {
-        // Heads NeMo's early NEST uploads carry and the model no longer has.
-        if key.hasPrefix("decoder_ssl.") { return false }
-        return include.contains { $0.isEmpty || key.contains($0) } && !exclude.contains { !$0.isEmpty && key.contains($0) }
-    }
+    /// The keys taken; `decoder_ssl.*` (a head early NEST uploads carry and the model no longer
+    /// has) never.
+    public func selects(_ key: String) -> Bool { !key.hasPrefix("decoder_ssl.") && keys.selects(key) }
 
     /// Loads the selected weights into `model`; returns the number of tensors and warnings.
     public func apply(to model: NESTModel) throws -> (loaded: Int, warnings: [String]) {
         let source = try WeightsFile.open(path)
-        let keys = try StateDictLoader.load(model, from: source, policy: .init(strict: true, include: selects))
+        let loaded = try StateDictLoader.load(model, from: source, policy: .init(strict: true, include: selects))
         var warnings: [String] = []
         let frozen = model.stateDict().map(\.key).filter { $0.hasPrefix("quantizer.") || $0.hasPrefix("mask_processor.") }
         if frozen.contains(where: { !selects($0) }) {
             warnings.append("init_from_nemo_model \(path): the quantizer or mask embedding is excluded, so the targets are new random ones: "
                             + "a different objective from the one the model was pretrained on")
         }
-        return (keys.count, warnings)
+        return (loaded.count, warnings)
     }
 }
