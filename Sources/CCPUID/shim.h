@@ -32,3 +32,14 @@ static inline uint64_t nest_xgetbv0(void) {
 static inline void nest_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) { out[0] = out[1] = out[2] = out[3] = 0; }
 static inline uint64_t nest_xgetbv0(void) { return 0; }
 #endif
+
+// Word-sized atomics for the kernels' worker pool (Swift's own need macOS 15 on Apple systems).
+static inline long nest_atomic_load(const long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void nest_atomic_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline long nest_atomic_add(long *p, long v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
+static inline int nest_atomic_claim(long *p) { long zero = 0; return __atomic_compare_exchange_n(p, &zero, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); }
+static inline void nest_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}

@@ -27,11 +27,28 @@ public enum Parallel {
             return
         }
         let chunk = (count + parts - 1) / parts
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        let part = { (p: Int) in
             let lo = p * chunk
             let hi = min(count, lo + chunk)
             if lo < hi { body(lo..<hi) }
         }
+        // The pool when this thread count is its size and it is free; libdispatch otherwise
+        // (another thread's region, a region nested in a part, a changed thread count).
+        if parts == threads, let pool = pool(for: threads), pool.run(parts: parts, part) { return }
+        DispatchQueue.concurrentPerform(iterations: parts, execute: part)
+    }
+
+    nonisolated(unsafe) private static var pools: [Int: WorkerPool] = [:]
+    private static let poolsLock = NSLock()
+
+    private static func pool(for threads: Int) -> WorkerPool? {
+        guard threads > 1 else { return nil }
+        poolsLock.lock()
+        defer { poolsLock.unlock() }
+        if let p = pools[threads] { return p }
+        let p = WorkerPool(workers: threads - 1)
+        pools[threads] = p
+        return p
     }
 }
 
