@@ -4,7 +4,8 @@ import Foundation
 
 /// Splits index ranges across the cores: for the elementwise and row-wise kernels, and for GEMM,
 /// which runs OpenBLAS single-threaded on each part (GEMM.swift says why). One pool for
-/// everything, and nothing runs beside it, so using every core does not oversubscribe.
+/// everything (`WorkerPool`, libdispatch when it is busy), and nothing runs beside it, so using
+/// every core does not oversubscribe.
 public enum Parallel {
     /// Number of worker threads for our kernels: the cores this process may run on.
     nonisolated(unsafe) public static var threads = usableCores
