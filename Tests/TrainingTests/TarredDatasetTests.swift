@@ -59,18 +59,18 @@ final class TarredDatasetTests: XCTestCase {
         var seen: [Int] = []
         for rank in 0..<2 {
             let t = try TarredShards(settings: settings, world: 2, rank: rank) { _ in }
-            let batches = t.batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, shuffleN: 4, seed: 7, epoch: 3)
+            let batches = t.batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, seed: 7, epoch: 3)
             let mine = batches.flatMap { $0 }
             XCTAssertTrue(mine.allSatisfy { t.assigned.contains(entries[$0].shardID!) }, "rank \(rank) read another rank's shard")
             seen += mine
-            XCTAssertEqual(t.batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, shuffleN: 4, seed: 7, epoch: 3), batches, "deterministic")
+            XCTAssertEqual(t.batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, seed: 7, epoch: 3), batches, "deterministic")
         }
         XCTAssertEqual(seen.sorted(), Array(0..<12))
         var replicate = settings
         replicate.strategy = .replicate
         let orders = try (0..<2).map { rank in
             try TarredShards(settings: replicate, world: 2, rank: rank) { _ in }
-                .batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, shuffleN: 4, seed: 7, epoch: 0).flatMap { $0 }
+                .batches(entries: entries, batchSize: 2, shuffle: true, dropLast: false, seed: 7, epoch: 0).flatMap { $0 }
         }
         XCTAssertEqual(orders[0].sorted(), Array(0..<12))
         XCTAssertEqual(orders[1].sorted(), Array(0..<12))

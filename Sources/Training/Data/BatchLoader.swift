@@ -89,9 +89,9 @@ public final class BatchLoader: @unchecked Sendable {
         defer { cacheLock.unlock() }
         if let c = epochCache, c.epoch == epoch { return c.batches }
         let b: [[Int]]
-        if let tarred, let t = settings.tarred {
+        if let tarred {
             b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
-                               shuffleN: t.shuffleN, seed: seed, epoch: epoch)
+                               seed: seed, epoch: epoch)
         } else {
             let sampler = BatchSampler(batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast)
             b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)

@@ -34,6 +34,8 @@ public final class TarredShards: @unchecked Sendable {
     public let shards: [String]
     /// The shard ids this rank reads.
     public let assigned: [Int]
+    /// Entries in the shuffle buffer (0: none).
+    public let shuffleN: Int
     let rank: Int
     private var indices: [Int: Result<[String: Bytes], NestError>] = [:]
     private let lock = NSLock()
@@ -44,6 +46,7 @@ public final class TarredShards: @unchecked Sendable {
         shards = settings.filepaths.flatMap(Self.expand)
         guard !shards.isEmpty else { throw NestError("tarred_audio_filepaths names no shards") }
         assigned = try Self.assign(shards: shards.count, strategy: settings.strategy, world: world, rank: rank)
+        shuffleN = settings.shuffleN
         self.rank = rank
         self.report = report
     }
@@ -102,7 +105,7 @@ public final class TarredShards: @unchecked Sendable {
     }
 
     /// The batches of one epoch as entry indices (the order rule above).
-    public func batches(entries: [ManifestEntry], batchSize: Int, shuffle: Bool, dropLast: Bool, shuffleN: Int, seed: UInt64, epoch: Int) -> [[Int]] {
+    public func batches(entries: [ManifestEntry], batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int) -> [[Int]] {
         let rng = RandomGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9 &+ UInt64(rank) &* 0xD1B5_4A32_D192_ED03)
         var byShard: [Int: [Int]] = [:]
         for (i, e) in entries.enumerated() { if let s = e.shardID { byShard[s, default: []].append(i) } }
