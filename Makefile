@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench bench-vs-nemo demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
+.PHONY: setup build test bench bench-vs-nemo bench-bf16 demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -41,6 +41,13 @@ bench: build data
 	.build/release/nest-train bench --config Configs/large.yaml --mode train --batch 4 --seconds 10 --steps 3
 	.build/release/nest-train bench --config Configs/xl.yaml --mode train --batch 1 --seconds 10 --steps 3
 	.build/release/nest-train bench --config Configs/demo.yaml --mode loader --steps 20
+
+## A bf16 GEMM (oneDNN) against f32 on this CPU, 1 and 2 threads (installs libdnnl-dev; optional).
+bench-bf16:
+	@dpkg-query -W -f='$${Status}' libdnnl-dev 2>/dev/null | grep -q "ok installed" || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libdnnl-dev >/dev/null; }
+	@mkdir -p .build && cc -O2 Tests/Interop/bf16_gemm.c -o .build/bf16_gemm -ldnnl
+	@for t in 1 2; do echo "threads $$t"; OMP_NUM_THREADS=$$t .build/bf16_gemm; done
 
 ## NeMo and nest-train alternately on the same configs (installs NeMo in $(NEMO_VENV) first).
 bench-vs-nemo: build nemo-venv
