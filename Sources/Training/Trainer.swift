@@ -75,7 +75,10 @@ public final class Trainer {
         state = try Checkpoint.read(checkpoint, model: model, optimizer: step.optimizer)
         reportConfigChanges(since: try checkpoint.configYAML(), checkpoint: path)
         model.dropoutRNG.restore(state: state.dropoutRNG)
-        for c in folder.checkpoints() where c.step <= state.step {
+        // Older checkpoints' validation losses rank them for keeping; each is verified before it
+        // is read (the one just restored was, and its state holds its loss).
+        if let v = state.valLoss { valLosses[state.step] = v }
+        for c in folder.checkpoints() where c.step < state.step {
             if let v = try? CheckpointFile(c.path).valLoss() { valLosses[c.step] = v }
         }
         log("resumed from \(path) at step \(state.step)")
