@@ -7,7 +7,7 @@ RELEASE = $(SWIFT) build -c release
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
                espeak-ng flite sox
 
-.PHONY: setup build test bench bench-vs-nemo bench-bf16 demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
+.PHONY: setup build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -48,6 +48,12 @@ bench-bf16:
 	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libdnnl-dev >/dev/null; }
 	@mkdir -p .build && cc -O2 Tests/Interop/bf16_gemm.c -o .build/bf16_gemm -ldnnl
 	@for t in 1 2; do echo "threads $$t"; OMP_NUM_THREADS=$$t .build/bf16_gemm; done
+
+## One core's sgemm rate with each OpenBLAS kernel forced (and OpenBLAS's own choice).
+bench-kernels: setup
+	@mkdir -p .build && cc -O2 Tests/Interop/sgemm_kernels.c -o .build/sgemm_kernels -lopenblas
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/sgemm_kernels
+	@for k in Prescott Haswell Zen SkylakeX Cooperlake; do OPENBLAS_CORETYPE=$$k .build/sgemm_kernels; done
 
 ## NeMo and nest-train alternately on the same configs (installs NeMo in $(NEMO_VENV) first).
 bench-vs-nemo: build nemo-venv
