@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CCPUID"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Open MPI (Debian's default MPI, "ompi-c"); the shim uses standard MPI calls only.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
@@ -42,16 +44,19 @@ let package = Package(
         // knows about the model.
         .target(name: "Formats", dependencies: ["Tensor", "CZlib"], swiftSettings: settings),
         .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
+        // The processes training one model (MPI under a launcher, else one process); the only
+        // target that sees MPI.
+        .target(name: "Distributed", dependencies: ["CMPI", "Formats"], swiftSettings: settings),
         .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
         .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
         // NeMo's YAML: documents, Hydra overrides, interpolations, and the model sections read
         // into NESTConfig (the run settings are Training's RunConfig).
         .target(name: "Config", dependencies: ["Model", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
-        .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5"], swiftSettings: settings),
+        .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),

@@ -57,15 +57,17 @@ public final class FilterbankFeatures: @unchecked Sendable {
     }
 
     /// Features [B, F, T] and valid frame counts for a batch [B][N_max] (zero-padded beyond
-    /// `lengths`). `rng` supplies dither noise; nil disables dither (evaluation).
-    public func callAsFunction(_ audio: [[Float]], lengths: [Int], rng: RandomGenerator?) -> (Tensor, [Int]) {
+    /// `lengths`). `dither` holds one generator per utterance for its dither noise; nil
+    /// disables dither (evaluation). An utterance's valid frames depend on nothing else in the
+    /// batch (its padding frames are zeros), so features can be made in pieces of a batch.
+    public func callAsFunction(_ audio: [[Float]], lengths: [Int], dither: [RandomGenerator]?) -> (Tensor, [Int]) {
         let nMax = audio.map(\.count).max() ?? 0
         let t = paddedFrames(nMax)
         let f = settings.features
         let out = Tensor(zeros: [audio.count, f, t])
-        // Dither noise is drawn up front, in batch order, so results do not depend on threads.
-        let noise: [[Float]]? = rng.flatMap { r in
-            settings.dither > 0 ? audio.map { _ in r.normals(nMax).map { settings.dither * $0 } } : nil
+        // Dither noise is drawn up front, so results do not depend on threads.
+        let noise: [[Float]]? = dither.flatMap { generators in
+            settings.dither > 0 ? zip(generators, lengths).map { r, n in r.normals(n).map { settings.dither * $0 } } : nil
         }
         var frameCounts = [Int](repeating: 0, count: audio.count)
         frameCounts.withUnsafeMutableBufferPointer { counts in
@@ -85,7 +87,7 @@ public final class FilterbankFeatures: @unchecked Sendable {
         // Dither, pre-emphasis, zeroing past the valid length, and the centring pad.
         var signal = [Float](repeating: 0, count: nMax + 2 * pad)
         for n in 0..<min(length, nMax) {
-            let cur = (n < x.count ? x[n] : 0) + (noise?[n] ?? 0)
+            let cur = (n < x.count ? x[n] : 0) + (noise.map { n < $0.count ? $0[n] : 0 } ?? 0)
             signal[pad + n] = cur
         }
         // Dither also lands on padding samples in NeMo, but those are zeroed right after the

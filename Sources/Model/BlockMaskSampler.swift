@@ -8,12 +8,14 @@ public struct BlockMaskSampler: Sendable {
 
     public init(config: MaskingConfig) { self.config = config }
 
-    /// A frame mask [B, T] (1 = masked) for utterances of `lengths` valid frames.
-    public func drawMask(lengths: [Int], frames t: Int, rng: RandomGenerator) -> Tensor {
+    /// A frame mask [B, T] (1 = masked) for utterances of `lengths` valid frames, utterance b
+    /// drawing from `rngs[b]`.
+    public func drawMask(lengths: [Int], frames t: Int, rngs: [RandomGenerator]) -> Tensor {
+        precondition(rngs.count == lengths.count, "one generator per utterance")
         let mask = Tensor(zeros: [lengths.count, t])
         for (b, length) in lengths.enumerated() {
             let row = mask.data + b * t
-            for span in blocks(length: length, rng: rng) {
+            for span in blocks(length: length, rng: rngs[b]) {
                 for i in span where i < min(length, t) { row[i] = 1 }
             }
         }

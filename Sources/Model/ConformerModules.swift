@@ -9,7 +9,7 @@ public final class ConformerFeedForward: Module {
     public init(config: EncoderConfig, rng: RandomGenerator) {
         let d = config.dModel, hidden = config.dModel * config.ffExpansionFactor
         linear1 = Linear(inputFeatures: d, outputFeatures: hidden, bias: config.useBias, rng: rng)
-        dropout = Dropout(config.dropout, rng: rng)
+        dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
         linear2 = Linear(inputFeatures: hidden, outputFeatures: d, bias: config.useBias, rng: rng)
         super.init()
         child("linear1", linear1)
@@ -69,7 +69,7 @@ public final class ConformerLayer: Module {
         selfAttn = RelPositionMultiHeadAttention(config: config, rng: rng)
         normFeedForward2 = LayerNorm(d)
         feedForward2 = ConformerFeedForward(config: config, rng: rng)
-        dropout = Dropout(config.dropout, rng: rng)
+        dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
         normOut = LayerNorm(d)
         super.init()
         // NeMo's attribute order, which is its state-dict order.

@@ -11,15 +11,15 @@ public final class NESTModel: Module {
     public let maskProcessor: RandomBlockMasking
     public let decoder: MultiSoftmaxDecoder
     public let loss: MultiMLMLoss
-    /// Draws dropout masks; its state is part of a checkpoint.
-    public let dropoutRNG: RandomGenerator
+    /// Keys every dropout mask (a function of seed, update, micro-batch and global row).
+    public let dropoutKeys: DropoutKeys
 
     /// `window` [400] and `filterbank` [1, F, 257] are the front end's buffers, stored under
     /// `preprocessor.featurizer.*` so the state dict is NeMo's.
     public init(config: NESTConfig, window: Tensor, filterbank: Tensor, seed: UInt64) {
         self.config = config
         let initRNG = RandomGenerator(seed: seed)
-        dropoutRNG = RandomGenerator(seed: seed ^ 0x5EED_D809)
+        dropoutKeys = DropoutKeys(seed: seed ^ 0x5EED_D809)
         preprocessor = Module()
         let featurizer = preprocessor.child("featurizer", Module())
         featurizer.buffer("window", .float32(window))
@@ -30,7 +30,7 @@ public final class NESTModel: Module {
         decoder = MultiSoftmaxDecoder(config: config.decoder, rng: initRNG)
         loss = MultiMLMLoss(config: config.loss)
         super.init()
-        // Dropout modules draw from the shared dropout generator.
+        // Dropout modules take their masks from the model's keys.
         child("preprocessor", preprocessor)
         child("encoder", encoder)
         child("quantizer", quantizer)
@@ -41,7 +41,7 @@ public final class NESTModel: Module {
 
     private func rebindDropout(_ m: Module) {
         for (_, c) in m.children {
-            if let d = c as? Dropout { d.generator = dropoutRNG }
+            if let d = c as? Dropout { d.keys = dropoutKeys }
             rebindDropout(c)
         }
     }

@@ -22,7 +22,7 @@ public final class RelPositionMultiHeadAttention: Module {
         linearV = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
         linearOut = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
         linearPos = Linear(inputFeatures: d, outputFeatures: d, bias: false, rng: rng)
-        dropout = Dropout(config.dropoutAtt, rng: rng)
+        dropout = Dropout(config.dropoutAtt, keys: DropoutKeys(seed: 0))
         super.init()
         parameter("pos_bias_u", posBiasU)
         parameter("pos_bias_v", posBiasV)

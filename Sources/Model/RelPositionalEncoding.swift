@@ -14,7 +14,7 @@ public final class RelPositionalEncoding: Module {
     public init(config: EncoderConfig, rng: RandomGenerator) {
         dModel = config.dModel
         xscale = config.xscaling ? Float(config.dModel).squareRoot() : nil
-        dropout = Dropout(config.dropoutPreEncoder, rng: rng)
+        dropout = Dropout(config.dropoutPreEncoder, keys: DropoutKeys(seed: 0))
         let factor = Float(-(log(10000.0) / Double(config.dModel)))
         frequencies = (0..<(config.dModel / 2)).map { k in Float(exp(Double(Float(2 * k) * factor))) }
         super.init()

@@ -1,17 +1,58 @@
 import Tensor
 
-/// `nn.Dropout(p)`: active only in training; draws from the model's dropout generator.
+/// `nn.Dropout(p)` on batch-first input: active only in training; its masks come from the
+/// model's `DropoutKeys`.
 public final class Dropout: Module {
     public let p: Float
-    /// The generator masks are drawn from; a model points all its dropouts at one generator
-    /// so that a checkpoint captures a single state.
-    public var generator: RandomGenerator
+    /// Shared by all dropouts of a model, so that the masks of a step are fixed by the step.
+    public var keys: DropoutKeys
 
-    public init(_ p: Float, rng: RandomGenerator) {
+    public init(_ p: Float, keys: DropoutKeys) {
         self.p = p
-        self.generator = rng
+        self.keys = keys
         super.init()
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { isTraining && p > 0 ? x.dropout(p, rng: generator) : x }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard isTraining && p > 0 else { return x }
+        return x.dropout(p, seed: keys.nextSite(), firstIndex: keys.firstRow * (x.count / max(x.shape[0], 1)))
+    }
+}
+
+/// Dropout masks as a pure function of (seed, update, micro-batch, site, element of the global
+/// batch), so that they do not depend on which process holds a row, and a checkpoint needs no
+/// generator state: a resumed run draws what the uninterrupted one drew.
+///
+/// Sites are numbered in call order within a forward, which every process runs alike.
+public final class DropoutKeys {
+    private let seed: UInt64
+    private var key: UInt64
+    private var site: UInt64 = 0
+    /// The row of the global batch where this process's rows begin.
+    public private(set) var firstRow = 0
+
+    public init(seed: UInt64) {
+        self.seed = seed
+        key = Self.mix(seed)
+    }
+
+    /// Keys the masks of one micro-batch's forward.
+    public func begin(update: Int, microBatch: Int, firstRow: Int) {
+        key = Self.mix(seed ^ Self.mix(UInt64(update) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(microBatch)))
+        site = 0
+        self.firstRow = firstRow
+    }
+
+    func nextSite() -> UInt64 {
+        site += 1
+        return Self.mix(key ^ (site &* 0xD1B5_4A32_D192_ED03))
+    }
+
+    /// SplitMix64's finaliser.
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

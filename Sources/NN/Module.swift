@@ -51,6 +51,12 @@ open class Module {
 
     public func eval() { train(false) }
 
+    /// Every module of type `M` in the subtree, depth first in registration order (the order
+    /// a forward meets them).
+    public func modules<M: Module>(of type: M.Type) -> [M] {
+        ((self as? M).map { [$0] } ?? []) + children.flatMap { $0.1.modules(of: type) }
+    }
+
     public func stateDict(prefix: String = "") -> [StateEntry] {
         var out: [StateEntry] = []
         for (n, v) in ownParameters { out.append(StateEntry(key: prefix + n, value: v, isParameter: true)) }

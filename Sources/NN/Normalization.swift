@@ -25,6 +25,8 @@ public final class BatchNorm1d: Module {
     public let runningMean: Tensor, runningVar: Tensor
     public let batchesTracked: Int64Tensor
     public let momentum: Float, eps: Float
+    /// Set when several processes share the batch (SyncBatchNorm); nil for one process.
+    public var sync: BatchNormSync?
 
     public init(_ channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) {
         weight = Tensor(repeating: 1, shape: [channels])
@@ -45,6 +47,16 @@ public final class BatchNorm1d: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         if isTraining { batchesTracked.values[0] += 1 }
         return x.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           training: isTraining, momentum: momentum, eps: eps)
+                           training: isTraining, momentum: momentum, eps: eps, sync: sync)
     }
+
+    /// The training forward of a process with no rows of the batch (see `BatchNormSync`).
+    public func joinWithoutRows() {
+        guard let sync else { return }
+        batchesTracked.values[0] += 1
+        Tensor.batchNormWithoutRows(runningMean: runningMean, runningVar: runningVar, momentum: momentum, sync: sync)
+    }
+
+    /// Joins the backward sums this BatchNorm still owes the other processes.
+    public func joinOwedBackwards() { sync?.joinOwedBackwards(channels: weight.count) }
 }

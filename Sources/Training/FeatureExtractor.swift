@@ -45,7 +45,7 @@ public struct FeatureExtractor {
         let audio = try paths.map { try AudioFile.read($0, sampleRate: sampleRate) }
         let lengths = audio.map(\.count)
         let nMax = lengths.max() ?? 0
-        let (feats, frames) = frontEnd(audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }, lengths: lengths, rng: nil)
+        let (feats, frames) = frontEnd(audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }, lengths: lengths, dither: nil)
         let out = withoutGrad { model.encoder(feats, lengths: frames, captureLayers: Set(layers)) }
         let (t, d) = (out.encoded.shape[1], out.encoded.shape[2])
         return paths.indices.map { b in

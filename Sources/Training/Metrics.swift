@@ -27,6 +27,7 @@ final class MetricsWriter {
     func append(_ row: [String: Any]) throws {
         // Keys in a fixed order so rows are comparable line by line.
         let order = ["step", "loss", "masked_acc", "lr", "grad_norm", "masked_tokens", "audio_seconds", "step_seconds", "data_wait_seconds", "codebook_usage",
+                     "comm_seconds", "exposed_comm_seconds", "world_size", "replicas_agree",
                      "val_loss", "val_loss_se", "val_masked_acc", "val_masked_acc_se", "val_prior_acc", "val_prior_acc_se", "val_target_entropy",
                      "val_target_entropy_se", "val_info_gain", "val_info_gain_se", "val_nonsilent_acc", "val_majority_share", "val_codebook_usage",
                      "val_masked_tokens", "val_mask_draws", "val_augmented"]

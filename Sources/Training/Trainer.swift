@@ -1,5 +1,6 @@
 import Audio
 import Config
+import Distributed
 import Foundation
 import Formats
 import Model
@@ -8,35 +9,48 @@ import Tensor
 /// The training loop and nothing else: it takes windows of batches from the prefetcher, runs
 /// `TrainingStep` on them, and schedules logging, validation and checkpoints (on schedule and on
 /// SIGINT/SIGTERM), as Lightning owns NeMo's loop. Resume is exact.
+///
+/// On several processes every rank runs this loop in lock-step; rank 0 alone owns the run
+/// folder (checkpoints, metrics, the log), restores and validates, while the others wait
+/// without spinning. Every decision that ends or skips a step is taken on values summed over
+/// all ranks, so no rank is left waiting in a collective.
 public final class Trainer {
     public let config: RunConfig
     public let model: NESTModel
+    public let group: ProcessGroup
     let frontEnd: FilterbankFeatures
     let step: TrainingStep
     let folder: RunFolder
     let log: (String) -> Void
     public private(set) var state = TrainingState()
+    /// Whether the last `run` ended on a stop request (of any rank) before max_steps.
+    public private(set) var stoppedEarly = false
     var valLosses: [Int: Double] = [:]
     /// Batches in a row with no readable audio.
     private var emptyBatches = 0
 
     public enum ResumeMode { case auto, fresh, from(String) }
 
-    public init(config: RunConfig, resume: ResumeMode, log: @escaping (String) -> Void) throws {
+    public init(config: RunConfig, resume: ResumeMode, group: ProcessGroup = .single, log: @escaping (String) -> Void) throws {
         self.config = config
+        self.group = group
         self.log = log
         (model, frontEnd) = ModelFactory.make(config)
-        step = TrainingStep(model: model, config: config)
+        step = TrainingStep(model: model, config: config, group: group)
         var runPath = config.runDirectory
-        if case .fresh = resume, FileManager.default.fileExists(atPath: runPath) {
+        if case .fresh = resume, group.isLeader, FileManager.default.fileExists(atPath: runPath) {
             // Never delete an old run: a fresh start gets a new folder.
             var n = 1
             while FileManager.default.fileExists(atPath: "\(runPath)-\(n)") { n += 1 }
             runPath = "\(runPath)-\(n)"
         }
         folder = RunFolder(path: runPath)
+        guard group.isLeader else {
+            // Rank 0 restores or initialises; everyone takes its state.
+            Replicas.broadcast(model: model, optimizer: step.optimizer, state: &state, group: group)
+            return
+        }
         try folder.create()
-        state.dropoutRNG = model.dropoutRNG.stateWords
         var restored = false
         switch resume {
         case .from(let path): try restore(path); restored = true
@@ -55,7 +69,16 @@ public final class Trainer {
         // Rows logged after the restored step (or all of them, when a run died before its
         // first checkpoint) describe work that is being redone.
         try folder.truncateMetrics(after: restored ? state.step : -1)
+        if restored, let saved = state.globalBatchSize, saved != globalBatchSize {
+            log("warning: the checkpoint was written with a global batch of \(saved) (\(state.worldSize ?? 1) × \(saved / max(state.worldSize ?? 1, 1))), "
+                + "this run's is \(globalBatchSize) (\(group.size) × \(config.train.batchSize)): training continues at the same batch index, "
+                + "but the batches hold other utterances than an uninterrupted run's")
+        }
+        Replicas.broadcast(model: model, optimizer: step.optimizer, state: &state, group: group)
     }
+
+    /// Utterances per micro-batch over all ranks.
+    var globalBatchSize: Int { config.train.batchSize * group.size }
 
     /// The newest checkpoint that loads cleanly; damaged ones are reported and passed over.
     private func resumeNewestValid() throws -> Bool {
@@ -74,7 +97,6 @@ public final class Trainer {
         let checkpoint = try CheckpointFile(path)
         state = try Checkpoint.read(checkpoint, model: model, optimizer: step.optimizer)
         reportConfigChanges(since: try checkpoint.configYAML(), checkpoint: path)
-        model.dropoutRNG.restore(state: state.dropoutRNG)
         // Older checkpoints' validation losses rank them for keeping; each is verified before it
         // is read (the one just restored was, and its state holds its loss).
         if let v = state.valLoss { valLosses[state.step] = v }
@@ -103,31 +125,44 @@ public final class Trainer {
     @discardableResult
     public func run(stopRequested: @escaping () -> Bool = { false }) throws -> String? {
         let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
-                                     sampleRate: config.sampleRate, seed: config.seed, training: true, report: log)
+                                     sampleRate: config.sampleRate, seed: config.seed, training: true,
+                                     share: DataShare(ranks: group.size, rank: group.rank), report: log)
+        if loader.tarred != nil && group.isDistributed {
+            // Each rank batches its own shards; all must end their epochs together.
+            let fewest = Int(group.min([Int64(loader.batchesPerEpoch)])[0])
+            guard fewest > 0 else { throw NestError("a rank has no complete batch in its shards; use more shards per rank or shard_strategy: replicate") }
+            loader.epochLimit = fewest
+        }
         for w in loader.manifest.warnings { log("warning: \(w)") }
         log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
             + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
-        let validation = try config.validation.map {
-            try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+        let validation = try config.validation.flatMap { v -> BatchLoader? in
+            guard group.isLeader else { return nil }
+            return
+            try BatchLoader(settings: v, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
                             sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
         }
+        let validates = group.isDistributed ? config.validation != nil : validation != nil
         let valInterval = config.valCheckEpochFraction.map { max(1, Int(Double(loader.batchesPerEpoch) * $0)) } ?? config.valCheckInterval
         let checkpointInterval = config.everyNTrainSteps > 0 ? config.everyNTrainSteps : valInterval
         let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
         defer { prefetcher.stop() }
-        let metricsFile = try MetricsWriter(path: folder.metricsPath, tensorBoardFolder: config.tensorBoard ? folder.path : nil)
+        let metricsFile = group.isLeader ? try MetricsWriter(path: folder.metricsPath, tensorBoardFolder: config.tensorBoard ? folder.path : nil) : nil
         let progress = ProgressLine(total: config.maxSteps)
-        var lastCheckpoint: String? = folder.checkpoints().first?.path
+        var lastCheckpoint: String? = group.isLeader ? folder.checkpoints().first?.path : nil
         // The starting point of a new run, so that the curve has its origin. Validation draws
         // from its own generators, so this does not change the training run.
-        if let validation, state.step == 0 { try validate(validation, into: metricsFile) }
-        while state.step < config.maxSteps && !stopRequested() {
+        if validates, state.step == 0 { try validate(validation, into: metricsFile) }
+        var stopping = false, savedStep = state.step > 0 ? state.step : -1
+        while state.step < config.maxSteps && !stopping {
             let started = Date()
             let (window, dataWait) = try nextWindow(prefetcher, loader)
-            // Nothing readable in this window: not a step (no update, no decay, no count).
-            guard window.contains(where: { !$0.isEmpty }) else { continue }
-            var (metrics, outcome) = step.train(window, update: state.step + 1)
+            // Nothing readable in this window on any rank: not a step (no update, no decay, no count).
+            let readable = group.max([window.contains(where: { !$0.isEmpty }) ? 1 : 0])[0] > 0
+            guard readable else { stopping = group.max([stopRequested() ? 1 : 0])[0] > 0; continue }
+            var (metrics, outcome) = step.train(window, update: state.step + 1, stop: stopRequested())
             metrics.dataWaitSeconds = dataWait
+            stopping = metrics.stopRequested
             guard case let .updated(_, lr, gradNorm) = outcome else {
                 try recordSkippedStep(metrics, lastCheckpoint: lastCheckpoint)
                 continue
@@ -135,29 +170,45 @@ public final class Trainer {
             state.consecutiveBadSteps = 0
             state.step += 1
             state.audioSeconds += metrics.audioSeconds
-            state.dropoutRNG = model.dropoutRNG.stateWords
             let stepSeconds = Date().timeIntervalSince(started)
             if state.step % config.logEveryNSteps == 0 || state.step == config.maxSteps {
-                try metricsFile.append(trainingRow(metrics, lr: lr, gradNorm: gradNorm, stepSeconds: stepSeconds))
+                var row = trainingRow(metrics, lr: lr, gradNorm: gradNorm, stepSeconds: stepSeconds)
+                if group.isDistributed {
+                    row["world_size"] = group.size
+                    row["replicas_agree"] = try checkReplicas()
+                    row["comm_seconds"] = metrics.communicationSeconds
+                    row["exposed_comm_seconds"] = metrics.exposedCommunicationSeconds
+                }
+                try metricsFile?.append(row)
             }
             progress.update(step: state.step, loss: metrics.loss, accuracy: metrics.maskedAccuracy, lr: lr,
                             audioPerSecond: metrics.audioSeconds / max(stepSeconds, 1e-9), log: log)
             var validated = false
-            if let validation, state.step % valInterval == 0 || state.step == config.maxSteps {
+            if validates, state.step % valInterval == 0 || state.step == config.maxSteps {
                 try validate(validation, into: metricsFile)
                 validated = true
             }
-            if state.step % checkpointInterval == 0 || state.step == config.maxSteps || stopRequested() {
+            if state.step % checkpointInterval == 0 || state.step == config.maxSteps || stopping {
                 if !validated { state.valLoss = nil }
                 lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
+                savedStep = state.step
             }
         }
-        if stopRequested(), lastCheckpoint.map({ !$0.hasSuffix(String(format: "step-%08d.h5", state.step)) }) ?? true {
-            lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
-        }
+        stoppedEarly = stopping
+        // Stopped on a step that was skipped or had no audio: the state still moved on.
+        if stopping, savedStep != state.step { lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint }
         progress.finish(log: log)
         log(String(format: "done: %d steps, %.1f min of audio seen, %d steps skipped; run folder %@", state.step, state.audioSeconds / 60, state.skippedSteps, folder.path))
         return lastCheckpoint
+    }
+
+    /// Whether every rank holds the same weights (a checksum compared by MIN and MAX); a
+    /// replica that drifted is an error, not a warning: its run is no longer one model.
+    private func checkReplicas() throws -> Bool {
+        let c = Int64(bitPattern: Replicas.checksum(model))
+        let lowest = group.min([c])[0], highest = group.max([c])[0]
+        guard lowest == highest else { throw NestError("the ranks' weights differ after step \(state.step) (checksums \(lowest) … \(highest)); stopping") }
+        return true
     }
 
     /// The next `accumulate_grad_batches` batches in order, and the seconds spent waiting for
@@ -196,8 +247,14 @@ public final class Trainer {
          "codebook_usage": Double(m.codes.count) / Double(config.model.quantizer.numClasses)]
     }
 
+    /// Rank 0 writes the checkpoint (it holds the global state); the others wait for it, so
+    /// that no rank runs ahead of a checkpoint that might fail.
     func saveCheckpoint() throws -> String? {
+        defer { group.barrier() }
+        guard group.isLeader else { return nil }
         let path = folder.checkpointPath(step: state.step)
+        state.worldSize = group.size
+        state.globalBatchSize = globalBatchSize
         do {
             try Checkpoint.write(to: path, model: model, optimizer: step.optimizer, state: state, configYAML: config.document.root.yaml())
         } catch where config.continueOnCheckpointError {
@@ -219,7 +276,9 @@ public final class Trainer {
     /// ignores its input would reach and standard errors; logged and kept for ranking
     /// checkpoints. Augmentation and masks come from fixed per-batch generators (draw d uses
     /// epoch d), so two validations of the same weights agree.
-    func validate(_ loader: BatchLoader, into metricsFile: MetricsWriter) throws {
+    func validate(_ loader: BatchLoader?, into metricsFile: MetricsWriter?) throws {
+        defer { group.barrier() }
+        guard let loader, let metricsFile else { return }
         var total = StepMetrics()
         for draw in 0..<loader.settings.maskDraws {
             for index in 0..<loader.batchesPerEpoch {

@@ -109,7 +109,6 @@ struct EngineBenchmark {
         config.dropout = 0.1
         let rng = RandomGenerator(seed: 4)
         let layer = ConformerLayer(config: config, rng: rng)
-        for (_, c) in layer.children { if let d = c as? Dropout { d.generator = rng } }
         let (b, t, d) = (4, 126, 512)
         let x = Tensor(zeros: [b, t, d])
         rng.fillUniform(x, -1, 1)

@@ -10,7 +10,7 @@ enum ModelBenchmarks {
         let rng = RandomGenerator(seed: 5)
         let audio = (0..<8).map { _ in (0..<160_000).map { _ in Float(rng.normal() * 0.1) } }
         let fe = FilterbankFeatures()
-        let t = EngineBenchmark.median(5) { _ = fe(audio, lengths: audio.map(\.count), rng: nil) }
+        let t = EngineBenchmark.median(5) { _ = fe(audio, lengths: audio.map(\.count), dither: nil) }
         print(String(format: "  %.2f ms per second of audio (real-time factor %.5f; NeMo on this machine: about 0.5 ms)", t * 1000 / 80, t / 80))
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -19,22 +20,40 @@ struct Train: ParsableCommand {
     @Flag(help: "Start a new run folder (an existing one is kept, never deleted).")
     var fresh = false
 
+    @Option(help: "Worker threads per process (default: the cores this process may run on, which a launcher's binding sets).")
+    var threads: Int?
+
     @Argument(help: "Overrides in NeMo/Hydra syntax: model.optim.lr=2.0, ++trainer.max_steps=100.")
     var overrides: [String] = []
 
     func run() throws {
+        // Under mpirun or srun this process is one rank of a data-parallel job; otherwise the
+        // group is this process alone and MPI is never initialised.
+        let group = try ProcessGroup.fromLauncher()
+        // Rank 0 speaks for the job; the others report only what goes wrong on them.
+        let say: (String) -> Void = group.isLeader ? log : { message in
+            if message.hasPrefix("warning") || message.hasPrefix("skipped") || message.hasPrefix("error") { log("rank \(group.rank): \(message)") }
+        }
         do {
+            if let threads { Parallel.threads = max(1, threads) }
             let cfg = try loadConfig(config, overrides: overrides, requireData: true)
             let mode: Trainer.ResumeMode = fresh ? .fresh : resume.map { .from($0) } ?? .auto
-            let trainer = try Trainer(config: cfg, resume: mode, log: log)
             installStopHandlers()
-            log("run folder: \(trainer.runFolder)")
-            log("machine: \(Platform.summary)")
+            let trainer = try Trainer(config: cfg, resume: mode, group: group, log: say)
+            say("run folder: \(trainer.runFolder)")
+            say("machine: \(Platform.summary)")
+            if group.isDistributed {
+                say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchSize)"
+                    + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : ""))
+            }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
-            if stopSignalCount > 0 { log("stopped by signal; resume with the same command") }
-            if let last { print(last) }
+            if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }
+            if let last, group.isLeader { print(last) }
+            group.finalize()
         } catch let error as CustomStringConvertible {
-            log("error: \(error.description)")
+            log((group.isDistributed ? "rank \(group.rank): " : "") + "error: \(error.description)")
+            // The other ranks would wait for this one in their next collective: end the job.
+            if group.isDistributed { group.abort(code: 1) }
             throw ExitCode.failure
         }
     }

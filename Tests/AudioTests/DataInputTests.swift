@@ -139,7 +139,8 @@ final class DataInputTests: XCTestCase {
         let padded = zip(audio, lengths).map { a, l in Array(a.prefix(l)) + [Float](repeating: 0, count: n - l) }
         var noiseModes = 0, speechModes = 0
         for _ in 0..<20 {
-            let (noisy, records) = MultiSpeakerNoiseAugmentation(settings: settings)(padded, lengths: lengths, rng: rng) { _, count in
+            let rngs = (0..<b).map { _ in RandomGenerator(seed: rng.next()) }
+            let (noisy, records) = MultiSpeakerNoiseAugmentation(settings: settings)(padded, lengths: lengths, rngs: rngs) { _, count in
                 (0..<count).map { _ in Float(rng.normal()) }
             }
             for i in 0..<b {

@@ -27,7 +27,7 @@ final class PreprocessorParityTests: XCTestCase {
         let lengths = try f.read("/input/audio_len").ints
         let n = audio.shape[1]
         let batch = (0..<audio.shape[0]).map { Array(audio.floats[($0 * n)..<(($0 + 1) * n)]) }
-        let (features, frames) = FilterbankFeatures()(batch, lengths: lengths, rng: nil)
+        let (features, frames) = FilterbankFeatures()(batch, lengths: lengths, dither: nil)
         XCTAssertEqual(features.shape, try f.read("/preprocessor/features").shape)
         XCTAssertEqual(frames, try f.read("/preprocessor/lengths").ints)
         // Normalised features are O(1); values near the log floor amplify float differences
@@ -42,7 +42,7 @@ final class PreprocessorParityTests: XCTestCase {
         var settings = FilterbankFeatures.Settings()
         settings.normalize = false
         let x = (0..<16000).map { Float(0.5 * sin(2 * Double.pi * 1000 * Double($0) / 16000)) }
-        let (features, frames) = FilterbankFeatures(settings: settings)([x], lengths: [16000], rng: nil)
+        let (features, frames) = FilterbankFeatures(settings: settings)([x], lengths: [16000], dither: nil)
         XCTAssertEqual(features.shape, [1, 80, 112])
         XCTAssertEqual(frames, [100])
         let column = (0..<80).map { features.data[$0 * 112 + 50] }
@@ -57,7 +57,7 @@ final class PreprocessorParityTests: XCTestCase {
             let t = Double(n) / 16000
             return Float(0.3 * sin(2 * Double.pi * (200 * t + 1900 * t * t)))
         }
-        let (features, _) = FilterbankFeatures()([x], lengths: [16000], rng: nil)
+        let (features, _) = FilterbankFeatures()([x], lengths: [16000], dither: nil)
         func at(_ bin: Int, _ frame: Int) -> Float { features.data[bin * 112 + frame] }
         XCTAssertEqual(at(40, 50), 0.2923, accuracy: 1e-2)
         XCTAssertEqual(at(60, 90), 2.7571, accuracy: 1e-2)
@@ -75,8 +75,8 @@ final class PreprocessorParityTests: XCTestCase {
     func testDitherOnlyWhenAGeneratorIsGiven() {
         let x = [Float](repeating: 0.1, count: 4000)
         let fe = FilterbankFeatures()
-        let (a, _) = fe([x], lengths: [4000], rng: nil)
-        let (b, _) = fe([x], lengths: [4000], rng: nil)
+        let (a, _) = fe([x], lengths: [4000], dither: nil)
+        let (b, _) = fe([x], lengths: [4000], dither: nil)
         let (c, _) = fe([x], lengths: [4000], rng: RandomGenerator(seed: 1))
         XCTAssertEqual(a.array, b.array)
         XCTAssertNotEqual(a.array, c.array)

@@ -65,23 +65,20 @@ final class GradientTests: XCTestCase {
 
     func testDropoutUsesOneMaskForForwardAndBackward() {
         let a = randomTensor([4, 9], seed: 16)
-        var seed: UInt64 = 0
-        // Same generator state for every evaluation, so the mask is fixed.
-        assertGradients([a], "dropout") { seed = 3; return a.dropout(0.3, rng: RandomGenerator(seed: seed)) }
+        assertGradients([a], "dropout") { a.dropout(0.3, seed: 3) }
     }
 
     func testDropoutDropsAFractionPAndScalesSurvivors() {
         // 200,001 elements: many parallel chunks and an odd tail for the vector loop.
         let n = 200_001, p: Float = 0.1
         let x = Tensor(repeating: 2, shape: [n])
-        let rng = RandomGenerator(seed: 5)
-        let y = x.dropout(p, rng: rng), y2 = x.dropout(p, rng: rng)
+        let y = x.dropout(p, seed: 5), y2 = x.dropout(p, seed: 6)
         let dropped = y.array.filter { $0 == 0 }.count
         let sigma = (Double(n) * Double(p) * Double(1 - p)).squareRoot()
         XCTAssertEqual(Double(dropped), Double(n) * Double(p), accuracy: 4 * sigma)
         XCTAssertTrue(y.array.allSatisfy { $0 == 0 || $0 == 2 / (1 - p) })
-        XCTAssertNotEqual(y.array, y2.array, "each call draws a new mask")
-        XCTAssertEqual(x.dropout(p, rng: RandomGenerator(seed: 5)).array, y.array, "the mask is a function of the generator state")
+        XCTAssertNotEqual(y.array, y2.array, "another seed draws another mask")
+        XCTAssertEqual(x.dropout(p, seed: 5).array, y.array, "the mask is a function of the seed")
         // Neighbouring elements are not correlated, and neither are two masks drawn one after
         // the other (their seeds differ in a few bits of each half at most by chance).
         let kept = y.array.map { $0 == 0 ? 0.0 : 1.0 }, kept2 = y2.array.map { $0 == 0 ? 0.0 : 1.0 }
@@ -95,6 +92,15 @@ final class GradientTests: XCTestCase {
         Tensor.applyDropout(x.data, into: flipped.data, count: n, p: 0.5, seed: 0x1234_5678_9ABC_DEF1)
         let agree = zip(base.array, flipped.array).filter { ($0 == 0) == ($1 == 0) }.count
         XCTAssertEqual(Double(agree) / Double(n), 0.5, accuracy: 4 * 0.5 / Double(n).squareRoot())
+    }
+
+    func testDropoutOfRowsOfALargerBatchMatchesThoseRowsOfTheWholeBatch() {
+        // What a rank holding rows 3..<5 of a batch of 8 does: pass the index of its first element.
+        let whole = randomTensor([8, 7, 5], seed: 30), rows = 35
+        let part = Tensor(Array(whole.array[(3 * rows)..<(5 * rows)]), shape: [2, 7, 5])
+        let expected = Array(whole.dropout(0.4, seed: 11).array[(3 * rows)..<(5 * rows)])
+        XCTAssertEqual(part.dropout(0.4, seed: 11, firstIndex: 3 * rows).array, expected)
+        XCTAssertNotEqual(part.dropout(0.4, seed: 11).array, expected, "without the offset the rows would draw the first rows' mask")
     }
 
     func testLayerNorm() {

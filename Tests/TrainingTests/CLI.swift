@@ -66,7 +66,7 @@ enum CLI {
     static func trainingRows(_ runFolder: String) throws -> [String] {
         let text = try String(contentsOfFile: runFolder + "/metrics.jsonl", encoding: .utf8)
         return text.split(separator: "\n").filter { !$0.contains("val_loss") }.map {
-            $0.replacingOccurrences(of: #""(step_seconds|data_wait_seconds)": [^,}]+, "#, with: "", options: .regularExpression)
+            $0.replacingOccurrences(of: #""(step_seconds|data_wait_seconds|comm_seconds|exposed_comm_seconds)": [^,}]+, "#, with: "", options: .regularExpression)
         }
     }
 }

@@ -46,6 +46,14 @@ final class Node {
     }
 }
 
+/// Listens to `Tensor.backward(observer:)`.
+public protocol BackwardObserver: AnyObject {
+    /// `entry`, a leaf, will receive no more gradient in this backward.
+    func gradientComplete(_ entry: TapeEntry)
+    /// Called after each rule: a moment to drive communication.
+    func betweenRules()
+}
+
 /// Whether ops record themselves for backward. Off inside `withoutGrad`.
 ///
 /// Per thread, as in PyTorch: a no-grad scope on the data-loading thread (or any other) must
@@ -95,18 +103,37 @@ extension Tensor {
         backward(seed: Tensor(repeating: 1, shape: shape))
     }
 
-    /// Backward from a non-scalar output with an explicit upstream gradient (vector–Jacobian product).
-    public func backward(seed: Tensor) {
+    /// Backward from a non-scalar output with an explicit upstream gradient (vector–Jacobian
+    /// product). `observer` hears when each leaf's gradient is complete (its last consumer's
+    /// rule has run), as soon as it is: data-parallel training starts summing those gradients
+    /// across processes while the rest of backward runs.
+    public func backward(seed: Tensor, observer: BackwardObserver? = nil) {
         precondition(seed.shape == shape, "seed shape \(seed.shape) for output \(shape)")
         guard let root = tapeEntry else { return }
         let order = Self.topologicalOrder(from: root)
+        // Rules still to run per leaf (a leaf has no node); counted only when someone listens.
+        var pendingRules: [ObjectIdentifier: Int] = [:]
+        if observer != nil {
+            for entry in order {
+                for input in entry.node?.inputs ?? [] where input.node == nil { pendingRules[ObjectIdentifier(input), default: 0] += 1 }
+            }
+        }
         root.accumulate(seed)
         for entry in order.reversed() {
-            guard let node = entry.node, let g = entry.grad else { continue }
+            guard let node = entry.node else { continue }
+            let g = entry.grad
             // Intermediate results keep neither their history nor their gradient.
             entry.node = nil
             entry.grad = nil
-            node.backward(g)
+            if let g { node.backward(g) }
+            guard let observer else { continue }
+            for input in node.inputs where input.node == nil {
+                let id = ObjectIdentifier(input)
+                guard let n = pendingRules[id] else { continue }
+                pendingRules[id] = n - 1
+                if n == 1 { observer.gradientComplete(input) }
+            }
+            observer.betweenRules()
         }
     }
 

@@ -84,15 +84,17 @@ extension Tensor {
     /// The keep/drop decisions come from one draw of `rng` used as the seed of a random-access
     /// stream, so the mask is never stored: backward recomputes it bit for bit, and both
     /// directions run in parallel.
-    public func dropout(_ p: Float, rng: RandomGenerator) -> Tensor {
+    /// Dropout whose mask is a pure function of `seed` and each element's index, offset by
+    /// `firstIndex`: a process holding rows k… of a larger batch passes the index of its first
+    /// element in that batch and drops exactly what one process with the whole batch would.
+    public func dropout(_ p: Float, seed: UInt64, firstIndex: Int = 0) -> Tensor {
         guard p > 0 else { return self }
-        let seed = rng.next()
         let out = Tensor(uninitializedShape: shape)
-        Tensor.applyDropout(data, into: out.data, count: count, p: p, seed: seed)
+        Tensor.applyDropout(data, into: out.data, count: count, p: p, seed: seed, firstIndex: firstIndex)
         let entry = tapeEntry, n = count
         return out.recording([self]) { g in
             let gx = Tensor(uninitializedShape: g.shape)
-            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, seed: seed)
+            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, seed: seed, firstIndex: firstIndex)
             entry?.accumulate(gx, owned: true)
         }
     }
@@ -105,14 +107,15 @@ extension Tensor {
     /// seed: 32-bit multiplies vectorise on AVX2 (8 lanes), where the 64-bit SplitMix64 this
     /// replaced ran scalar (AVX2 has no 64-bit vector multiply): 4.3 % of a large step before.
     /// One branch-free loop: a data-dependent branch would mispredict p of the time.
-    public static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64) {
-        precondition(count <= Int(UInt32.max), "dropout indexes elements with 32 bits")
+    public static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64,
+                                    firstIndex: Int = 0) {
+        precondition(firstIndex + count <= Int(UInt32.max), "dropout indexes elements with 32 bits")
         let scale = 1 / (1 - p)
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
         let k0 = UInt32(truncatingIfNeeded: seed), k1 = UInt32(truncatingIfNeeded: seed >> 32)
         Parallel.forRanges(count, grain: 16_384) { r in
             for i in r {
-                let bits = mix32(mix32(UInt32(truncatingIfNeeded: i) ^ k0) ^ k1)
+                let bits = mix32(mix32(UInt32(truncatingIfNeeded: firstIndex + i) ^ k0) ^ k1)
                 y[i] = bits < threshold ? 0 : x[i] * scale
             }
         }

@@ -12,12 +12,15 @@ public struct TrainingState: Equatable {
     public var step = 0
     /// The next batch to train on.
     public var position = DataPosition(epoch: 0, index: 0)
-    public var dropoutRNG: [UInt64] = []
     public var audioSeconds = 0.0
     public var skippedSteps = 0
     public var consecutiveBadSteps = 0
     /// Validation loss at this checkpoint (nil when none was run), for keeping the best ones.
     public var valLoss: Double? = nil
+    /// Processes, and utterances per micro-batch over all of them, of the run that wrote the
+    /// checkpoint (nil in checkpoints older than data-parallel training).
+    public var worldSize: Int? = nil
+    public var globalBatchSize: Int? = nil
     public init() {}
 }
 
@@ -29,8 +32,9 @@ public struct TrainingState: Equatable {
 ///
 ///     /weights/<NeMo state-dict key>         every parameter and buffer
 ///     /optimizer/exp_avg/<key>, exp_avg_sq/<key>, /optimizer/step
-///     /state/{step, epoch, batch_index, dropout_rng, audio_seconds, skipped_steps,
-///             consecutive_bad_steps, val_loss}
+///     /state/{step, epoch, batch_index, audio_seconds, skipped_steps,
+///             consecutive_bad_steps, val_loss, world_size, global_batch}
+///     (dropout masks are keyed by step and row, so no generator state is needed)
 ///     /config/yaml                           the resolved config text
 ///     root attributes: format, format_version, nest_train_version, created
 public enum Checkpoint {
@@ -55,9 +59,11 @@ public enum Checkpoint {
             }
             try file.write("/optimizer/step", ArrayData([Int64(optimizer.step)], shape: [1]))
             for (name, field) in integerFields { try file.write("/state/\(name)", ArrayData([Int64(state[keyPath: field])], shape: [1])) }
-            try file.write("/state/dropout_rng", ArrayData(state.dropoutRNG.map { Int64(bitPattern: $0) }, shape: [state.dropoutRNG.count]))
             try file.write("/state/audio_seconds", ArrayData([state.audioSeconds], shape: [1]))
             try file.write("/state/val_loss", ArrayData([state.valLoss ?? .nan], shape: [1]))
+            for (name, value) in [("world_size", state.worldSize), ("global_batch_size", state.globalBatchSize)] {
+                if let value { try file.write("/state/\(name)", ArrayData([Int64(value)], shape: [1])) }
+            }
             try file.writeString("/config/yaml", configYAML)
             try file.setAttribute("format", format)
             try file.setAttribute("format_version", String(formatVersion))
@@ -123,12 +129,10 @@ public final class CheckpointFile {
     public func state() throws -> TrainingState {
         var state = TrainingState()
         for (name, field) in Checkpoint.integerFields { state[keyPath: field] = try file.read("/state/\(name)").ints.first ?? 0 }
-        state.dropoutRNG = try file.read("/state/dropout_rng").ints.map { UInt64(bitPattern: Int64($0)) }
         state.audioSeconds = try file.read("/state/audio_seconds").doubles.first ?? 0
         state.valLoss = try valLoss()
-        guard state.dropoutRNG.count == 4, state.dropoutRNG.contains(where: { $0 != 0 }) else {
-            throw NestError("\(path): /state/dropout_rng must hold four words")
-        }
+        if file.exists("/state/world_size") { state.worldSize = try file.read("/state/world_size").ints.first }
+        if file.exists("/state/global_batch_size") { state.globalBatchSize = try file.read("/state/global_batch_size").ints.first }
         return state
     }
 

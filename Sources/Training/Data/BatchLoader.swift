@@ -8,6 +8,8 @@ import Formats
 /// features (for the encoder), their lengths, and the frame mask.
 public struct Batch {
     public let position: DataPosition
+    /// Where this process's rows begin in the global batch (0 for one process).
+    public var firstRow = 0
     public let clean: Tensor
     public let noisy: Tensor
     public let lengths: [Int]
@@ -22,15 +24,32 @@ public struct Batch {
 
 extension Batch {
     /// The batch of padded `audio` [B][N] and its augmented copy `noisy`: clean features (dither
-    /// from `rng` when `dither`), noisy features and the frame mask, every draw derived from `rng`.
+    /// when `dither`), noisy features and the frame mask. Utterance b draws everything from
+    /// sub-streams of `slotRNGs[b]` (1, 2: dither; 3: mask), so its features and mask do not
+    /// depend on the rest of the batch.
     public init(position: DataPosition, audio: [[Float]], noisy: [[Float]], lengths: [Int], frontEnd: FilterbankFeatures,
-                masks: BlockMaskSampler, rng: RandomGenerator, dither: Bool, sampleRate: Int, utterances: [String], skipped: [String] = []) {
-        let ditherRNG = dither ? rng : nil
-        let (clean, _) = frontEnd(audio, lengths: lengths, rng: ditherRNG.map { $0.derived(1) })
-        let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, rng: ditherRNG.map { $0.derived(2) })
-        let frameMask = masks.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rng: rng.derived(3))
-        self.init(position: position, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
+                masks: BlockMaskSampler, slotRNGs: [RandomGenerator], dither: Bool, sampleRate: Int, utterances: [String],
+                skipped: [String] = [], firstRow: Int = 0) {
+        let (clean, _) = frontEnd(audio, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(1) } : nil)
+        let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(2) } : nil)
+        let frameMask = masks.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rngs: slotRNGs.map { $0.derived(3) })
+        self.init(position: position, firstRow: firstRow, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
                   audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: utterances, skipped: skipped)
+    }
+
+    /// The same batch with `frames` feature frames (zeros appended): every process pads to the
+    /// global batch's length, as one process holding the whole batch would.
+    func padded(toFrames frames: Int) -> Batch {
+        let t = clean.shape[2]
+        guard frames > t else { return self }
+        // [..., t] → [..., frames], each row's frames first.
+        func pad(_ x: Tensor) -> Tensor {
+            let out = Tensor(zeros: x.shape.dropLast() + [frames])
+            for r in 0..<(x.count / t) { (out.data + r * frames).update(from: x.data + r * t, count: t) }
+            return out
+        }
+        return Batch(position: position, firstRow: firstRow, clean: pad(clean), noisy: pad(noisy), lengths: lengths,
+                     frameMask: pad(frameMask), audioSeconds: audioSeconds, utterances: utterances, skipped: skipped)
     }
 }
 
@@ -41,9 +60,15 @@ public struct DataPosition: Equatable, Codable {
     public init(epoch: Int, index: Int) { self.epoch = epoch; self.index = index }
 }
 
-/// Turns manifest entries into batches. Every random choice for a batch (noise clips,
-/// augmentation, dither, masks) comes from a generator derived from (seed, epoch, index), so
-/// a batch is the same whenever it is made: the key to exact resume and to prefetching.
+/// Turns manifest entries into batches. Every random choice for an utterance (noise clip,
+/// augmentation, dither, mask) comes from a generator derived from (seed, epoch, index, slot),
+/// so a batch is the same whenever and wherever it is made: the key to exact resume, to
+/// prefetching, and to data-parallel training equal to one process.
+///
+/// With several processes (`share`), plain files form global batches of ranks × batch_size
+/// utterances and rank r makes slots [r·b, (r+1)·b) of each, so the order and every draw are
+/// those of one process with the global batch. Tarred shards follow NeMo instead: each rank
+/// batches the utterances of its own shards (slots keyed by rank too).
 public final class BatchLoader: @unchecked Sendable {
     public let manifest: Manifest
     let noise: Manifest?
@@ -55,13 +80,20 @@ public final class BatchLoader: @unchecked Sendable {
     let training: Bool
     /// The shards of a tarred dataset; nil for plain files.
     let tarred: TarredShards?
+    /// This process's share of each batch.
+    public let share: DataShare
+    /// Batches per epoch, when every rank must stop its epoch at the same count (tarred shards
+    /// of different sizes); nil: all of them.
+    public var epochLimit: Int? {
+        didSet { cacheLock.lock(); epochCache = nil; cacheLock.unlock() }
+    }
     private var epochCache: (epoch: Int, batches: [[Int]])?
     private let cacheLock = NSLock()
 
     /// `report` receives non-fatal findings (tar members no manifest line names); with
     /// `skip_bad_audio: false` they are errors instead.
     public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
-                sampleRate: Int, seed: UInt64, training: Bool, report: @escaping (String) -> Void = { _ in }) throws {
+                sampleRate: Int, seed: UInt64, training: Bool, share: DataShare = .whole, report: @escaping (String) -> Void = { _ in }) throws {
         manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration,
                                 tarred: settings.tarred != nil)
         guard !manifest.entries.isEmpty else {
@@ -74,9 +106,10 @@ public final class BatchLoader: @unchecked Sendable {
         self.sampleRate = sampleRate
         self.seed = seed
         self.training = training
+        self.share = share
         let skip = settings.skipBadAudio
         tarred = try settings.tarred.map { t in
-            try TarredShards(settings: t) { message in
+            try TarredShards(settings: t, world: share.ranks, rank: share.rank) { message in
                 if !skip { throw NestError("\(message) (set skip_bad_audio: true to skip such members)") }
                 report("warning: \(message)")
             }
@@ -93,11 +126,12 @@ public final class BatchLoader: @unchecked Sendable {
             b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
                                seed: seed, epoch: epoch)
         } else {
-            let sampler = BatchSampler(batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast)
+            let sampler = BatchSampler(batchSize: settings.batchSize * share.ranks, shuffle: settings.shuffle, dropLast: settings.dropLast)
             b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
         }
-        epochCache = (epoch, b)
-        return b
+        let limited = epochLimit.map { Array(b.prefix($0)) } ?? b
+        epochCache = (epoch, limited)
+        return limited
     }
 
     /// The position after `p`, wrapping into the next epoch.
@@ -110,34 +144,49 @@ public final class BatchLoader: @unchecked Sendable {
     /// Makes the batch at `position`. Unreadable audio is skipped (reported in `skipped`) or,
     /// with `skip_bad_audio: false`, thrown.
     public func batch(at position: DataPosition) throws -> Batch {
-        let indices = batches(epoch: position.epoch)[position.index]
-        let rng = RandomGenerator(seed: seed ^ (UInt64(position.epoch) &* 0xA24B_AED4_963E_E407) ^ (UInt64(position.index) &* 0x9FB2_1C65_1E98_DF25) ^ (training ? 0 : 0x7A11))
-        var audio: [[Float]] = [], origins: [String] = [], skipped: [String] = []
-        for i in indices {
-            let e = manifest.entries[i]
+        let global = batches(epoch: position.epoch)[position.index]
+        // Plain files: this rank's slots of the global batch (none of a short last batch, maybe).
+        let slots = tarred == nil ? share.slots(batchSize: settings.batchSize, of: global.count) : 0..<global.count
+        let batchKey = seed ^ (UInt64(position.epoch) &* 0xA24B_AED4_963E_E407) ^ (UInt64(position.index) &* 0x9FB2_1C65_1E98_DF25) ^ (training ? 0 : 0x7A11)
+        let rankKey = tarred == nil ? 0 : UInt64(share.rank) << 32
+        func slotRNG(_ slot: Int) -> RandomGenerator { RandomGenerator(seed: batchKey ^ ((rankKey | UInt64(slot + 1)) &* 0xC2B2_AE3D_27D4_EB4F)) }
+        var audio: [[Float]] = [], origins: [String] = [], skipped: [String] = [], kept: [Int] = []
+        for slot in slots {
+            let e = manifest.entries[global[slot]]
             do {
-                var x = try read(e)
-                // NeMo repeat-pads audio shorter than 1 s to exactly 1 s.
-                if x.count < sampleRate { x = (0..<sampleRate).map { x[$0 % x.count] } }
-                audio.append(x)
+                audio.append(try utterance(e))
                 origins.append(e.origin)
+                kept.append(slot)
             } catch {
-                let message = "\(e.origin): \(error)"
                 if !settings.skipBadAudio { throw NestError(file: e.audioPath, "\(error) (manifest line \(e.origin); set skip_bad_audio: true to skip such files)") }
-                skipped.append(message)
+                skipped.append("\(e.origin): \(error)")
             }
         }
         let lengths = audio.map(\.count)
+        let rngs = kept.map(slotRNG)
+        var noisy = audio
+        if let augmentation = settings.augmentation {
+            let augment = MultiSpeakerNoiseAugmentation(settings: augmentation)
+            for (k, slot) in kept.enumerated() {
+                // Another speaker may be any utterance of the global batch: one held here, or
+                // one read for the purpose (unreadable: nil, and the utterance stays clean).
+                noisy[k] = augment(audio[k], length: lengths[k], slot: slot, batchSize: global.count, rng: rngs[k].derived(4),
+                                   speech: { j in kept.firstIndex(of: j).map { audio[$0] } ?? (try? self.utterance(self.manifest.entries[global[j]])) },
+                                   noise: { n in self.noiseClip(samples: n, rng: rngs[k].derived(5)) }).noisy
+            }
+        }
         let nMax = lengths.max() ?? 0
         audio = audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
-        var noisy = audio
-        if let augmentation = settings.augmentation, !audio.isEmpty {
-            noisy = MultiSpeakerNoiseAugmentation(settings: augmentation)(audio, lengths: lengths, rng: rng) { _, n in
-                self.noiseClip(samples: n, rng: rng)
-            }.noisy
-        }
-        return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, rng: rng,
-                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped)
+        noisy = noisy.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
+        return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, slotRNGs: rngs,
+                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped, firstRow: tarred == nil ? slots.lowerBound : 0)
+    }
+
+    /// An utterance's samples as training sees them: NeMo repeat-pads audio shorter than 1 s
+    /// to exactly 1 s.
+    func utterance(_ e: ManifestEntry) throws -> [Float] {
+        let x = try read(e)
+        return x.count < sampleRate && !x.isEmpty ? (0..<sampleRate).map { x[$0 % x.count] } : x
     }
 
     /// An utterance's samples, from its file or its tar member (the same decoder).
@@ -174,6 +223,20 @@ public final class BatchLoader: @unchecked Sendable {
             return Array(c.prefix(samples))
         }
         return nil
+    }
+}
+
+/// Which rows of each batch a process makes: rank `rank` of `ranks`.
+public struct DataShare: Equatable, Sendable {
+    public let ranks: Int
+    public let rank: Int
+    public static let whole = DataShare(ranks: 1, rank: 0)
+    public init(ranks: Int, rank: Int) { self.ranks = ranks; self.rank = rank }
+
+    /// This rank's slots of a global batch of `count` (`batchSize` per rank; a short last
+    /// batch fills the first ranks).
+    func slots(batchSize: Int, of count: Int) -> Range<Int> {
+        min(rank * batchSize, count)..<min((rank + 1) * batchSize, count)
     }
 }
 

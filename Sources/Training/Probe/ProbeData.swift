@@ -32,7 +32,7 @@ public struct ProbeData {
             let audio = try batch.map { try AudioFile.read(entries[$0].audioPath, offset: entries[$0].offset,
                                                            duration: entries[$0].offset > 0 ? entries[$0].duration : nil, sampleRate: sampleRate) }
             let lengths = audio.map(\.count), nMax = lengths.max() ?? 0
-            let (features, frames) = frontEnd(audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }, lengths: lengths, rng: nil)
+            let (features, frames) = frontEnd(audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }, lengths: lengths, dither: nil)
             // Per utterance: [L][T_i][D] (encoder) or [1][T_i][8F] (log-mel, 8 frames per token).
             var perUtterance: [[[[Float]]]] = []
             if let model {

@@ -71,11 +71,12 @@ public enum StepBenchmark {
             let rng = RandomGenerator(seed: seed &* 1000 &+ UInt64(step))
             let audio = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.1 * rng.normal()) } }
             let noise = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.05 * rng.normal()) } }
+            let slots = (0..<batch).map { rng.derived(UInt64($0)) }
             var row: [String: Double] = [:]
             var noisy = zip(audio, noise).map { a, n in zip(a, n).map(+) }
             if mode == .train, let augmentation {
                 let t = now()
-                noisy = augmentation(audio, lengths: lengths, rng: rng) { i, n in Array(noise[i].prefix(n)) }.noisy
+                noisy = augmentation(audio, lengths: lengths, rngs: slots.map { $0.derived(4) }) { i, n in Array(noise[i].prefix(n)) }.noisy
                 row["aug"] = now() - t
             }
             GEMM.resetFlops()
@@ -84,10 +85,10 @@ public enum StepBenchmark {
             case .loader:
                 preconditionFailure("the loader mode is StepBenchmark.loader(config:configName:batches:)")
             case .features:
-                _ = frontEnd(audio, lengths: lengths, rng: nil)
+                _ = frontEnd(audio, lengths: lengths, dither: nil)
                 row["preprocessor"] = now() - t0
             case .infer:
-                let (features, frames) = frontEnd(audio, lengths: lengths, rng: nil)
+                let (features, frames) = frontEnd(audio, lengths: lengths, dither: nil)
                 let t1 = now()
                 _ = withoutGrad { model.encoder(features, lengths: frames) }
                 row["preprocessor"] = t1 - t0
@@ -96,7 +97,7 @@ public enum StepBenchmark {
                 // The front ends run in the data loader during training; NeMo runs them in its
                 // forward, so they count as forward here.
                 let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
-                                  frontEnd: frontEnd, masks: masks, rng: rng, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"])
+                                  frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"])
                 let frontEndSeconds = now() - t0
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds

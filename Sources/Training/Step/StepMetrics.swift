@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Model
 
@@ -18,6 +19,10 @@ public struct StepMetrics {
     public var audioSeconds = 0.0
     /// Seconds the step waited for data, and spent in forward, backward and the update.
     public var dataWaitSeconds = 0.0, forwardSeconds = 0.0, backwardSeconds = 0.0, updateSeconds = 0.0
+    /// Gradient summing across processes: all of it, and the part after backward ended.
+    public var communicationSeconds = 0.0, exposedCommunicationSeconds = 0.0
+    /// Whether any process asked to stop after this step.
+    public var stopRequested = false
 
     public init() {}
 
@@ -38,6 +43,23 @@ public struct StepMetrics {
         a.forwardSeconds += b.forwardSeconds
         a.backwardSeconds += b.backwardSeconds
         a.updateSeconds += b.updateSeconds
+    }
+
+    /// The metrics of all processes (loss, accuracy, tokens, audio), and whether any asked to
+    /// stop: one sum, which every process joins each step. Timings stay this process's own;
+    /// codebook usage and target statistics stay local.
+    func summed(over group: ProcessGroup, stop: Bool) -> StepMetrics {
+        var out = self
+        out.stopRequested = stop
+        guard group.isDistributed else { return out }
+        let s = group.sum([lossSum, Double(correct), Double(predictions), Double(maskedTokens), audioSeconds, stop ? 1 : 0])
+        out.lossSum = s[0]
+        out.correct = Int(s[1])
+        out.predictions = Int(s[2])
+        out.maskedTokens = Int(s[3])
+        out.audioSeconds = s[4]
+        out.stopRequested = s[5] > 0
+        return out
     }
 
     /// Adds one micro-batch's forward result (`books` codebooks per masked token).

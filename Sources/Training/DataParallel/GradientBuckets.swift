@@ -1,0 +1,120 @@
+import Distributed
+import Foundation
+import Tensor
+
+/// Sums the gradients of every rank while backward still runs, as PyTorch's DDP reducer does:
+/// parameters in reverse registration order (about the order backward completes them) are
+/// grouped into buckets of about 25 MiB; a bucket whose gradients are all complete is copied
+/// into its buffer and its sum started, buckets strictly in index order (every rank must start
+/// the same sums in the same order); between backward rules the started sums are driven
+/// (Open MPI makes no progress on its own). `finish` starts what is left (a rank with nothing
+/// to backpropagate sends zeros), waits, and hands every parameter the summed gradient.
+final class GradientBuckets: BackwardObserver {
+    private struct Bucket {
+        var members: [Int] = []
+        var offsets: [Int] = []
+        var count = 0
+        var complete = 0
+        var sum: PendingSum?
+    }
+
+    private let group: ProcessGroup
+    private let parameters: [Tensor]
+    private var buckets: [Bucket] = []
+    private let buffer: UnsafeMutablePointer<Float>
+    private var bucketStart: [Int] = []
+    private var bucketOfEntry: [ObjectIdentifier: Int] = [:]
+    private var nextToStart = 0
+    private var oldestRunning = 0
+    /// Seconds spent starting, driving and waiting for sums (copies included), and of those
+    /// the ones after backward ended (not hidden behind computation).
+    private(set) var communicationSeconds = 0.0
+    private(set) var exposedSeconds = 0.0
+
+    static let bucketBytes = 25 << 20
+
+    init(parameters: [Tensor], group: ProcessGroup, bucketBytes: Int = GradientBuckets.bucketBytes) {
+        self.parameters = parameters
+        self.group = group
+        var current = Bucket(), offset = 0
+        for index in parameters.indices.reversed() {
+            current.members.append(index)
+            current.offsets.append(current.count)
+            current.count += parameters[index].count
+            if current.count * 4 >= bucketBytes {
+                buckets.append(current)
+                current = Bucket()
+            }
+        }
+        if !current.members.isEmpty { buckets.append(current) }
+        for b in buckets {
+            bucketStart.append(offset)
+            offset += b.count
+        }
+        buffer = .allocate(capacity: max(offset, 1))
+    }
+
+    deinit { buffer.deallocate() }
+
+    var bucketCount: Int { buckets.count }
+    var totalBytes: Int { buckets.reduce(0) { $0 + $1.count } * 4 }
+
+    /// Before the backward whose gradients complete the step.
+    func begin() {
+        bucketOfEntry = [:]
+        for (b, bucket) in buckets.enumerated() {
+            for m in bucket.members { if let e = parameters[m].tapeEntry { bucketOfEntry[ObjectIdentifier(e)] = b } }
+            buckets[b].complete = 0
+            buckets[b].sum = nil
+        }
+        nextToStart = 0
+        oldestRunning = 0
+        communicationSeconds = 0
+        exposedSeconds = 0
+    }
+
+    func gradientComplete(_ entry: TapeEntry) {
+        guard let b = bucketOfEntry[ObjectIdentifier(entry)] else { return }
+        buckets[b].complete += 1
+        let t = now()
+        while nextToStart < buckets.count, buckets[nextToStart].complete == buckets[nextToStart].members.count { start(nextToStart) }
+        communicationSeconds += now() - t
+    }
+
+    func betweenRules() {
+        guard oldestRunning < nextToStart else { return }
+        let t = now()
+        while oldestRunning < nextToStart, buckets[oldestRunning].sum?.test() ?? true { oldestRunning += 1 }
+        communicationSeconds += now() - t
+    }
+
+    /// Starts the remaining sums, waits for all, and replaces every gradient by the sum.
+    func finish() {
+        let t = now()
+        while nextToStart < buckets.count { start(nextToStart) }
+        for (b, bucket) in buckets.enumerated() {
+            bucket.sum?.wait()
+            let base = buffer + bucketStart[b]
+            for (m, offset) in zip(bucket.members, bucket.offsets) {
+                let p = parameters[m]
+                if p.grad == nil { p.grad = Tensor(zeros: p.shape) }
+                p.grad!.data.update(from: base + offset, count: p.count)
+            }
+        }
+        let elapsed = now() - t
+        communicationSeconds += elapsed
+        exposedSeconds = elapsed
+    }
+
+    private func start(_ b: Int) {
+        let base = buffer + bucketStart[b]
+        for (m, offset) in zip(buckets[b].members, buckets[b].offsets) {
+            let p = parameters[m]
+            if let g = p.grad { (base + offset).update(from: g.data, count: p.count) } else { (base + offset).update(repeating: 0, count: p.count) }
+        }
+        buckets[b].sum = group.startSum(base, count: buckets[b].count)
+        nextToStart += 1
+    }
+
+    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}

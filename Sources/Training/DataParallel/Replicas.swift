@@ -1,0 +1,48 @@
+import Distributed
+import Foundation
+import Model
+import NN
+import Tensor
+
+/// Makes every process's replica rank 0's: weights, buffers, optimizer moments and step, and
+/// the training state. Run once at start, after rank 0 alone has restored a checkpoint (or
+/// initialised from a `.nemo`): the checkpoint is read once, by the process that chose it,
+/// and needs to be on rank 0's file system only.
+enum Replicas {
+    static func broadcast(model: NESTModel, optimizer: AdamW, state: inout TrainingState, group: ProcessGroup) {
+        guard group.isDistributed else { return }
+        for entry in model.stateDict() {
+            switch entry.value {
+            case .float32(let t): group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4)
+            case .float64(let t): t.values.withUnsafeMutableBytes { if let p = $0.baseAddress { group.broadcast(p, bytes: $0.count) } }
+            case .int64(let t): t.values.withUnsafeMutableBytes { if let p = $0.baseAddress { group.broadcast(p, bytes: $0.count) } }
+            }
+        }
+        for (name, _) in optimizer.parameters {
+            guard let (m, v) = optimizer.moments[name] else { continue }
+            group.broadcast(UnsafeMutableRawPointer(m.data), bytes: m.count * 4)
+            group.broadcast(UnsafeMutableRawPointer(v.data), bytes: v.count * 4)
+        }
+        var words = [Double(optimizer.step), Double(state.step), Double(state.position.epoch), Double(state.position.index),
+                     state.audioSeconds, Double(state.skippedSteps), Double(state.consecutiveBadSteps), state.valLoss ?? .nan]
+        words.withUnsafeMutableBytes { group.broadcast($0.baseAddress!, bytes: $0.count) }
+        optimizer.step = Int(words[0])
+        state.step = Int(words[1])
+        state.position = DataPosition(epoch: Int(words[2]), index: Int(words[3]))
+        state.audioSeconds = words[4]
+        state.skippedSteps = Int(words[5])
+        state.consecutiveBadSteps = Int(words[6])
+        state.valLoss = words[7].isNaN ? nil : words[7]
+    }
+
+    /// A checksum of the weights (an FNV-1a hash of their bytes): replicas that drifted apart
+    /// differ in it.
+    static func checksum(_ model: NESTModel) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for (_, t) in model.trainableParameters() {
+            let words = UnsafeRawPointer(t.data).assumingMemoryBound(to: UInt32.self)
+            for i in 0..<t.count { h = (h ^ UInt64(words[i])) &* 0x100_0000_01B3 }
+        }
+        return h
+    }
+}
