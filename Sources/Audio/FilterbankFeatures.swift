@@ -95,7 +95,9 @@ public final class FilterbankFeatures: @unchecked Sendable {
         if let p = s.preemphasis {
             for n in stride(from: min(length, nMax) - 1, through: 1, by: -1) { signal[pad + n] -= p * signal[pad + n - 1] }
         }
-        let frameCount = 1 + nMax / s.hop
+        // Only the valid frames: the others are zeroed below anyway, and computing them would
+        // make the mel GEMM's shape, so its rounding, depend on the longest utterance of the batch.
+        let frameCount = valid
         let bins = s.nFFT / 2 + 1
         let windowOffset = (s.nFFT - s.windowSize) / 2
         let input = fftwf_alloc_real(s.nFFT)!
@@ -117,14 +119,14 @@ public final class FilterbankFeatures: @unchecked Sendable {
         }
         // Mel: [frames, bins] · fbᵀ [bins, F] → [frames, F].
         var mel = [Float](repeating: 0, count: frameCount * s.features)
-        power.withUnsafeBufferPointer { p in
+        if frameCount > 0 { power.withUnsafeBufferPointer { p in
             filterbank.withUnsafeBufferPointer { fb in
                 mel.withUnsafeMutableBufferPointer { m in
                     GEMM.run(transposeA: false, transposeB: true, m: frameCount, n: s.features, k: bins,
                              a: p.baseAddress!, lda: bins, b: fb.baseAddress!, ldb: bins, c: m.baseAddress!, ldc: s.features)
                 }
             }
-        }
+        } }
         for i in 0..<mel.count { mel[i] = log(mel[i] + s.logGuard) }
         // Per-feature normalisation over the valid frames, written transposed into [F, T].
         for fe in 0..<s.features {

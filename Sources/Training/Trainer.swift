@@ -169,6 +169,7 @@ public final class Trainer {
             }
             state.consecutiveBadSteps = 0
             state.step += 1
+            Failpoint.hit("rank-\(group.rank)-after-step-\(state.step)")
             state.audioSeconds += metrics.audioSeconds
             let stepSeconds = Date().timeIntervalSince(started)
             if state.step % config.logEveryNSteps == 0 || state.step == config.maxSteps {

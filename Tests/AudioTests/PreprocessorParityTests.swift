@@ -77,8 +77,25 @@ final class PreprocessorParityTests: XCTestCase {
         let fe = FilterbankFeatures()
         let (a, _) = fe([x], lengths: [4000], dither: nil)
         let (b, _) = fe([x], lengths: [4000], dither: nil)
-        let (c, _) = fe([x], lengths: [4000], rng: RandomGenerator(seed: 1))
+        let (c, _) = fe([x], lengths: [4000], dither: [RandomGenerator(seed: 1)])
         XCTAssertEqual(a.array, b.array)
         XCTAssertNotEqual(a.array, c.array)
+    }
+
+    /// What data-parallel training relies on: an utterance's features (dither included) do not
+    /// depend on the rest of its batch; a longer neighbour only adds zero frames.
+    func testAnUtterancesFeaturesDoNotDependOnItsBatch() {
+        let x = (0..<4000).map { Float(sin(Double($0) * 0.05)) * 0.3 }, y = (0..<9000).map { Float(cos(Double($0) * 0.02)) * 0.2 }
+        let fe = FilterbankFeatures()
+        let (alone, _) = fe([x], lengths: [4000], dither: [RandomGenerator(seed: 7)])
+        let (together, _) = fe([x + [Float](repeating: 0, count: 5000), y], lengths: [4000, 9000],
+                               dither: [RandomGenerator(seed: 7), RandomGenerator(seed: 8)])
+        let (f, t1, t2) = (alone.shape[1], alone.shape[2], together.shape[2])
+        XCTAssertGreaterThan(t2, t1)
+        for row in 0..<f {
+            let a = alone.array[(row * t1)..<((row + 1) * t1)], b = together.array[(row * t2)..<((row + 1) * t2)]
+            XCTAssertEqual(Array(b.prefix(t1)), Array(a), "feature \(row)")
+            XCTAssertTrue(b.dropFirst(t1).allSatisfy { $0 == 0 })
+        }
     }
 }

@@ -18,9 +18,9 @@ enum CLI {
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], removing: [String] = []) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], removing: [String] = [], executable: String? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
         process.currentDirectoryURL = root
         process.environment = ProcessInfo.processInfo.environment.filter { !removing.contains($0.key) }.merging(environment) { $1 }
@@ -31,6 +31,45 @@ enum CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// `mpirun` on this machine as CI runs it: as root, ranks unbound (`--threads 1` keeps each
+    /// to one core), oversubscribed when there are more ranks than cores, the shared-memory
+    /// transport without probing for fabrics, and a timeout so a hung job fails instead of
+    /// hanging the suite.
+    static func mpirunArguments(ranks: Int, _ arguments: [String]) -> [String] {
+        ["-np", "\(ranks)", "--bind-to", "none", "--oversubscribe", "--timeout", "300", binary] + arguments
+    }
+
+    static let mpiEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+                                 "OMPI_MCA_btl_vader_single_copy_mechanism": "none"]
+
+    static func mpirun(ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try run(mpirunArguments(ranks: ranks, arguments), environment: mpiEnvironment.merging(environment) { $1 }, executable: "/usr/bin/mpirun")
+    }
+
+    /// Starts `mpirun` without waiting (output discarded).
+    static func startMPIRun(ranks: Int, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        process.arguments = mpirunArguments(ranks: ranks, arguments)
+        process.currentDirectoryURL = root
+        process.environment = ProcessInfo.processInfo.environment.merging(mpiEnvironment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Process ids whose parent is `parent` (from /proc).
+    static func childProcesses(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == parent
+        }
     }
 
     /// Makes the tiny corpus (idempotent) that Configs/tiny.yaml reads.

@@ -2,7 +2,8 @@ import Foundation
 
 /// Crash injection for the reliability tests: when `NEST_FAILPOINT` names a point, the process
 /// kills itself with SIGKILL there, exactly as a preemption or OOM kill would, so tests can hit
-/// the worst instants (half-written checkpoint, written but not renamed) deterministically.
+/// the worst instants (half-written checkpoint, written but not renamed, one rank of a
+/// data-parallel job after a given step) deterministically.
 enum Failpoint {
     static let active = ProcessInfo.processInfo.environment["NEST_FAILPOINT"]
 
