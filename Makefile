@@ -5,7 +5,10 @@ SWIFT ?= swift
 RELEASE = $(SWIFT) build -c release
 # Debian packages the build, the tests and the demo corpus need.
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
-               espeak-ng flite sox
+               libopenmpi-dev openmpi-bin espeak-ng flite sox
+# mpirun as this project's tests and benchmarks run it: as root when we are root (containers,
+# CI), over shared memory without probing for fabrics.
+MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun
 
 .PHONY: setup build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
 
@@ -41,6 +44,7 @@ bench: build data
 	.build/release/nest-train bench --config Configs/large.yaml --mode train --batch 4 --seconds 10 --steps 3
 	.build/release/nest-train bench --config Configs/xl.yaml --mode train --batch 1 --seconds 10 --steps 3
 	.build/release/nest-train bench --config Configs/demo.yaml --mode loader --steps 20
+	$(MPIRUN) -np 2 --bind-to core .build/release/nest-train bench --config Configs/large.yaml --mode allreduce --batch 2 --seconds 10 --steps 3 --threads 1
 
 ## A bf16 GEMM (oneDNN) against f32 on this CPU, 1 and 2 threads (installs libdnnl-dev; optional).
 bench-bf16:

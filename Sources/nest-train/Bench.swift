@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -8,7 +9,7 @@ struct Bench: ParsableCommand {
         abstract: "Time a training step, encoder inference or the front end on synthetic audio; one JSON line with the fields of NeMo's reference benchmark.")
 
     @Option(help: "Config file.") var config: String
-    @Option(help: "train, infer, features, or loader (the data pipeline on the config's training manifest; --steps batches).") var mode = "train"
+    @Option(help: "train, infer, features, loader (the data pipeline on the config's training manifest; --steps batches), or allreduce (under mpirun: the training step with gradients summed across the ranks, timed).") var mode = "train"
     @Option(help: "Utterances per batch.") var batch = 4
     @Option(help: "Seconds per utterance.") var seconds = 10.0
     @Option(help: "Measured steps.") var steps = 5
@@ -18,14 +19,18 @@ struct Bench: ParsableCommand {
     @Argument(help: "Overrides (key.path=value).") var overrides: [String] = []
 
     func run() throws {
-        guard let m = StepBenchmark.Mode(rawValue: mode) else { throw ValidationError("--mode must be train, infer, features or loader") }
+        guard let m = StepBenchmark.Mode(rawValue: mode) else { throw ValidationError("--mode must be train, infer, features, loader or allreduce") }
+        let group = m == .allreduce ? try ProcessGroup.fromLauncher() : .single
+        guard m != .allreduce || group.isDistributed else { throw ValidationError("--mode allreduce runs under mpirun with at least 2 ranks") }
+        defer { group.finalize() }
         if let threads { Parallel.threads = max(1, threads) }
         let cfg = try loadConfig(config, overrides: overrides + ["++seed=\(seed)"], requireData: m == .loader)
         if m == .loader {
             print(try StepBenchmark.loader(config: cfg, configName: (config as NSString).lastPathComponent, batches: steps))
             return
         }
-        print(StepBenchmark.run(config: cfg, configName: (config as NSString).lastPathComponent, mode: m, batch: batch,
-                                seconds: seconds, steps: steps, warmup: warmup, seed: seed))
+        let result = StepBenchmark.run(config: cfg, configName: (config as NSString).lastPathComponent, mode: m, batch: batch,
+                                       seconds: seconds, steps: steps, warmup: warmup, seed: seed, group: group)
+        if group.isLeader { print(result) }
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 import Tensor
 import Training
 
-/// Set by SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and exits 0.
+/// Set by SIGINT/SIGTERM/SIGUSR1: the loop finishes its step, writes a checkpoint and exits 0
+/// (under MPI, every rank after the same step).
 nonisolated(unsafe) var stopSignalCount: Int32 = 0
 
 struct Train: ParsableCommand {
@@ -62,7 +63,8 @@ struct Train: ParsableCommand {
         // A file-size limit (ulimit -f) should fail the write with EFBIG, reported like a full
         // disk, rather than kill the process.
         signal(SIGXFSZ, SIG_IGN)
-        for sig in [SIGINT, SIGTERM] {
+        // SIGUSR1: what Slurm's `--signal=USR1@300` sends ahead of a time limit.
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
             signal(sig) { _ in
                 stopSignalCount += 1
                 // A second signal aborts at once; checkpoints are atomic, so nothing is corrupted.

@@ -1,4 +1,5 @@
 import Audio
+import Distributed
 import Foundation
 import Model
 import NN
@@ -11,8 +12,11 @@ import Tensor
 /// decoder, loss (`fwd_loss`), backward (`bwd`), AdamW with the config's schedule (`opt`).
 /// Augmentation runs outside the step and is reported as `aug_median_s`, as NeMo's data loader
 /// does. infer: eval-mode front end and encoder. features: the front end alone.
+/// allreduce (under mpirun): the training step of every rank on its own synthetic batch, with
+/// the gradient sums across ranks timed (all of it, and the part not hidden behind backward),
+/// and a blocking sum of as many bytes for the bandwidth.
 public enum StepBenchmark {
-    public enum Mode: String, CaseIterable { case train, infer, features, loader }
+    public enum Mode: String, CaseIterable { case train, infer, features, loader, allreduce }
 
     struct CPUTime { let user: Double, sys: Double, minorFaults: Int }
     static func cpuTime() -> CPUTime {
@@ -51,12 +55,13 @@ public enum StepBenchmark {
     }
 
     public static func run(config: RunConfig, configName: String, mode: Mode, batch: Int, seconds: Double,
-                           steps: Int, warmup: Int, seed: UInt64) -> String {
+                           steps: Int, warmup: Int, seed: UInt64, group: ProcessGroup = .single) -> String {
         let buildStart = now()
         let (model, frontEnd) = ModelFactory.make(config)
         let buildSeconds = now() - buildStart
         let rssBuild = peakRSSMiB()
-        let trainingStep = TrainingStep(model: model, config: config)
+        let trainingStep = TrainingStep(model: model, config: config, group: group)
+        let training = mode == .train || mode == .allreduce
         let masks = BlockMaskSampler(config: config.model.masking)
         let samples = Int(seconds * Double(config.sampleRate))
         let lengths = [Int](repeating: samples, count: batch)
@@ -65,16 +70,16 @@ public enum StepBenchmark {
         var losses: [Double] = [], lrs: [Double] = []
         var maskedFraction = 0.0
         var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0, minorFaults: 0), measuredWall = 0.0
-        mode == .train ? model.train() : model.eval()
+        training ? model.train() : model.eval()
         for step in 0..<(warmup + steps) {
             // Same recipe as the reference: audio 0.1·N(0,1), noise 0.05·N(0,1).
-            let rng = RandomGenerator(seed: seed &* 1000 &+ UInt64(step))
+            let rng = RandomGenerator(seed: (seed &* 1000 &+ UInt64(step)) ^ (UInt64(group.rank) << 40))
             let audio = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.1 * rng.normal()) } }
             let noise = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.05 * rng.normal()) } }
             let slots = (0..<batch).map { rng.derived(UInt64($0)) }
             var row: [String: Double] = [:]
             var noisy = zip(audio, noise).map { a, n in zip(a, n).map(+) }
-            if mode == .train, let augmentation {
+            if training, let augmentation {
                 let t = now()
                 noisy = augmentation(audio, lengths: lengths, rngs: slots.map { $0.derived(4) }) { i, n in Array(noise[i].prefix(n)) }.noisy
                 row["aug"] = now() - t
@@ -93,16 +98,19 @@ public enum StepBenchmark {
                 _ = withoutGrad { model.encoder(features, lengths: frames) }
                 row["preprocessor"] = t1 - t0
                 row["encoder"] = now() - t1
-            case .train:
+            case .train, .allreduce:
                 // The front ends run in the data loader during training; NeMo runs them in its
                 // forward, so they count as forward here.
                 let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
-                                  frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"])
+                                  frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"],
+                                  firstRow: group.rank * batch)
                 let frontEndSeconds = now() - t0
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds
                 row["bwd"] = metrics.backwardSeconds
                 row["opt"] = metrics.updateSeconds
+                row["comm"] = metrics.communicationSeconds
+                row["exposed_comm"] = metrics.exposedCommunicationSeconds
                 losses.append(metrics.loss)
                 if case let .updated(_, lr, _) = outcome { lrs.append(lr) }
                 maskedFraction = Double(batch.frameMask.array.reduce(0, +)) / Double(batch.frameMask.count)
@@ -122,7 +130,8 @@ public enum StepBenchmark {
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2) }
         func r(_ x: Double, _ digits: Int = 4) -> Double { (x * pow(10, Double(digits))).rounded() / pow(10, Double(digits)) }
         let stepTimes = measured.map { $0["step"]! }
-        let parts: [String] = mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
+        let parts: [String] = mode == .allreduce ? ["fwd_loss", "bwd", "opt", "comm", "exposed_comm"]
+            : mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
         let summary = ModelSummary(model: model, config: config.model, batch: batch, seconds: seconds)
         let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
         // The step's own products are counted in `flops`; the reference runs are not.
@@ -150,7 +159,26 @@ public enum StepBenchmark {
             "efficiency_vs_threads_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / allCores, 3),
             "time_utc": ISO8601DateFormatter().string(from: Date()),
         ].merging(Platform.fields) { ours, _ in ours }
-        if mode == .train {
+        if mode == .allreduce {
+            // The same bytes summed in one blocking call: the bandwidth the buckets could reach.
+            let floats = trainingStep.optimizer.parameters.reduce(0) { $0 + $1.tensor.count }
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
+            defer { buffer.deallocate() }
+            buffer.update(repeating: 1, count: floats)
+            let times: [Double] = (0..<5).map { _ in
+                let t = now()
+                group.startSum(buffer, count: floats).wait()
+                return now() - t
+            }
+            let bytes = Double(floats * 4), seconds = median(times)
+            out["ranks"] = group.size
+            out["gradient_bytes"] = floats * 4
+            out["allreduce_blocking_s"] = r(seconds, 4)
+            // Bus bandwidth (NCCL's convention): what each link carries in a ring, 2(N−1)/N × bytes.
+            out["allreduce_bus_gbytes_per_s"] = r(2 * Double(group.size - 1) / Double(group.size) * bytes / seconds / 1e9, 3)
+            out["exposed_comm_share_of_step"] = r(median(measured.compactMap { $0["exposed_comm"] }) / max(median(stepTimes), 1e-9), 3)
+        }
+        if training {
             out["losses"] = losses.map { r($0, 5) }
             out["lr_first_last"] = [lrs.first ?? 0, lrs.last ?? 0]
             out["masked_frac_last"] = r(maskedFraction, 4)
