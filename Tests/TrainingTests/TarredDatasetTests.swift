@@ -97,6 +97,32 @@ final class TarredDatasetTests: XCTestCase {
         for (k, v) in a { XCTAssertEqual(v, b[k], "\(k) differs after the kill") }
     }
 
+    /// Two ranks under mpirun, each reading its own shards (`scatter`): a SIGKILL of one rank
+    /// and a rerun end bit-identical to the uninterrupted 2-rank run; `replicate` trains too;
+    /// more ranks than shards under `scatter` stops the job with both counts named.
+    func testShardsPerRankUnderMPI() throws {
+        let dir = try shards()
+        let common = ["--config", "Configs/tiny.yaml", "--threads", "1", "model.train_ds.batch_size=1"] + tarredOverrides(dir)
+        let full = CLI.temporaryDirectory()
+        let reference = try CLI.mpirun(ranks: 2, common + ["exp_manager.exp_dir=\(full)"])
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        let run = CLI.temporaryDirectory()
+        let killed = try CLI.mpirun(ranks: 2, common + ["exp_manager.exp_dir=\(run)"], environment: ["NEST_FAILPOINT": "rank-1-after-step-6"])
+        XCTAssertNotEqual(killed.status, 0)
+        let resumed = try CLI.mpirun(ranks: 2, common + ["exp_manager.exp_dir=\(run)"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from"), resumed.stderr)
+        XCTAssertEqual(try CLI.trainingRows(run + "/NEST-tiny"), try CLI.trainingRows(full + "/NEST-tiny"))
+        let a = try CLI.tensors(full + "/NEST-tiny/checkpoints/step-00000008.h5"), b = try CLI.tensors(run + "/NEST-tiny/checkpoints/step-00000008.h5")
+        for (k, v) in a { XCTAssertEqual(v, b[k], "\(k) differs after the kill") }
+
+        let replicate = try CLI.mpirun(ranks: 2, common + ["exp_manager.exp_dir=\(CLI.temporaryDirectory())", "++model.train_ds.shard_strategy=replicate"])
+        XCTAssertEqual(replicate.status, 0, replicate.stderr)
+        let tooMany = try CLI.mpirun(ranks: 4, common + ["exp_manager.exp_dir=\(CLI.temporaryDirectory())"])
+        XCTAssertNotEqual(tooMany.status, 0)
+        XCTAssertTrue(tooMany.stderr.contains("3 shards for 4 ranks"), tooMany.stderr)
+    }
+
     /// Each bad input is reported with shard and member, skipped or fatal per skip_bad_audio.
     func testBadShardsAndMembersAreReportedSkippedOrFatal() throws {
         let dir = try shards()
