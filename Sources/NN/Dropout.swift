@@ -15,7 +15,7 @@ public final class Dropout: Module {
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         guard isTraining && p > 0 else { return x }
-        return x.dropout(p, seed: keys.nextSite(), firstIndex: keys.firstRow * (x.count / max(x.shape[0], 1)))
+        return x.dropout(p, seed: keys.nextSite(), rows: keys.rows)
     }
 }
 
@@ -28,8 +28,8 @@ public final class DropoutKeys {
     private let seed: UInt64
     private var key: UInt64
     private var site: UInt64 = 0
-    /// The row of the global batch where this process's rows begin.
-    public private(set) var firstRow = 0
+    /// The row of the global batch that each row of the input stands for (nil: the same row).
+    public private(set) var rows: [Int]?
 
     public init(seed: UInt64) {
         self.seed = seed
@@ -37,10 +37,10 @@ public final class DropoutKeys {
     }
 
     /// Keys the masks of one micro-batch's forward.
-    public func begin(update: Int, microBatch: Int, firstRow: Int) {
+    public func begin(update: Int, microBatch: Int, rows: [Int]?) {
         key = Self.mix(seed ^ Self.mix(UInt64(update) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(microBatch)))
         site = 0
-        self.firstRow = firstRow
+        self.rows = rows
     }
 
     func nextSite() -> UInt64 {

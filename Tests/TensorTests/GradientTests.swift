@@ -95,12 +95,15 @@ final class GradientTests: XCTestCase {
     }
 
     func testDropoutOfRowsOfALargerBatchMatchesThoseRowsOfTheWholeBatch() {
-        // What a rank holding rows 3..<5 of a batch of 8 does: pass the index of its first element.
-        let whole = randomTensor([8, 7, 5], seed: 30), rows = 35
-        let part = Tensor(Array(whole.array[(3 * rows)..<(5 * rows)]), shape: [2, 7, 5])
-        let expected = Array(whole.dropout(0.4, seed: 11).array[(3 * rows)..<(5 * rows)])
-        XCTAssertEqual(part.dropout(0.4, seed: 11, firstIndex: 3 * rows).array, expected)
-        XCTAssertNotEqual(part.dropout(0.4, seed: 11).array, expected, "without the offset the rows would draw the first rows' mask")
+        // What a rank holding rows 1 and 5 of a batch of 8 does: name the rows it holds.
+        let whole = randomTensor([8, 7, 5], seed: 30), n = 35
+        let mask = whole.dropout(0.4, seed: 11).array
+        let part = Tensor(Array(whole.array[n..<(2 * n)] + whole.array[(5 * n)..<(6 * n)]), shape: [2, 7, 5])
+        XCTAssertEqual(part.dropout(0.4, seed: 11, rows: [1, 5]).array, Array(mask[n..<(2 * n)] + mask[(5 * n)..<(6 * n)]))
+        XCTAssertNotEqual(part.dropout(0.4, seed: 11).array, Array(mask[n..<(2 * n)] + mask[(5 * n)..<(6 * n)]),
+                          "without the rows they would draw rows 0 and 1's mask")
+        let a = randomTensor([2, 6], seed: 31)
+        assertGradients([a], "dropout of rows 3 and 9") { a.dropout(0.3, seed: 4, rows: [3, 9]) }
     }
 
     func testLayerNorm() {

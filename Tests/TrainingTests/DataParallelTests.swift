@@ -87,6 +87,31 @@ final class DataParallelTests: XCTestCase {
         try assertEquivalent(one, two, "2 ranks × 1 × 2 against 1 × 2 × 2")
     }
 
+    /// Unreadable files in the manifest: every process skips the same utterances, so a rank's
+    /// share may be empty or short (it then joins the collectives with nothing) and the run
+    /// still equals one process's. A non-finite loss stops all ranks alike, without a hang.
+    func testBrokenAudioAndNonFiniteStepsKeepTheRanksTogether() throws {
+        let dir = CLI.temporaryDirectory()
+        try "RIFF....WAVEjunk".write(toFile: dir + "/junk.wav", atomically: true, encoding: .utf8)
+        var lines = try String(contentsOfFile: CLI.root.appendingPathComponent("Data/generated/tiny/train_manifest.json").path, encoding: .utf8)
+            .split(separator: "\n").map { $0.replacingOccurrences(of: "\"train/", with: "\"\(CLI.root.path)/Data/generated/tiny/train/") }
+        for at in [0, 3, 5] { lines.insert("{\"audio_filepath\": \"\(dir)/junk.wav\", \"duration\": 2.0}", at: at) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/mixed.json", atomically: true, encoding: .utf8)
+        let one = CLI.temporaryDirectory(), two = CLI.temporaryDirectory()
+        let manifest = "model.train_ds.manifest_filepath=\(dir)/mixed.json"
+        let r1 = try train(ranks: 1, overrides(one, batch: 4) + [manifest])
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        let r2 = try train(ranks: 2, overrides(two, batch: 2) + [manifest])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertTrue(r2.stderr.contains("junk.wav: not a readable audio file"), r2.stderr)
+        try assertEquivalent(one, two, "2 ranks × 2 against 1 × 4 with unreadable files")
+
+        let exploding = try train(ranks: 2, overrides(CLI.temporaryDirectory(), batch: 2, steps: 20)
+                                  + ["model.optim.lr=1e30", "++trainer.max_consecutive_bad_steps=3"])
+        XCTAssertNotEqual(exploding.status, 0)
+        XCTAssertTrue(exploding.stderr.contains("3 non-finite steps in a row; stopping"), exploding.stderr)
+    }
+
     /// A rank killed mid-run ends the job within seconds; rerunning the command resumes from
     /// the last checkpoint (step 4) and ends bit-identical to an uninterrupted 2-rank run.
     func testKilledRankEndsTheJobAndTheRerunResumesBitIdentically() throws {

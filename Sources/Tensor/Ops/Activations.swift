@@ -84,17 +84,18 @@ extension Tensor {
     /// The keep/drop decisions come from one draw of `rng` used as the seed of a random-access
     /// stream, so the mask is never stored: backward recomputes it bit for bit, and both
     /// directions run in parallel.
-    /// Dropout whose mask is a pure function of `seed` and each element's index, offset by
-    /// `firstIndex`: a process holding rows k… of a larger batch passes the index of its first
-    /// element in that batch and drops exactly what one process with the whole batch would.
-    public func dropout(_ p: Float, seed: UInt64, firstIndex: Int = 0) -> Tensor {
+    /// Dropout whose mask is a pure function of `seed` and each element's index in a batch:
+    /// `rows[b]` is the batch row that leading row b of this tensor stands for (nil: row b). A
+    /// process holding some rows of a larger batch (or a batch whose unreadable utterances were
+    /// dropped) draws exactly the mask one process holding every row would draw for them.
+    public func dropout(_ p: Float, seed: UInt64, rows: [Int]? = nil) -> Tensor {
         guard p > 0 else { return self }
         let out = Tensor(uninitializedShape: shape)
-        Tensor.applyDropout(data, into: out.data, count: count, p: p, seed: seed, firstIndex: firstIndex)
+        Tensor.applyDropout(data, into: out.data, count: count, p: p, seed: seed, rows: rows)
         let entry = tapeEntry, n = count
         return out.recording([self]) { g in
             let gx = Tensor(uninitializedShape: g.shape)
-            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, seed: seed, firstIndex: firstIndex)
+            Tensor.applyDropout(g.data, into: gx.data, count: n, p: p, seed: seed, rows: rows)
             entry?.accumulate(gx, owned: true)
         }
     }
@@ -108,15 +109,23 @@ extension Tensor {
     /// replaced ran scalar (AVX2 has no 64-bit vector multiply): 4.3 % of a large step before.
     /// One branch-free loop: a data-dependent branch would mispredict p of the time.
     public static func applyDropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt64,
-                                    firstIndex: Int = 0) {
-        precondition(firstIndex + count <= Int(UInt32.max), "dropout indexes elements with 32 bits")
+                                    rows: [Int]? = nil) {
+        let rowSize = rows.map { count / max($0.count, 1) } ?? max(count, 1)
+        precondition(((rows?.max() ?? 0) + 1) * rowSize <= Int(UInt32.max), "dropout indexes elements with 32 bits")
         let scale = 1 / (1 - p)
         let threshold = UInt32(min(Double(p) * 4_294_967_296, 4_294_967_295))
         let k0 = UInt32(truncatingIfNeeded: seed), k1 = UInt32(truncatingIfNeeded: seed >> 32)
         Parallel.forRanges(count, grain: 16_384) { r in
-            for i in r {
-                let bits = mix32(mix32(UInt32(truncatingIfNeeded: firstIndex + i) ^ k0) ^ k1)
-                y[i] = bits < threshold ? 0 : x[i] * scale
+            // Row by row: element i of row b hashes its index in row rows[b] of the batch.
+            var start = r.lowerBound
+            while start < r.upperBound {
+                let row = start / rowSize, end = min(r.upperBound, (row + 1) * rowSize)
+                let shift = UInt32(truncatingIfNeeded: ((rows?[row] ?? row) - row) * rowSize)
+                for i in start..<end {
+                    let bits = mix32(mix32((UInt32(truncatingIfNeeded: i) &+ shift) ^ k0) ^ k1)
+                    y[i] = bits < threshold ? 0 : x[i] * scale
+                }
+                start = end
             }
         }
     }

@@ -8,8 +8,9 @@ import Formats
 /// features (for the encoder), their lengths, and the frame mask.
 public struct Batch {
     public let position: DataPosition
-    /// Where this process's rows begin in the global batch (0 for one process).
-    public var firstRow = 0
+    /// The slot of the global batch each row holds (rows of unreadable files are left out):
+    /// dropout masks are keyed by it, so they do not depend on which process holds a row.
+    public var slots: [Int]
     public let clean: Tensor
     public let noisy: Tensor
     public let lengths: [Int]
@@ -29,11 +30,11 @@ extension Batch {
     /// depend on the rest of the batch.
     public init(position: DataPosition, audio: [[Float]], noisy: [[Float]], lengths: [Int], frontEnd: FilterbankFeatures,
                 masks: BlockMaskSampler, slotRNGs: [RandomGenerator], dither: Bool, sampleRate: Int, utterances: [String],
-                skipped: [String] = [], firstRow: Int = 0) {
+                skipped: [String] = [], slots: [Int]? = nil) {
         let (clean, _) = frontEnd(audio, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(1) } : nil)
         let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(2) } : nil)
         let frameMask = masks.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rngs: slotRNGs.map { $0.derived(3) })
-        self.init(position: position, firstRow: firstRow, clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
+        self.init(position: position, slots: slots ?? Array(audio.indices), clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
                   audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: utterances, skipped: skipped)
     }
 
@@ -48,7 +49,7 @@ extension Batch {
             for r in 0..<(x.count / t) { (out.data + r * frames).update(from: x.data + r * t, count: t) }
             return out
         }
-        return Batch(position: position, firstRow: firstRow, clean: pad(clean), noisy: pad(noisy), lengths: lengths,
+        return Batch(position: position, slots: slots, clean: pad(clean), noisy: pad(noisy), lengths: lengths,
                      frameMask: pad(frameMask), audioSeconds: audioSeconds, utterances: utterances, skipped: skipped)
     }
 }
@@ -179,7 +180,7 @@ public final class BatchLoader: @unchecked Sendable {
         audio = audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
         noisy = noisy.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
         return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, slotRNGs: rngs,
-                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped, firstRow: tarred == nil ? slots.lowerBound : 0)
+                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped, slots: kept)
     }
 
     /// An utterance's samples as training sees them: NeMo repeat-pads audio shorter than 1 s

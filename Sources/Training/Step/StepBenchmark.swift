@@ -103,7 +103,7 @@ public enum StepBenchmark {
                 // forward, so they count as forward here.
                 let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
                                   frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"],
-                                  firstRow: group.rank * batch)
+                                  slots: Array((group.rank * batch)..<((group.rank + 1) * batch)))
                 let frontEndSeconds = now() - t0
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds

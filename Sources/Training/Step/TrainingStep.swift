@@ -72,7 +72,7 @@ public final class TrainingStep {
         buckets?.begin()
         for (k, share) in window.enumerated() {
             let t0 = now()
-            model.dropoutKeys.begin(update: update, microBatch: k, firstRow: share.firstRow)
+            model.dropoutKeys.begin(update: update, microBatch: k, rows: share.slots)
             let last = k == window.count - 1
             if share.isEmpty {
                 // No rows here: join the BatchNorm sums the others make.
@@ -99,7 +99,9 @@ public final class TrainingStep {
             for bn in batchNorms.reversed() { totalTokens > 0 ? bn.joinOwedBackwards() : bn.sync?.forgiveOwedBackwards() }
         }
         let t2 = now()
-        if let buckets {
+        // Without a masked token anywhere no process has a gradient, and AdamW leaves such
+        // parameters alone, as one process would: nothing to sum.
+        if let buckets, totalTokens > 0 {
             buckets.finish()
             metrics.communicationSeconds = buckets.communicationSeconds
             metrics.exposedCommunicationSeconds = buckets.exposedSeconds
