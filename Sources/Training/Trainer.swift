@@ -11,8 +11,8 @@ import Tensor
 /// SIGINT/SIGTERM), as Lightning owns NeMo's loop. Resume is exact.
 ///
 /// On several processes every rank runs this loop in lock-step; rank 0 alone owns the run
-/// folder (checkpoints, metrics, the log), restores and validates, while the others wait
-/// without spinning. Every decision that ends or skips a step is taken on values summed over
+/// folder (checkpoints, metrics, the log) and restores, while the others wait without
+/// spinning; validation batches are shared out among the ranks and their statistics summed. Every decision that ends or skips a step is taken on values summed over
 /// all ranks, so no rank is left waiting in a collective.
 public final class Trainer {
     public let config: RunConfig
@@ -136,13 +136,10 @@ public final class Trainer {
         for w in loader.manifest.warnings { log("warning: \(w)") }
         log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
             + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
-        let validation = try config.validation.flatMap { v -> BatchLoader? in
-            guard group.isLeader else { return nil }
-            return
-            try BatchLoader(settings: v, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+        let validation = try config.validation.map {
+            try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
                             sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
         }
-        let validates = group.isDistributed ? config.validation != nil : validation != nil
         let valInterval = config.valCheckEpochFraction.map { max(1, Int(Double(loader.batchesPerEpoch) * $0)) } ?? config.valCheckInterval
         let checkpointInterval = config.everyNTrainSteps > 0 ? config.everyNTrainSteps : valInterval
         let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
@@ -152,7 +149,7 @@ public final class Trainer {
         var lastCheckpoint: String? = group.isLeader ? folder.checkpoints().first?.path : nil
         // The starting point of a new run, so that the curve has its origin. Validation draws
         // from its own generators, so this does not change the training run.
-        if validates, state.step == 0 { try validate(validation, into: metricsFile) }
+        if let validation, state.step == 0 { try validate(validation, into: metricsFile) }
         var stopping = false, savedStep = state.step > 0 ? state.step : -1
         while state.step < config.maxSteps && !stopping {
             let started = Date()
@@ -185,7 +182,7 @@ public final class Trainer {
             progress.update(step: state.step, loss: metrics.loss, accuracy: metrics.maskedAccuracy, lr: lr,
                             audioPerSecond: metrics.audioSeconds / max(stepSeconds, 1e-9), log: log)
             var validated = false
-            if validates, state.step % valInterval == 0 || state.step == config.maxSteps {
+            if let validation, state.step % valInterval == 0 || state.step == config.maxSteps {
                 try validate(validation, into: metricsFile)
                 validated = true
             }
@@ -245,7 +242,7 @@ public final class Trainer {
     private func trainingRow(_ m: StepMetrics, lr: Double, gradNorm: Double, stepSeconds: Double) -> [String: Any] {
         ["step": state.step, "loss": m.loss, "masked_acc": m.maskedAccuracy, "lr": lr, "grad_norm": gradNorm, "masked_tokens": m.maskedTokens,
          "audio_seconds": state.audioSeconds, "step_seconds": stepSeconds, "data_wait_seconds": m.dataWaitSeconds,
-         "codebook_usage": Double(m.codes.count) / Double(config.model.quantizer.numClasses)]
+         "codebook_usage": m.codebookUsage(over: group, classes: config.model.quantizer.numClasses)]
     }
 
     /// Rank 0 writes the checkpoint (it holds the global state); the others wait for it, so
@@ -277,23 +274,24 @@ public final class Trainer {
     /// ignores its input would reach and standard errors; logged and kept for ranking
     /// checkpoints. Augmentation and masks come from fixed per-batch generators (draw d uses
     /// epoch d), so two validations of the same weights agree.
-    func validate(_ loader: BatchLoader?, into metricsFile: MetricsWriter?) throws {
-        defer { group.barrier() }
-        guard let loader, let metricsFile else { return }
-        var total = StepMetrics()
+    func validate(_ loader: BatchLoader, into metricsFile: MetricsWriter?) throws {
+        var local = StepMetrics()
         for draw in 0..<loader.settings.maskDraws {
-            for index in 0..<loader.batchesPerEpoch {
+            // Rank r evaluates batches r, r + N, …: whole batches, so each is what one process makes.
+            for index in stride(from: group.rank, to: loader.batchesPerEpoch, by: group.size) {
                 // Errors propagate as in training (skip_bad_audio: false makes a bad file fatal).
                 let batch = try loader.batch(at: DataPosition(epoch: draw, index: index))
                 if draw == 0 { reportSkipped(batch) }
-                total += step.evaluate(batch)
+                local += step.evaluate(batch)
             }
         }
+        let total = local.summedForValidation(over: group, classes: config.model.quantizer.numClasses)
         let valLoss = total.maskedTokens > 0 ? total.loss : .nan
         if state.step > 0 {
             state.valLoss = valLoss
             valLosses[state.step] = valLoss
         }
+        guard let metricsFile else { return }
         let t = total.targets
         try metricsFile.append([
             "step": state.step, "val_loss": valLoss, "val_loss_se": t.lossError, "val_masked_acc": total.maskedAccuracy, "val_masked_acc_se": t.accuracyError,

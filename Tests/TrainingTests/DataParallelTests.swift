@@ -33,6 +33,11 @@ final class DataParallelTests: XCTestCase {
             .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["loss"] != nil }
     }
 
+    func validationRows(_ dir: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: dir + "/NEST-tiny/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["val_loss"] != nil }
+    }
+
     /// Losses per step within 1e-5 relative; every tensor of the final checkpoints (weights,
     /// BatchNorm statistics, AdamW moments) within 1e-5 of its largest magnitude.
     func assertEquivalent(_ a: String, _ b: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -42,6 +47,8 @@ final class DataParallelTests: XCTestCase {
             let la = x["loss"] as! Double, lb = y["loss"] as! Double
             XCTAssertEqual(la, lb, accuracy: 1e-5 * abs(la), "\(what): loss at step \(x["step"]!)", file: file, line: line)
             XCTAssertEqual(x["masked_tokens"] as? Int, y["masked_tokens"] as? Int, "\(what): masked tokens at step \(x["step"]!)", file: file, line: line)
+            XCTAssertEqual(x["codebook_usage"] as? Double, y["codebook_usage"] as? Double, "\(what): codes seen at step \(x["step"]!)", file: file, line: line)
+            XCTAssertEqual(x["audio_seconds"] as? Double, y["audio_seconds"] as? Double, "\(what): audio at step \(x["step"]!)", file: file, line: line)
         }
         let ta = try CLI.tensors(a + "/NEST-tiny/checkpoints/step-00000010.h5"), tb = try CLI.tensors(b + "/NEST-tiny/checkpoints/step-00000010.h5")
         var worst = (0.0, "")
@@ -67,6 +74,15 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(r4.status, 0, r4.stderr)
         try assertEquivalent(one, two, "2 ranks × 2 against 1 × 4")
         try assertEquivalent(one, four, "4 ranks × 1 against 1 × 4")
+        // Validation shares its 2 batches out among the ranks and sums every statistic.
+        let v1 = try validationRows(one), v2 = try validationRows(two)
+        XCTAssertEqual(v1.count, 4)
+        XCTAssertEqual(v1.map { $0["val_masked_tokens"] as? Int }, v2.map { $0["val_masked_tokens"] as? Int })
+        XCTAssertEqual(v1.map { $0["val_prior_acc"] as? Double }, v2.map { $0["val_prior_acc"] as? Double }, "target counts summed across ranks")
+        XCTAssertEqual(v1.map { $0["val_target_entropy"] as? Double }, v2.map { $0["val_target_entropy"] as? Double })
+        for (a, b) in zip(v1, v2) {
+            XCTAssertEqual(a["val_loss"] as! Double, b["val_loss"] as! Double, accuracy: 1e-5 * (a["val_loss"] as! Double))
+        }
         // Every rank compared its weights' checksum after every step (log_every_n_steps 1).
         for dir in [two, four] {
             let r = try rows(dir)

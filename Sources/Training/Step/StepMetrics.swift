@@ -62,6 +62,23 @@ public struct StepMetrics {
         return out
     }
 
+    /// Distinct first-codebook targets of the step on all processes, over `classes` (every
+    /// process must call it at the same steps).
+    func codebookUsage(over group: ProcessGroup, classes: Int) -> Double {
+        var seen = [Int64](repeating: 0, count: classes)
+        for code in codes where code < classes { seen[code] = 1 }
+        return Double(group.max(seen).reduce(0, +)) / Double(max(classes, 1))
+    }
+
+    /// Validation's sums over all processes: loss, accuracy, tokens, audio and every target
+    /// statistic (per code counts as dense arrays of `classes`).
+    func summedForValidation(over group: ProcessGroup, classes: Int) -> StepMetrics {
+        guard group.isDistributed else { return self }
+        var out = summed(over: group, stop: false)
+        out.targets = targets.summed(over: group, classes: classes)
+        return out
+    }
+
     /// Adds one micro-batch's forward result (`books` codebooks per masked token).
     mutating func add(_ result: NESTModel.StepResult, books: Int) {
         lossSum += Double(result.loss.scalar) * Double(result.maskedTokens)

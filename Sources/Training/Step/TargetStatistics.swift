@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 
 /// What a model that ignores its input could score on a set of masked targets, beside what the
@@ -30,6 +31,28 @@ public struct TargetStatistics {
         a.targets.merge(b.targets, uniquingKeysWith: +)
         a.predicted.merge(b.predicted, uniquingKeysWith: +)
         a.correctByTarget.merge(b.correctByTarget, uniquingKeysWith: +)
+    }
+
+    /// The statistics of all processes (codes are below `classes`).
+    func summed(over group: ProcessGroup, classes: Int) -> TargetStatistics {
+        guard group.isDistributed else { return self }
+        let tables = [targets, predicted, correctByTarget]
+        var dense = [Double](repeating: 0, count: 3 + 3 * classes)
+        dense[0] = Double(count)
+        dense[1] = nllSum
+        dense[2] = nllSquares
+        for (t, table) in tables.enumerated() { for (code, n) in table { dense[3 + t * classes + code] += Double(n) } }
+        dense = group.sum(dense)
+        var out = TargetStatistics()
+        out.count = Int(dense[0])
+        out.nllSum = dense[1]
+        out.nllSquares = dense[2]
+        var summed: [[Int: Int]] = [[:], [:], [:]]
+        for t in 0..<3 {
+            for code in 0..<classes where dense[3 + t * classes + code] > 0 { summed[t][code] = Int(dense[3 + t * classes + code]) }
+        }
+        (out.targets, out.predicted, out.correctByTarget) = (summed[0], summed[1], summed[2])
+        return out
     }
 
     var n: Double { Double(max(count, 1)) }
