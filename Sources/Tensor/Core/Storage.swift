@@ -9,11 +9,24 @@ public final class Storage {
     /// Floats allocated, at least the count asked for (the pool rounds up to its size class).
     public let capacity: Int
 
+    /// What keeps a slice's memory alive; nil for the pool's own blocks.
+    private let owner: AnyObject?
+
     init(capacity: Int) {
         (pointer, self.capacity) = BufferPool.shared.acquire(capacity)
+        owner = nil
     }
 
-    deinit { BufferPool.shared.release(pointer, capacity: capacity) }
+    /// `count` floats at `pointer`, inside memory that `owner` keeps alive (a slice of a larger
+    /// buffer, such as the gradient buckets of data-parallel training); nothing is returned to
+    /// the pool when it goes away.
+    public init(slice pointer: UnsafeMutablePointer<Float>, count: Int, keepingAlive owner: AnyObject) {
+        self.pointer = pointer
+        capacity = count
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { BufferPool.shared.release(pointer, capacity: capacity) } }
 }
 
 /// Free lists of aligned buffers by size class, trimmed to what the recent steps used.

@@ -39,7 +39,8 @@ public final class Tensor {
         self.storage = Storage(capacity: Shape.count(shape))
     }
 
-    init(shape: [Int], storage: Storage) {
+    /// A tensor over existing storage (a reshape's, or a slice of a larger buffer).
+    public init(shape: [Int], storage: Storage) {
         self.shape = shape
         self.storage = storage
     }

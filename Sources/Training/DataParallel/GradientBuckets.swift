@@ -8,7 +8,12 @@ import Tensor
 /// into its buffer and its sum started, buckets strictly in index order (every rank must start
 /// the same sums in the same order); between backward rules the started sums are driven
 /// (Open MPI makes no progress on its own). `finish` starts what is left (a rank with nothing
-/// to backpropagate sends zeros), waits, and hands every parameter the summed gradient.
+/// to backpropagate sends zeros) and waits.
+///
+/// A started bucket's parameters take their gradient from then on as a slice of the bucket's
+/// buffer (their own gradient storage goes back to the pool while backward still runs): the
+/// sum lands where the optimiser reads it, with no copy back and no second copy of the
+/// gradients at the peak.
 final class GradientBuckets: BackwardObserver {
     private struct Bucket {
         var members: [Int] = []
@@ -21,7 +26,7 @@ final class GradientBuckets: BackwardObserver {
     private let group: ProcessGroup
     private let parameters: [Tensor]
     private var buckets: [Bucket] = []
-    private let buffer: UnsafeMutablePointer<Float>
+    private let buffer: Storage
     private var bucketStart: [Int] = []
     private var bucketOfEntry: [ObjectIdentifier: Int] = [:]
     private var nextToStart = 0
@@ -40,7 +45,8 @@ final class GradientBuckets: BackwardObserver {
         for index in parameters.indices.reversed() {
             current.members.append(index)
             current.offsets.append(current.count)
-            current.count += parameters[index].count
+            // Each slice starts on a 64-byte line, as the pool's blocks do.
+            current.count += (parameters[index].count + 15) / 16 * 16
             if current.count * 4 >= bucketBytes {
                 buckets.append(current)
                 current = Bucket()
@@ -51,10 +57,8 @@ final class GradientBuckets: BackwardObserver {
             bucketStart.append(offset)
             offset += b.count
         }
-        buffer = .allocate(capacity: max(offset, 1))
+        buffer = Tensor(zeros: [max(offset, 1)]).storage
     }
-
-    deinit { buffer.deallocate() }
 
     var bucketCount: Int { buckets.count }
     var totalBytes: Int { buckets.reduce(0) { $0 + $1.count } * 4 }
@@ -88,29 +92,27 @@ final class GradientBuckets: BackwardObserver {
         communicationSeconds += now() - t
     }
 
-    /// Starts the remaining sums, waits for all, and replaces every gradient by the sum.
+    /// Starts the remaining sums and waits for all: every parameter's gradient is then the sum.
     func finish() {
         let t = now()
         while nextToStart < buckets.count { start(nextToStart) }
-        for (b, bucket) in buckets.enumerated() {
-            bucket.sum?.wait()
-            let base = buffer + bucketStart[b]
-            for (m, offset) in zip(bucket.members, bucket.offsets) {
-                let p = parameters[m]
-                if p.grad == nil { p.grad = Tensor(zeros: p.shape) }
-                p.grad!.data.update(from: base + offset, count: p.count)
-            }
-        }
+        for bucket in buckets { bucket.sum?.wait() }
         let elapsed = now() - t
         communicationSeconds += elapsed
         exposedSeconds = elapsed
     }
 
     private func start(_ b: Int) {
-        let base = buffer + bucketStart[b]
+        let base = buffer.pointer + bucketStart[b]
         for (m, offset) in zip(buckets[b].members, buckets[b].offsets) {
-            let p = parameters[m]
-            if let g = p.grad { (base + offset).update(from: g.data, count: p.count) } else { (base + offset).update(repeating: 0, count: p.count) }
+            let p = parameters[m], slice = base + offset, n = p.count
+            if let g = p.grad {
+                let source = g.data
+                Parallel.forRanges(n, grain: 1 << 16) { r in (slice + r.lowerBound).update(from: source + r.lowerBound, count: r.count) }
+            } else {
+                slice.update(repeating: 0, count: n)
+            }
+            p.grad = Tensor(shape: p.shape, storage: Storage(slice: slice, count: n, keepingAlive: buffer))
         }
         buckets[b].sum = group.startSum(base, count: buckets[b].count)
         nextToStart += 1
