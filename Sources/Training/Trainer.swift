@@ -157,7 +157,7 @@ public final class Trainer {
             // Nothing readable in this window on any rank: not a step (no update, no decay, no count).
             let readable = group.max([window.contains(where: { !$0.isEmpty }) ? 1 : 0])[0] > 0
             guard readable else { stopping = group.max([stopRequested() ? 1 : 0])[0] > 0; continue }
-            var (metrics, outcome) = step.train(window, update: state.step + 1, stop: stopRequested())
+            var (metrics, outcome) = step.train(window, update: state.step + 1, stopRequested: stopRequested)
             metrics.dataWaitSeconds = dataWait
             stopping = metrics.stopRequested
             guard case let .updated(_, lr, gradNorm) = outcome else {

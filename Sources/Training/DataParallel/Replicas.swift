@@ -35,14 +35,21 @@ enum Replicas {
         state.valLoss = words[7].isNaN ? nil : words[7]
     }
 
-    /// A checksum of the weights (an FNV-1a hash of their bytes): replicas that drifted apart
-    /// differ in it.
+    /// A checksum of the weights (a hash of every parameter's bits, parameters hashed in
+    /// parallel and combined in order): replicas that drifted apart differ in it.
     static func checksum(_ model: NESTModel) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for (_, t) in model.trainableParameters() {
-            let words = UnsafeRawPointer(t.data).assumingMemoryBound(to: UInt32.self)
-            for i in 0..<t.count { h = (h ^ UInt64(words[i])) &* 0x100_0000_01B3 }
+        let parameters = model.trainableParameters().map(\.tensor)
+        var hashes = [UInt64](repeating: 0, count: parameters.count)
+        hashes.withUnsafeMutableBufferPointer { out in
+            Parallel.forRanges(parameters.count, grain: 1) { r in
+                for p in r {
+                    let words = UnsafeRawPointer(parameters[p].data).assumingMemoryBound(to: UInt32.self)
+                    var h: UInt64 = 0
+                    for i in 0..<parameters[p].count { h = h &+ (UInt64(words[i]) ^ UInt64(i)) &* 0x9E37_79B9_7F4A_7C15 }
+                    out[p] = h
+                }
+            }
         }
-        return h
+        return hashes.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ $1) &* 0x100_0000_01B3 }
     }
 }

@@ -58,9 +58,9 @@ public final class TrainingStep {
     }
 
     /// Trains on `window` (this process's share of each micro-batch) as update number `update`
-    /// (1-based). `stop` is this process's wish to stop after the step; the metrics say whether
-    /// any process wished it.
-    public func train(_ window: [Batch], update: Int, stop: Bool = false) -> (StepMetrics, Outcome) {
+    /// (1-based). `stopRequested` is asked once backward is done, whether this process wants to
+    /// stop after the step; the metrics say whether any process wanted it.
+    public func train(_ window: [Batch], update: Int, stopRequested: () -> Bool = { false }) -> (StepMetrics, Outcome) {
         var metrics = StepMetrics()
         let snapshot = BufferSnapshot(model)
         model.train()
@@ -107,7 +107,7 @@ public final class TrainingStep {
             metrics.exposedCommunicationSeconds = buckets.exposedSeconds
         }
         let parameters = optimizer.parameters.map(\.tensor)
-        metrics = metrics.summed(over: group, stop: stop)
+        metrics = metrics.summed(over: group, stop: stopRequested())
         // One pass over the gradients: the norm is non-finite when any element is. The sums are
         // identical on every process, so are the norm and the decisions below.
         let gradNorm = Gradients.globalNorm(parameters)
