@@ -150,10 +150,13 @@ public struct RunConfig {
         if let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
             throw NestError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
         }
-        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm", "benchmark",
-                    "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]
+        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm"] where doc.has("trainer.\(key)") {
+            warnings.append("trainer.\(key) is ignored: the launcher (mpirun, srun) sets the processes, each a CPU process with "
+                            + "synchronised BatchNorm (see README, Training on many machines)")
+        }
+        for key in ["benchmark", "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]
         where doc.has("trainer.\(key)") {
-            warnings.append("trainer.\(key) is ignored: nest-train runs one CPU process in float32")
+            warnings.append("trainer.\(key) is ignored by nest-train")
         }
         expDir = try doc.string("exp_manager.exp_dir") ?? expDir
         resumeIfExists = try doc.bool("exp_manager.resume_if_exists", default: true)
