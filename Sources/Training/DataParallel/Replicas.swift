@@ -11,6 +11,8 @@ import Tensor
 enum Replicas {
     static func broadcast(model: NESTModel, optimizer: AdamW, state: inout TrainingState, group: ProcessGroup) {
         guard group.isDistributed else { return }
+        // The others sleep while rank 0 reads (a broadcast's receivers would spin on its cores).
+        group.barrier()
         for entry in model.stateDict() {
             switch entry.value {
             case .float32(let t): group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4)
