@@ -11,6 +11,12 @@ public final class TapeEntry {
     public internal(set) var grad: Tensor?
     /// How the tensor was computed; nil for leaves and once its backward rule has run.
     var node: Node?
+    /// Where the gradient lives when it has a fixed place (a slice of data-parallel training's
+    /// bucket buffers, summed across processes in place): the first gradient is copied there
+    /// instead of being adopted.
+    public var gradientHome: Tensor? {
+        didSet { precondition(gradientHome.map { $0.shape == shape } ?? true, "gradient home of shape \(gradientHome!.shape) for \(shape)") }
+    }
 
     init(shape: [Int]) { self.shape = shape }
 
@@ -24,6 +30,9 @@ public final class TapeEntry {
         precondition(g.count == count, "gradient of shape \(g.shape) for tensor \(shape)")
         if let existing = grad {
             Vector.add(existing.data, g.data, into: existing.data, count: count)
+        } else if let home = gradientHome {
+            Vector.copy(g.data, into: home.data, count: count)
+            grad = home
         } else if owned {
             grad = Tensor(shape: shape, storage: g.storage)
         } else {

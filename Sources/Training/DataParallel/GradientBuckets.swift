@@ -10,10 +10,9 @@ import Tensor
 /// (Open MPI makes no progress on its own). `finish` starts what is left (a rank with nothing
 /// to backpropagate sends zeros) and waits.
 ///
-/// A started bucket's parameters take their gradient from then on as a slice of the bucket's
-/// buffer (their own gradient storage goes back to the pool while backward still runs): the
-/// sum lands where the optimiser reads it, with no copy back and no second copy of the
-/// gradients at the peak.
+/// Every parameter's gradient lives in a slice of its bucket's buffer (`TapeEntry.gradientHome`):
+/// backward accumulates there, the sum lands there in place, and the optimiser reads it there,
+/// with no copy in or back and no second copy of the gradients in memory.
 final class GradientBuckets: BackwardObserver {
     private struct Bucket {
         var members: [Int] = []
@@ -58,7 +57,17 @@ final class GradientBuckets: BackwardObserver {
             offset += b.count
         }
         buffer = Tensor(zeros: [max(offset, 1)]).storage
+        slices = [Tensor?](repeating: nil, count: parameters.count)
+        for (b, bucket) in buckets.enumerated() {
+            for (m, o) in zip(bucket.members, bucket.offsets) {
+                let p = parameters[m]
+                slices[m] = Tensor(shape: p.shape, storage: Storage(slice: buffer.pointer + bucketStart[b] + o, count: p.count, keepingAlive: buffer))
+            }
+        }
     }
+
+    /// Each parameter's slice of the buffer, by parameter index.
+    private var slices: [Tensor?]
 
     var bucketCount: Int { buckets.count }
     var totalBytes: Int { buckets.reduce(0) { $0 + $1.count } * 4 }
@@ -67,7 +76,11 @@ final class GradientBuckets: BackwardObserver {
     func begin() {
         bucketOfEntry = [:]
         for (b, bucket) in buckets.enumerated() {
-            for m in bucket.members { if let e = parameters[m].tapeEntry { bucketOfEntry[ObjectIdentifier(e)] = b } }
+            for m in bucket.members {
+                guard let e = parameters[m].tapeEntry else { continue }
+                bucketOfEntry[ObjectIdentifier(e)] = b
+                e.gradientHome = slices[m]
+            }
             buckets[b].complete = 0
             buckets[b].sum = nil
         }
@@ -103,18 +116,16 @@ final class GradientBuckets: BackwardObserver {
     }
 
     private func start(_ b: Int) {
-        let base = buffer.pointer + bucketStart[b]
-        for (m, offset) in zip(buckets[b].members, buckets[b].offsets) {
-            let p = parameters[m], slice = base + offset, n = p.count
-            if let g = p.grad {
-                let source = g.data
-                Parallel.forRanges(n, grain: 1 << 16) { r in (slice + r.lowerBound).update(from: source + r.lowerBound, count: r.count) }
-            } else {
-                slice.update(repeating: 0, count: n)
+        for m in buckets[b].members {
+            // A parameter no gradient reached this step sends zeros (its slice is stale).
+            let p = parameters[m], slice = slices[m]!
+            if p.grad !== slice {
+                precondition(p.grad == nil, "a gradient outside its bucket slice")
+                slice.data.update(repeating: 0, count: p.count)
+                p.grad = slice
             }
-            p.grad = Tensor(shape: p.shape, storage: Storage(slice: slice, count: n, keepingAlive: buffer))
         }
-        buckets[b].sum = group.startSum(base, count: buckets[b].count)
+        buckets[b].sum = group.startSum(buffer.pointer + bucketStart[b], count: buckets[b].count)
         nextToStart += 1
     }
 
