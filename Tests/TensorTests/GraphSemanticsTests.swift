@@ -85,4 +85,20 @@ final class GraphSemanticsTests: XCTestCase {
             return (w - a) + (h + h) * b
         }
     }
+
+    /// A leaf with a gradient home accumulates into that storage (data-parallel training sums
+    /// it in place there), and after the gradient is dropped the next backward starts afresh.
+    func testGradientsAccumulateInTheirHome() {
+        let x = Tensor([1, 2], shape: [2], requiresGrad: true)
+        let home = Tensor(repeating: 99, shape: [2])
+        x.tapeEntry!.gradientHome = home
+        ((x * x).sum() + x.sum()).backward()            // 2x + 1, from two consumers
+        XCTAssertTrue(x.grad === home, "the gradient is the home itself")
+        XCTAssertEqual(home.array, [3, 5], "the first gradient overwrote the home's stale values")
+        (x * 3).sum().backward()
+        XCTAssertEqual(home.array, [6, 8], "later gradients add")
+        x.grad = nil
+        (x * 3).sum().backward()
+        XCTAssertEqual(home.array, [3, 3])
+    }
 }
