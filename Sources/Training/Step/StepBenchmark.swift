@@ -176,6 +176,8 @@ public enum StepBenchmark {
             out["allreduce_blocking_s"] = r(seconds, 4)
             // Bus bandwidth (NCCL's convention): what each link carries in a ring, 2(N−1)/N × bytes.
             out["allreduce_bus_gbytes_per_s"] = r(2 * Double(group.size - 1) / Double(group.size) * bytes / seconds / 1e9, 3)
+            out["comm_s_all"] = rows.map { r($0["comm"] ?? 0) }
+            out["exposed_comm_s_all"] = rows.map { r($0["exposed_comm"] ?? 0) }
             out["exposed_comm_share_of_step"] = r(median(measured.compactMap { $0["exposed_comm"] }) / max(median(stepTimes), 1e-9), 3)
         }
         if training {
