@@ -58,6 +58,7 @@ final class GradientBuckets: BackwardObserver {
         }
         buffer = Tensor(zeros: [max(offset, 1)]).storage
         slices = [Tensor?](repeating: nil, count: parameters.count)
+        reached = [Int64](repeating: 0, count: parameters.count)
         for (b, bucket) in buckets.enumerated() {
             for (m, o) in zip(bucket.members, bucket.offsets) {
                 let p = parameters[m]
@@ -68,6 +69,8 @@ final class GradientBuckets: BackwardObserver {
 
     /// Each parameter's slice of the buffer, by parameter index.
     private var slices: [Tensor?]
+    /// Whether this rank had a gradient for each parameter when its bucket started.
+    private var reached: [Int64] = []
 
     var bucketCount: Int { buckets.count }
     var totalBytes: Int { buckets.reduce(0) { $0 + $1.count } * 4 }
@@ -106,10 +109,13 @@ final class GradientBuckets: BackwardObserver {
     }
 
     /// Starts the remaining sums and waits for all: every parameter's gradient is then the sum.
+    /// A parameter no rank had a gradient for is left without one, as on one process (AdamW
+    /// skips it).
     func finish() {
         let t = now()
         while nextToStart < buckets.count { start(nextToStart) }
         for bucket in buckets { bucket.sum?.wait() }
+        for (p, anywhere) in zip(parameters, group.max(reached)) where anywhere == 0 { p.grad = nil }
         let elapsed = now() - t
         communicationSeconds += elapsed
         exposedSeconds = elapsed
@@ -119,6 +125,7 @@ final class GradientBuckets: BackwardObserver {
         for m in buckets[b].members {
             // A parameter no gradient reached this step sends zeros (its slice is stale).
             let p = parameters[m], slice = slices[m]!
+            reached[m] = p.grad == nil ? 0 : 1
             if p.grad !== slice {
                 precondition(p.grad == nil, "a gradient outside its bucket slice")
                 slice.data.update(repeating: 0, count: p.count)

@@ -99,8 +99,7 @@ public final class TrainingStep {
             for bn in batchNorms.reversed() { totalTokens > 0 ? bn.joinOwedBackwards() : bn.sync?.forgiveOwedBackwards() }
         }
         let t2 = now()
-        // Without a masked token anywhere no process has a gradient, and AdamW leaves such
-        // parameters alone, as one process would: nothing to sum.
+        // Without a masked token anywhere no process has a gradient: nothing to sum.
         if let buckets, totalTokens > 0 {
             buckets.finish()
             metrics.communicationSeconds = buckets.communicationSeconds
