@@ -180,7 +180,9 @@ public final class BatchLoader: @unchecked Sendable {
         audio = audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
         noisy = noisy.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
         return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, slotRNGs: rngs,
-                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped, slots: kept)
+                     dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped,
+                     // Tarred shards: rank r's batch stands for rows r·b… of the step, so dropout differs across ranks.
+                     slots: tarred == nil ? kept : kept.map { share.rank * settings.batchSize + $0 })
     }
 
     /// An utterance's samples as training sees them: NeMo repeat-pads audio shorter than 1 s
