@@ -10,10 +10,11 @@ import Tensor
 /// `TrainingStep` on them, and schedules logging, validation and checkpoints (on schedule and on
 /// SIGINT/SIGTERM), as Lightning owns NeMo's loop. Resume is exact.
 ///
-/// On several processes every rank runs this loop in lock-step; rank 0 alone owns the run
+/// On several processes every rank runs this loop in lock-step. Rank 0 alone owns the run
 /// folder (checkpoints, metrics, the log) and restores, while the others wait without
-/// spinning; validation batches are shared out among the ranks and their statistics summed. Every decision that ends or skips a step is taken on values summed over
-/// all ranks, so no rank is left waiting in a collective.
+/// spinning; validation batches are shared out among the ranks and their statistics summed.
+/// Every decision that ends or skips a step is taken on values summed over all ranks, so no
+/// rank is left waiting in a collective.
 public final class Trainer {
     public let config: RunConfig
     public let model: NESTModel
