@@ -62,6 +62,15 @@ public final class ProcessGroup: @unchecked Sendable {
         return ProcessGroup(world: world, gradients: gradients, rank: Int(rank), size: Int(size))
     }
 
+    /// The MPI library's own name and version (first line), e.g. "Open MPI v4.1.4, …".
+    public static var libraryVersion: String {
+        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING))
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "\n").first.map { $0.split(separator: ",").prefix(2).joined(separator: ",") } ?? text
+    }
+
     /// Ends MPI cleanly (a rank that exits without it makes mpirun report a failure).
     public func finalize() {
         guard world != nil else { return }

@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
             say("machine: \(Platform.summary)")
             if group.isDistributed {
                 say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchSize)"
-                    + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : ""))
+                    + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : "") + "; \(ProcessGroup.libraryVersion)")
             }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
             if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }
