@@ -16,6 +16,9 @@ let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xllvm"
 // closures, which Swift 6's strict sendability checking rejects without adding any safety here.
 let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
 
+// The MPI implementation's pkg-config name: its --libs say which library to link.
+let mpiPackage = Context.environment["NEST_TRAIN_MPI"] ?? "ompi-c"
+
 let package = Package(
     name: "nest-train",
     platforms: [.macOS(.v13)],
@@ -35,8 +38,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CCPUID"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Open MPI (Debian's default MPI, "ompi-c"); the shim uses standard MPI calls only.
-        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // Open MPI (Debian's default MPI, "ompi-c"); the shim uses standard MPI calls only, so
+        // `NEST_TRAIN_MPI=mpich swift build` builds against MPICH (libmpich-dev) instead.
+        .systemLibrary(name: "CMPI", pkgConfig: mpiPackage, providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,

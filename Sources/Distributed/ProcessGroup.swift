@@ -68,7 +68,8 @@ public final class ProcessGroup: @unchecked Sendable {
         var length: Int32 = 0
         MPI_Get_library_version(&buffer, &length)
         let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.split(separator: "\n").first.map { $0.split(separator: ",").prefix(2).joined(separator: ",") } ?? text
+        let first = text.split(separator: "\n").first.map { $0.split(separator: ",").prefix(2).joined(separator: ",") } ?? text
+        return first.replacingOccurrences(of: "\t", with: " ")
     }
 
     /// Ends MPI cleanly (a rank that exits without it makes mpirun report a failure).
@@ -105,7 +106,7 @@ public final class ProcessGroup: @unchecked Sendable {
     private func reduce(_ values: [Int64], _ op: MPI_Op) -> [Int64] {
         guard let world, !values.isEmpty else { return values }
         var v = values
-        v.withUnsafeMutableBufferPointer { MPI_Allreduce(cmpi_in_place(), $0.baseAddress, Int32($0.count), cmpi_int64(), op, world) }
+        v.withUnsafeMutableBufferPointer { _ = MPI_Allreduce(cmpi_in_place(), $0.baseAddress, Int32($0.count), cmpi_int64(), op, world) }
         return v
     }
 
