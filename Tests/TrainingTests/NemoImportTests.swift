@@ -92,6 +92,31 @@ final class NemoImportTests: XCTestCase {
         XCTAssertEqual(fromNemo, fromHDF5)
     }
 
+    /// Under mpirun rank 0 alone reads the .nemo and broadcasts the weights: 2 ranks × 1 train
+    /// as one process × 2 from the same file, loss for loss.
+    func testContinuePretrainingFromNemoOnTwoRanks() throws {
+        try CLI.ensureTinyCorpus()
+        let manifest = CLI.root.appendingPathComponent("Data/generated/tiny/train_manifest.json").path
+        let yaml = CLI.temporaryDirectory() + "/nemo-tiny.yaml"
+        try (try Fixtures.nemoTiny().readString("/config/yaml")).write(toFile: yaml, atomically: true, encoding: .utf8)
+        func losses(ranks: Int) throws -> [Double] {
+            let dir = CLI.temporaryDirectory()
+            let arguments = ["--config", yaml, "--threads", "1", "++model.train_ds.manifest_filepath=\(manifest)", "++model.train_ds.batch_size=\(2 / ranks)",
+                             "++model.train_ds.min_duration=0.5", "++trainer.max_steps=3", "++trainer.log_every_n_steps=1",
+                             "++exp_manager.exp_dir=\(dir)", "++init_from_nemo_model=\(nemoPath)"]
+            let r = ranks == 1 ? try CLI.run(arguments) : try CLI.mpirun(ranks: ranks, arguments)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("initialised 99 tensors from \(nemoPath)"), r.stderr)
+            XCTAssertEqual(r.stderr.components(separatedBy: "initialised 99 tensors").count - 1, 1, "rank 0 alone reads the file")
+            return try String(contentsOfFile: dir + "/NEST/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["loss"] as? Double }
+        }
+        let one = try losses(ranks: 1), two = try losses(ranks: 2)
+        XCTAssertEqual(one.count, 3)
+        XCTAssertEqual(two.count, 3)
+        for (a, b) in zip(one, two) { XCTAssertEqual(a, b, accuracy: 1e-5 * a) }
+    }
+
     func testIncludeAndExcludeFollowNeMosSubstringRule() {
         let p = PretrainedInit(path: "x", include: ["encoder", "decoder"], exclude: ["decoder.decoder_layers"])
         XCTAssertTrue(p.selects("encoder.layers.0.conv.batch_norm.weight"))
