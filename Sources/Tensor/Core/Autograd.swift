@@ -20,6 +20,16 @@ public final class TapeEntry {
 
     init(shape: [Int]) { self.shape = shape }
 
+    /// The gradient, for a rule that writes it in place (a GEMM with beta 0 or 1): the
+    /// existing gradient, which the rule adds to (`adds`), else the home or a new tensor, which
+    /// it overwrites. Saves the temporary and the pass of `accumulate`.
+    public func writableGradient() -> (tensor: Tensor, adds: Bool) {
+        if let g = grad { return (g, true) }
+        let fresh = gradientHome ?? Tensor(uninitializedShape: shape)
+        grad = fresh
+        return (fresh, false)
+    }
+
     /// Adds `g` (same shape) into the gradient, allocating it on first use.
     /// `owned` says that nothing else will read `g`'s storage, so it may be adopted without a
     /// copy. Every entry's gradient storage is its own (adopted only when owned, else copied),

@@ -86,12 +86,10 @@ extension Tensor {
                 ex.accumulate(gx, owned: true)
             }
             if let ew, let x = xForWeight {
-                // Accumulate straight into an existing gradient (beta = 1) to save a pass.
-                let existing = ew.grad
-                let gw = existing ?? Tensor(uninitializedShape: ew.shape)
+                // Straight into the gradient (beta = 1 adds to an existing one): no temporary.
+                let (gw, adds) = ew.writableGradient()
                 GEMM.run(transposeA: true, transposeB: false, m: outF, n: inF, k: rows,
-                         a: g.data, lda: outF, b: x.data, ldb: inF, beta: existing == nil ? 0 : 1, c: gw.data, ldc: inF)
-                if existing == nil { ew.accumulate(gw, owned: true) }
+                         a: g.data, lda: outF, b: x.data, ldb: inF, beta: adds ? 1 : 0, c: gw.data, ldc: inF)
             }
             if let eb {
                 eb.accumulate(withoutGrad { g.reshaped([rows, outF]).summed(toShape: [1, outF]) }.reshaped(eb.shape), owned: true)
