@@ -220,10 +220,12 @@ public final class Trainer {
             wait += Date().timeIntervalSince(waitStart)
             state.position = loader.next(after: batch.position)
             reportSkipped(batch)
-            if batch.isEmpty {
+            // A rank's share can be empty by layout (the short last batch); only shares whose
+            // files were all unreadable count.
+            if batch.isEmpty && !batch.skipped.isEmpty {
                 emptyBatches += 1
                 if emptyBatches >= 20 { throw NestError("20 batches in a row had no readable audio; stopping (see the skipped files above)") }
-            } else {
+            } else if !batch.isEmpty {
                 emptyBatches = 0
             }
             window.append(batch)

@@ -122,6 +122,10 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(r2.stderr.contains("junk.wav: not a readable audio file"), r2.stderr)
         try assertEquivalent(one, two, "2 ranks × 2 against 1 × 4 with unreadable files")
 
+        // 8 ranks on 7 utterances: rank 7 never holds anything, which is not "no readable audio".
+        let idle = try train(ranks: 8, overrides(CLI.temporaryDirectory(), batch: 1, steps: 22))
+        XCTAssertEqual(idle.status, 0, idle.stderr)
+
         let exploding = try train(ranks: 2, overrides(CLI.temporaryDirectory(), batch: 2, steps: 20)
                                   + ["model.optim.lr=1e30", "++trainer.max_consecutive_bad_steps=3"])
         XCTAssertNotEqual(exploding.status, 0)
