@@ -95,10 +95,13 @@ final class DataParallelTests: XCTestCase {
     }
 
     func testAccumulationAcrossRanks() throws {
-        // 2 ranks × 1 × accumulate 2 is 1 × 2 × accumulate 2 (BatchNorm sees each micro-batch).
+        // 2 ranks × 1 × accumulate 2 is 1 × 2 × accumulate 2 (BatchNorm sees each micro-batch),
+        // here with noise clips too (the corpus itself as the noise manifest, noise mostly).
+        let noise = ["model.train_ds.noise_manifest=Data/generated/tiny/train_manifest.json",
+                     "++model.train_ds.batch_augmentor.noise_ratio=0.8", "++model.train_ds.batch_augmentor.prob=0.9"]
         let one = CLI.temporaryDirectory(), two = CLI.temporaryDirectory()
-        XCTAssertEqual(try train(ranks: 1, overrides(one, batch: 2, accumulate: 2)).status, 0)
-        let r = try train(ranks: 2, overrides(two, batch: 1, accumulate: 2))
+        XCTAssertEqual(try train(ranks: 1, overrides(one, batch: 2, accumulate: 2) + noise).status, 0)
+        let r = try train(ranks: 2, overrides(two, batch: 1, accumulate: 2) + noise)
         XCTAssertEqual(r.status, 0, r.stderr)
         try assertEquivalent(one, two, "2 ranks × 1 × 2 against 1 × 2 × 2")
     }
