@@ -4,10 +4,10 @@ import Tensor
 
 /// Sums the gradients of every rank while backward still runs, as PyTorch's DDP reducer does:
 /// parameters in reverse registration order (about the order backward completes them) are
-/// grouped into buckets of about 25 MiB; a bucket whose gradients are all complete is copied
-/// into its buffer and its sum started, buckets strictly in index order (every rank must start
-/// the same sums in the same order); between backward rules the started sums are driven
-/// (Open MPI makes no progress on its own). `finish` starts what is left (a rank with nothing
+/// grouped into buckets of about 25 MiB; a bucket whose gradients are all complete has its sum
+/// started, buckets strictly in index order (every rank must start the same sums in the same
+/// order); between backward rules the started sums are driven (Open MPI makes no progress on
+/// its own). `finish` starts what is left (a rank with nothing
 /// to backpropagate sends zeros) and waits.
 ///
 /// Every parameter's gradient lives in a slice of its bucket's buffer (`TapeEntry.gradientHome`):
@@ -27,11 +27,15 @@ final class GradientBuckets: BackwardObserver {
     private var buckets: [Bucket] = []
     private let buffer: Storage
     private var bucketStart: [Int] = []
+    /// Each parameter's slice of the buffer, by parameter index.
+    private let slices: [Tensor]
+    /// Whether this rank had a gradient for each parameter when its bucket started.
+    private var reached: [Int64]
     private var bucketOfEntry: [ObjectIdentifier: Int] = [:]
     private var nextToStart = 0
     private var oldestRunning = 0
-    /// Seconds spent starting, driving and waiting for sums (copies included), and of those
-    /// the ones after backward ended (not hidden behind computation).
+    /// Seconds spent starting, driving and waiting for sums, and of those the ones after
+    /// backward ended (not hidden behind computation).
     private(set) var communicationSeconds = 0.0
     private(set) var exposedSeconds = 0.0
 
@@ -56,24 +60,18 @@ final class GradientBuckets: BackwardObserver {
             bucketStart.append(offset)
             offset += b.count
         }
-        buffer = Tensor(zeros: [max(offset, 1)]).storage
-        slices = [Tensor?](repeating: nil, count: parameters.count)
-        reached = [Int64](repeating: 0, count: parameters.count)
+        let buffer = Tensor(zeros: [max(offset, 1)]).storage
+        var slices = [Tensor?](repeating: nil, count: parameters.count)
         for (b, bucket) in buckets.enumerated() {
             for (m, o) in zip(bucket.members, bucket.offsets) {
                 let p = parameters[m]
                 slices[m] = Tensor(shape: p.shape, storage: Storage(slice: buffer.pointer + bucketStart[b] + o, count: p.count, keepingAlive: buffer))
             }
         }
+        self.buffer = buffer
+        self.slices = slices.map { $0! }
+        reached = [Int64](repeating: 0, count: parameters.count)
     }
-
-    /// Each parameter's slice of the buffer, by parameter index.
-    private var slices: [Tensor?]
-    /// Whether this rank had a gradient for each parameter when its bucket started.
-    private var reached: [Int64] = []
-
-    var bucketCount: Int { buckets.count }
-    var totalBytes: Int { buckets.reduce(0) { $0 + $1.count } * 4 }
 
     /// Before the backward whose gradients complete the step.
     func begin() {
@@ -124,7 +122,7 @@ final class GradientBuckets: BackwardObserver {
     private func start(_ b: Int) {
         for m in buckets[b].members {
             // A parameter no gradient reached this step sends zeros (its slice is stale).
-            let p = parameters[m], slice = slices[m]!
+            let p = parameters[m], slice = slices[m]
             reached[m] = p.grad == nil ? 0 : 1
             if p.grad !== slice {
                 precondition(p.grad == nil, "a gradient outside its bucket slice")
