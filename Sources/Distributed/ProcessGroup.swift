@@ -122,16 +122,6 @@ public final class ProcessGroup: @unchecked Sendable {
         }
     }
 
-    /// Rank `root`'s byte string on every rank (its length goes first).
-    public func broadcast(_ bytes: [UInt8], root: Int = 0) -> [UInt8] {
-        guard isDistributed else { return bytes }
-        var count = [Int64(bytes.count)]
-        count.withUnsafeMutableBytes { broadcast($0.baseAddress!, bytes: 8, root: root) }
-        var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count[0]))
-        out.withUnsafeMutableBytes { if $0.count > 0 { broadcast($0.baseAddress!, bytes: $0.count, root: root) } }
-        return out
-    }
-
     /// Waits until every rank arrives, sleeping instead of spinning: the ranks waiting for
     /// rank 0 to validate or write a checkpoint leave it the cores.
     public func barrier() {
