@@ -57,11 +57,15 @@ final class MetricsWriter {
 /// A live progress line on a terminal; plain log lines otherwise.
 final class ProgressLine {
     let total: Int
-    let interactive = isatty(STDERR_FILENO) != 0
+    let interactive: Bool
     let started = Date()
     var lastPrinted = Date.distantPast
 
-    init(total: Int) { self.total = total }
+    /// `live`: whether this process may draw the live line (rank 0 of a job, on a terminal).
+    init(total: Int, live: Bool) {
+        self.total = total
+        interactive = live && isatty(STDERR_FILENO) != 0
+    }
 
     func update(step: Int, loss: Double, accuracy: Double, lr: Double, audioPerSecond: Double, log: (String) -> Void) {
         let now = Date()

@@ -146,7 +146,7 @@ public final class Trainer {
         let prefetcher = BatchPrefetcher(loader: loader, start: state.position)
         defer { prefetcher.stop() }
         let metricsFile = group.isLeader ? try MetricsWriter(path: folder.metricsPath, tensorBoardFolder: config.tensorBoard ? folder.path : nil) : nil
-        let progress = ProgressLine(total: config.maxSteps)
+        let progress = ProgressLine(total: config.maxSteps, live: group.isLeader)
         var lastCheckpoint: String? = group.isLeader ? folder.checkpoints().first?.path : nil
         // The starting point of a new run, so that the curve has its origin. Validation draws
         // from its own generators, so this does not change the training run.
