@@ -33,26 +33,18 @@ public final class DropoutKeys {
 
     public init(seed: UInt64) {
         self.seed = seed
-        key = Self.mix(seed)
+        key = RandomGenerator.splitMix64(seed)
     }
 
     /// Keys the masks of one micro-batch's forward.
     public func begin(update: Int, microBatch: Int, rows: [Int]?) {
-        key = Self.mix(seed ^ Self.mix(UInt64(update) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(microBatch)))
+        key = RandomGenerator.splitMix64(seed ^ RandomGenerator.splitMix64(UInt64(update) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(microBatch)))
         site = 0
         self.rows = rows
     }
 
     func nextSite() -> UInt64 {
         site += 1
-        return Self.mix(key ^ (site &* 0xD1B5_4A32_D192_ED03))
-    }
-
-    /// SplitMix64's finaliser.
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return RandomGenerator.splitMix64(key ^ (site &* 0xD1B5_4A32_D192_ED03))
     }
 }

@@ -9,13 +9,19 @@ public final class RandomGenerator {
     public init(seed: UInt64) {
         var s = seed
         func splitMix() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            defer { s &+= 0x9E37_79B9_7F4A_7C15 }
+            return Self.splitMix64(s)
         }
         state = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    /// SplitMix64's output for state `x`: a bijection of 64-bit words with full avalanche,
+    /// also used to derive keys (dropout masks) from other keys.
+    public static func splitMix64(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     public init(state words: [UInt64]) {
