@@ -20,11 +20,11 @@ public struct ConfigDocument {
             node = .map([(key: "model", value: node)])
         }
         for o in overrides { try Self.apply(override: o, to: &node, file: file) }
-        root = try Self.resolveInterpolations(node, root: node, file: file, depth: 0)
+        root = try Self.resolveInterpolations(node, file: file)
     }
 
     public init(contentsOf path: String, overrides: [String] = []) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw NestError("\(path): cannot read config file") }
+        let data = try RegularFile.contents(path, what: "config file")
         guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
         try self.init(text: text, file: path, overrides: overrides)
     }
@@ -37,8 +37,10 @@ public struct ConfigDocument {
         var mode = 0
         if key.hasPrefix("++") { mode = 2; key.removeFirst(2) } else if key.hasPrefix("+") { mode = 1; key.removeFirst() }
         let value = try ConfigNode.parse(valueText.isEmpty ? "''" : valueText, file: "override \(key)")
-        // Keys of a bare model config may be given as written in that file (no `model.`).
-        if node.at(key) == nil, !key.hasPrefix("model."), node.at("model." + key) != nil { key = "model." + key }
+        // Keys of a bare model config may be given as written in that file (no `model.`), also
+        // below a section that is null there (`.nemo` files have `train_ds: null`).
+        let head = String(key.prefix { $0 != "." })
+        if node[head] == nil, !key.hasPrefix("model."), node.at("model." + head) != nil { key = "model." + key }
         let exists = node.at(key) != nil
         if mode == 0 && !exists {
             throw NestError("override \(key): no such key in \(file) (use ++\(key)=… to add it)")
@@ -61,38 +63,12 @@ public struct ConfigDocument {
     }
 
     /// Resolves `${a.b}` (from the root; a path that does not exist from the root is tried
-    /// under `model.`, so bare model configs' `${encoder.d_model}` work).
-    static func resolveInterpolations(_ node: ConfigNode, root: ConfigNode, file: String, depth: Int) throws -> ConfigNode {
-        guard depth < 32 else { throw NestError("\(file): interpolation cycle") }
-        switch node {
-        case .map(let e):
-            return .map(try e.map { (key: $0.key, value: try resolveInterpolations($0.value, root: root, file: file, depth: depth)) })
-        case .list(let l):
-            return .list(try l.map { try resolveInterpolations($0, root: root, file: file, depth: depth) })
-        case .scalar(let s, let tag) where s.contains("${"):
-            let pattern = try NSRegularExpression(pattern: #"\$\{([^}]+)\}"#)
-            let matches = pattern.matches(in: s, range: NSRange(s.startIndex..., in: s))
-            func lookup(_ path: String) throws -> ConfigNode {
-                let trimmed = path.trimmingCharacters(in: .whitespaces)
-                guard let target = root.at(trimmed) ?? root.at("model." + trimmed) else {
-                    throw NestError("\(file): interpolation ${\(trimmed)} names no key")
-                }
-                return try resolveInterpolations(target, root: root, file: file, depth: depth + 1)
-            }
-            // A whole-value interpolation keeps the target's type.
-            if matches.count == 1, matches[0].range.length == (s as NSString).length {
-                return try lookup((s as NSString).substring(with: matches[0].range(at: 1)))
-            }
-            var out = s
-            for m in matches.reversed() {
-                let path = (s as NSString).substring(with: m.range(at: 1))
-                guard case .scalar(let text, _) = try lookup(path) else { throw NestError("\(file): ${\(path)} is not a scalar") }
-                out = (out as NSString).replacingCharacters(in: m.range, with: text)
-            }
-            return .scalar(out, tag: tag)
-        default:
-            return node
-        }
+    /// under `model.`, so bare model configs' `${encoder.d_model}` work). A cycle is an error
+    /// naming its keys; the resolved tree is bounded like a parsed one (`YAMLLimits`), since
+    /// interpolations can copy a subtree as aliases do.
+    static func resolveInterpolations(_ root: ConfigNode, file: String) throws -> ConfigNode {
+        var resolver = InterpolationResolver(root: root, file: file, budget: YAMLLimits.NodeBudget(file: file))
+        return try resolver.resolve(root, path: [], chain: [])
     }
 
     // MARK: typed access

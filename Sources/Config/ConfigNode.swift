@@ -21,11 +21,14 @@ public indirect enum ConfigNode: Equatable {
         }
     }
 
-    /// Parses YAML text; errors carry the file name and YAML's line/column.
+    /// Parses YAML text; errors carry the file name and YAML's line/column. Depth, aliases and
+    /// the expanded size are bounded (`YAMLLimits`).
     public static func parse(_ text: String, file: String) throws -> ConfigNode {
         do {
+            try YAMLLimits.preflight(text, file: file)
             guard let node = try Yams.compose(yaml: text) else { return .map([]) }
-            return try convert(node, file: file)
+            var budget = YAMLLimits.NodeBudget(file: file)
+            return try convert(node, path: [], budget: &budget)
         } catch let error as NestError {
             throw error
         } catch {
@@ -33,17 +36,18 @@ public indirect enum ConfigNode: Equatable {
         }
     }
 
-    private static func convert(_ node: Node, file: String) throws -> ConfigNode {
+    private static func convert(_ node: Node, path: [String], budget: inout YAMLLimits.NodeBudget) throws -> ConfigNode {
+        try budget.spend(at: path)
         switch node {
         case .mapping(let m):
             var entries: [(String, ConfigNode)] = []
             for (k, v) in m {
-                guard let key = k.string else { throw NestError("\(file): line \(k.mark?.line ?? 0): map keys must be strings") }
-                entries.append((key, try convert(v, file: file)))
+                guard let key = k.string else { throw NestError("\(budget.file): line \(k.mark?.line ?? 0): map keys must be strings") }
+                entries.append((key, try convert(v, path: path + [key], budget: &budget)))
             }
             return .map(entries.map { (key: $0.0, value: $0.1) })
         case .sequence(let s):
-            return .list(try s.map { try convert($0, file: file) })
+            return .list(try s.enumerated().map { try convert($1, path: path + [String($0)], budget: &budget) })
         case .scalar(let s):
             let tag = node.tag.description.components(separatedBy: ":").last ?? "str"
             if tag == "null" { return .null }
