@@ -87,6 +87,19 @@ public enum ModelConfigReader {
         }
         for (key, p) in [("dropout", e.dropout), ("dropout_pre_encoder", e.dropoutPreEncoder), ("dropout_emb", e.dropoutEmb), ("dropout_att", e.dropoutAtt)]
         where !(0..<1).contains(p) { try fail("model.encoder.\(key) (\(p)) must be in [0, 1)") }
+        // Sizes that make the objective trivial (one class: loss 0, accuracy 1) or the model
+        // empty, and sizes no memory holds (refused before anything is allocated from them).
+        let q = c.quantizer
+        for (key, value, range) in [("model.encoder.feat_in", e.featIn, 1...4096), ("model.encoder.d_model", e.dModel, 2...65_536),
+                                    ("model.encoder.n_layers", e.nLayers, 0...1024), ("model.encoder.ff_expansion_factor", e.ffExpansionFactor, 1...64),
+                                    ("model.encoder.subsampling_conv_channels", e.subsamplingConvChannels, 1...65_536),
+                                    ("model.encoder.conv_kernel_size", e.convKernelSize, 1...1023), ("model.encoder.pos_emb_max_len", e.posEmbMaxLen, 1...1_000_000),
+                                    ("model.quantizer.num_classes", q.numClasses, 2...1 << 20), ("model.quantizer.code_dim", q.codeDim, 1...65_536),
+                                    ("model.quantizer.num_books", q.numBooks, 1...64), ("model.quantizer.combine_time_steps", q.combineTimeSteps, 1...64)]
+        where !range.contains(value) {
+            let why = key == "model.quantizer.num_classes" && value < 2 ? " (one class makes the objective trivial: loss 0, accuracy 1)" : ""
+            try fail("\(key) (\(value)) must be in \(range.lowerBound)…\(range.upperBound)\(why)")
+        }
         if c.quantizer.featIn != e.featIn { try fail("model.quantizer.feat_in (\(c.quantizer.featIn)) must equal model.encoder.feat_in (\(e.featIn)) for pre_conv masking") }
         if c.quantizer.combineTimeSteps != e.subsamplingFactor || c.loss.combineTimeSteps != e.subsamplingFactor {
             try fail("model.quantizer.combine_time_steps and model.loss.combine_time_steps must equal model.encoder.subsampling_factor (\(e.subsamplingFactor))")

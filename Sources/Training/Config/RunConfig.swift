@@ -82,6 +82,7 @@ public struct RunConfig {
         frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
         frontEnd.normalize = try (doc.string("\(p).normalize") ?? "per_feature") == "per_feature"
         if let w = try doc.string("\(p).window"), w != "hann" { throw NestError("\(doc.file): \(p).window: only hann is supported") }
+        try Self.check(frontEnd: frontEnd, doc)
         if frontEnd.features != model.encoder.featIn {
             throw NestError("\(doc.file): \(p).features (\(frontEnd.features)) must equal model.encoder.feat_in (\(model.encoder.featIn))")
         }
@@ -178,6 +179,26 @@ public struct RunConfig {
         }
     }
 
+    /// The front end's sizes as torch.stft and NeMo's FilterbankFeatures require them, each
+    /// error naming its key: the window fits in the FFT, the hop is at least one sample, every
+    /// mel band has FFT bins to draw from.
+    static func check(frontEnd f: FilterbankFeatures.Settings, _ doc: ConfigDocument) throws {
+        let p = "model.preprocessor"
+        func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(p).\(s)") }
+        if !(1000...384_000).contains(f.sampleRate) { try fail("sample_rate (\(f.sampleRate)) must be in 1000…384000 Hz") }
+        if !(2...65_536).contains(f.nFFT) { try fail("n_fft (\(f.nFFT)) must be in 2…65536") }
+        if f.windowSize < 1 { try fail("window_size gives \(f.windowSize) samples at \(f.sampleRate) Hz; it must be at least one sample") }
+        if f.windowSize > f.nFFT {
+            try fail("n_fft (\(f.nFFT)) must be at least the window (window_size × sample_rate = \(f.windowSize) samples), as torch.stft requires")
+        }
+        if f.hop < 1 { try fail("window_stride gives \(f.hop) samples at \(f.sampleRate) Hz; it must be at least one sample") }
+        if f.features < 1 || f.features > f.nFFT / 2 + 1 {
+            try fail("features (\(f.features)) must be in 1…n_fft/2+1 (\(f.nFFT / 2 + 1)): more mel bands than FFT bins leaves bands empty")
+        }
+        if f.padTo < 1 { try fail("pad_to (\(f.padTo)) must be a positive number of frames (0, no padding, is not supported)") }
+        if !(f.dither >= 0 && f.dither.isFinite) { try fail("dither (\(f.dither)) must be a finite number ≥ 0") }
+    }
+
     /// Keys of NeMo's data and experiment sections that nest-train reads; the others get one
     /// warning each instead of being ignored silently.
     static let usedKeys: [String: Set<String>] = [
@@ -250,6 +271,9 @@ public struct RunConfig {
             }
         }
         d.manifests = try paths("\(key).manifest_filepath")
+        if require && key.hasSuffix("train_ds") && d.manifests.isEmpty {
+            throw NestError("\(doc.file): \(key).manifest_filepath is empty or missing; pass \(key).manifest_filepath=PATH")
+        }
         d.noiseManifests = try paths("\(key).noise_manifest")
         d.batchSize = try doc.int("\(key).batch_size", default: 8)
         d.shuffle = try doc.bool("\(key).shuffle", default: key.hasSuffix("train_ds"))
