@@ -66,7 +66,7 @@ public enum AudioFile {
         var stream: MemoryStream?
         switch source {
         case .file(let p):
-            guard FileManager.default.fileExists(atPath: p) else { throw NestError(file: p, "no such file") }
+            try RegularFile.check(p)
             opened = sf_open(p, Int32(SFM_READ), &sfInfo)
         case .memory(let bytes, _):
             stream = MemoryStream(bytes)

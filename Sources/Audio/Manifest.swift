@@ -41,27 +41,33 @@ public struct Manifest {
     /// `shard_id` (required) and is kept as written.
     public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil, tarred: Bool = false) throws {
         for path in paths {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw NestError("\(path): manifest not found or unreadable")
-            }
+            let data = try RegularFile.contents(path, what: "manifest")
             guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var seen: [String: Int] = [:]
-            for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-                if line.isEmpty { continue }
-                let origin = "\(path):\(index + 1)"
+            for (number, line) in Self.lines(of: text) {
+                let origin = "\(path):\(number)"
                 var entry = try Self.parse(line, origin: origin, folder: tarred ? nil : folder)
                 if let first = seen[line] {
                     warnings.append("\(origin): duplicate of line \(first)")
                 } else {
-                    seen[line] = index + 1
+                    seen[line] = number
                 }
                 entry.origin = origin
                 if let minDuration, entry.duration < minDuration { droppedTooShort += 1; continue }
                 if let maxDuration, entry.duration > maxDuration { droppedTooLong += 1; continue }
                 entries.append(entry)
             }
+        }
+    }
+
+    /// The non-blank lines of a JSON-lines text, trimmed, with their 1-based numbers. Lines end
+    /// at "\n", "\r\n" or "\r", as Python's text files (NeMo's reader) split them; Swift reads
+    /// "\r\n" as one character, so splitting on "\n" alone would see a CRLF file as one line.
+    public static func lines(of text: String) -> [(number: Int, text: String)] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }.enumerated().compactMap { i, raw in
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            return line.isEmpty ? nil : (i + 1, line)
         }
     }
 

@@ -24,7 +24,7 @@ public struct Bytes {
 
     /// Maps a file read-only (the pages stay the file's: no copy in memory).
     public static func mapping(_ path: String) throws -> Bytes {
-        guard FileManager.default.fileExists(atPath: path) else { throw NestError(file: path, "no such file") }
+        try RegularFile.check(path)
         do {
             return Bytes(try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped), origin: path)
         } catch {

@@ -154,7 +154,10 @@ public final class Trainer {
         var stopping = false, savedStep = state.step > 0 ? state.step : -1
         while state.step < config.maxSteps && !stopping {
             let started = Date()
-            let (window, dataWait) = try nextWindow(prefetcher, loader)
+            // One process may stop while it waits for data; ranks stop together after a step
+            // (a rank leaving alone would leave the others waiting in a collective).
+            guard let (window, dataWait) = try nextWindow(prefetcher, loader, stopRequested: group.isDistributed ? { false } : stopRequested)
+            else { stopping = true; break }
             // Nothing readable in this window on any rank: not a step (no update, no decay, no count).
             let readable = group.max([window.contains(where: { !$0.isEmpty }) ? 1 : 0])[0] > 0
             guard readable else { stopping = group.max([stopRequested() ? 1 : 0])[0] > 0; continue }
@@ -212,11 +215,14 @@ public final class Trainer {
 
     /// The next `accumulate_grad_batches` batches in order, and the seconds spent waiting for
     /// them; unreadable audio is reported, and too long a run of empty batches stops training.
-    private func nextWindow(_ prefetcher: BatchPrefetcher, _ loader: BatchLoader) throws -> ([Batch], Double) {
+    /// The batches of the next step; nil when a stop is requested while waiting for them (the
+    /// position is then the first batch not taken, so a resume reads it again).
+    private func nextWindow(_ prefetcher: BatchPrefetcher, _ loader: BatchLoader, stopRequested: () -> Bool) throws -> ([Batch], Double)? {
         var window: [Batch] = [], wait = 0.0
+        let start = state.position
         for _ in 0..<config.accumulateGradBatches {
             let waitStart = Date()
-            let batch = try prefetcher.next()
+            guard let batch = try prefetcher.next(stopRequested: stopRequested) else { state.position = start; return nil }
             wait += Date().timeIntervalSince(waitStart)
             state.position = loader.next(after: batch.position)
             reportSkipped(batch)

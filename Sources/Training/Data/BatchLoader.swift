@@ -282,10 +282,15 @@ public final class BatchPrefetcher: @unchecked Sendable {
         }
     }
 
-    /// The next batch in order (blocks until it is ready).
-    public func next() throws -> Batch {
+    /// The next batch in order, waiting until it is ready; nil when `stopRequested` turns true
+    /// first (asked every 100 ms), so that a read blocked in the file system (a hung network
+    /// mount) cannot hold up a stop.
+    public func next(stopRequested: () -> Bool = { false }) throws -> Batch? {
         condition.lock()
-        while queue.isEmpty { condition.wait() }
+        while queue.isEmpty {
+            if stopRequested() { condition.unlock(); return nil }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
         let (_, result) = queue.removeFirst()
         condition.broadcast()
         condition.unlock()

@@ -16,11 +16,9 @@ public enum TarredDatasetWriter {
 
     public static func write(manifest path: String, output: String, shards: Int, workers: Int, seed: UInt64 = 1) throws -> Summary {
         guard shards >= 1 else { throw NestError("--shards must be at least 1") }
-        guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) else {
-            throw NestError(file: path, "manifest not found or unreadable")
-        }
         let parsed = try Manifest(paths: [path])   // validates every line, resolves relative paths
-        let lines = text.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let text = String(decoding: try RegularFile.contents(path), as: UTF8.self)
+        let lines = Manifest.lines(of: text).map(\.text)
         guard lines.count == parsed.entries.count else { throw NestError(file: path, "could not pair lines and entries") }
         var order = RandomGenerator(seed: seed).permutation(lines.count)
         let perShard = order.count / shards
@@ -67,9 +65,8 @@ public enum TarredDatasetWriter {
                 member = ext.isEmpty ? "\(base)-sub\(n)" : "\(base)-sub\(n).\(ext)"
                 count[squashed] = n + 1
             } else {
-                guard let body = FileManager.default.contents(atPath: entry.audioPath) else {
-                    throw NestError("\(entry.origin): cannot read \(entry.audioPath)")
-                }
+                let body: Data
+                do { body = try RegularFile.contents(entry.audioPath) } catch { throw NestError("\(entry.origin): \(error)") }
                 try handle.write(contentsOf: TarWriter.member(squashed, body))
                 member = squashed
                 count[squashed] = 1

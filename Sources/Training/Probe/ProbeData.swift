@@ -20,9 +20,8 @@ public struct ProbeData {
     public static func extract(manifest: String, labelKey: String, pool: Pool, model: NESTModel?, frontEnd: FilterbankFeatures,
                                sampleRate: Int, batchSize: Int = 8) throws -> ProbeData {
         let entries = try Manifest(paths: [manifest]).entries
-        let rows = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
-            .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+        let rows = try Manifest.lines(of: String(contentsOfFile: manifest, encoding: .utf8))
+            .map { try JSONSerialization.jsonObject(with: Data($0.text.utf8)) as? [String: Any] ?? [:] }
         guard rows.count == entries.count else { throw NestError(file: manifest, "could not pair lines and entries") }
         model?.eval()
         let stride = model?.config.encoder.subsamplingFactor ?? 8
