@@ -14,6 +14,11 @@ public struct TarReader {
     static let maxMemberBytes = 1 << 40
     /// Inflated size at most for gzip archives (only old, small models were compressed).
     static let maxInflatedBytes = 16 << 30
+    /// Inflated size at most per compressed byte, beyond a small allowance. Float32 weights
+    /// barely compress (about 1.1×), so a ratio past this is a decompression bomb, refused
+    /// before memory grows beyond a small multiple of the file.
+    static let maxInflationRatio = 16
+    static let inflationAllowance = 64 << 20
 
     public init(_ raw: Bytes) throws {
         let bytes = raw.starts(with: [0x1F, 0x8B]) ? try Self.gunzip(raw) : raw
@@ -111,14 +116,17 @@ public struct TarReader {
         return (path, size)
     }
 
-    /// Inflates a gzip stream into memory, refusing more than `maxInflatedBytes`.
+    /// Inflates a gzip stream into memory, refusing more than `maxInflatedBytes` or more than
+    /// `maxInflationRatio` times the compressed size (plus `inflationAllowance`).
     static func gunzip(_ bytes: Bytes) throws -> Bytes {
+        let limit = min(maxInflatedBytes, inflationAllowance + maxInflationRatio * bytes.count)
         var stream = z_stream()
         guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw NestError("\(bytes.origin): cannot start gzip decompression")
         }
         defer { inflateEnd(&stream) }
         var out = Data()
+        var exceeded = false
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         let status: Int32 = bytes.withUnsafeBytes { input in
             stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
@@ -132,10 +140,15 @@ public struct TarReader {
                     out.append(c.baseAddress!, count: c.count - Int(stream.avail_out))
                     return s
                 }
-                if out.count > maxInflatedBytes { return Z_MEM_ERROR }
+                if out.count > limit { exceeded = true; return Z_STREAM_ERROR }
                 if status == Z_OK && stream.avail_in == 0 && stream.avail_out != 0 { return Z_DATA_ERROR }
             }
             return status
+        }
+        if exceeded {
+            throw NestError("\(bytes.origin): gzip data inflates past \(limit >> 20) MiB (\(maxInflationRatio)× its \(bytes.count) compressed bytes "
+                            + "and \(inflationAllowance >> 20) MiB more), beyond any model checkpoint: refusing it as a decompression bomb "
+                            + "(only NeMo < 1.7 wrote compressed .nemo files; extract it with tar and pass the folder)")
         }
         guard status == Z_STREAM_END else { throw NestError("\(bytes.origin): damaged or truncated gzip data (zlib status \(status))") }
         return Bytes(out, origin: bytes.origin)
