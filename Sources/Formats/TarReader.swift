@@ -17,7 +17,7 @@ public struct TarReader {
     /// Inflated size at most per compressed byte, beyond a small allowance. Float32 weights
     /// barely compress (about 1.1×), so a ratio past this is a decompression bomb, refused
     /// before memory grows beyond a small multiple of the file.
-    static let maxInflationRatio = 16
+    static let maxInflationRatio = 4
     static let inflationAllowance = 64 << 20
 
     public init(_ raw: Bytes) throws {
