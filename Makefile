@@ -10,7 +10,7 @@ APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-
 # CI), over shared memory without probing for fabrics.
 MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun
 
-.PHONY: setup build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
+.PHONY: setup nvrtc bundle gpu-check build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -26,14 +26,40 @@ setup:
 build: setup
 	$(RELEASE)
 
+## NVRTC from PyPI (no GPU or driver needed) for the tests that compile every CUDA kernel.
+NVRTC_DIR = .build/nvrtc
+nvrtc:
+	@test -e $(NVRTC_DIR)/nvidia/cu13/lib/libnvrtc.so.13 || python3 -m pip install -q --disable-pip-version-check --target $(NVRTC_DIR) "nvidia-cuda-nvrtc==13.0.88"
+
+## A release bundle for x86-64 Linux machines without Swift (glibc >= 2.36): the binary with the
+## Swift runtime linked in, the Debian libraries it loads under lib/ (found through RPATH
+## $ORIGIN/../lib; glibc, libstdc++ and libgcc_s are the system's), the configs and the README.
+## CUDA is never bundled: the binary loads the user's driver, NVRTC and cuBLAS at run time.
+VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+BUNDLE = nest-train-$(VERSION)-linux-x86_64
+bundle: setup
+	$(SWIFT) build -c release --product nest-train --scratch-path .build-bundle --static-swift-stdlib \
+	  -Xlinker -rpath -Xlinker '$$ORIGIN/../lib' -Xlinker --disable-new-dtags
+	rm -rf dist/$(BUNDLE) && mkdir -p dist/$(BUNDLE)/bin dist/$(BUNDLE)/lib
+	cp .build-bundle/release/nest-train dist/$(BUNDLE)/bin/ && strip dist/$(BUNDLE)/bin/nest-train
+	ldd dist/$(BUNDLE)/bin/nest-train | awk '/=> \// {print $$3}' \
+	  | grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s)\.so' | xargs -I{} cp -L {} dist/$(BUNDLE)/lib/
+	cp -r Configs README.md Tests/Device/run.sh dist/$(BUNDLE)/
+	tar -C dist -czf dist/$(BUNDLE).tar.gz $(BUNDLE)
+	@echo "dist/$(BUNDLE).tar.gz: $$(du -h dist/$(BUNDLE).tar.gz | cut -f1)"
+
+## The device check, on a machine with an NVIDIA GPU (no Swift needed): see Tests/Device/run.sh.
+gpu-check: bundle
+	Tests/Device/run.sh dist/$(BUNDLE).tar.gz
+
 ## All tests, in release mode (the parity and end-to-end tests are too slow in debug).
 ## OPENBLAS_NUM_THREADS=1: nest-train runs OpenBLAS single-threaded anyway (GEMM.swift), and
 ## without OpenBLAS's worker pool its exit-time shutdown cannot deadlock the test runner.
 ## OPENBLAS_CORETYPE: the test runner gets the kernel nest-train selects for this CPU (the
 ## executables restart themselves with it; the runner cannot), unless the caller set one.
-test: setup
+test: setup nvrtc
 	$(SWIFT) build -c release --build-tests
-	OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}" \
+	NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}" \
 	  $(SWIFT) test -c release --skip-build --disable-swift-testing
 
 ## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data

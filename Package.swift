@@ -42,6 +42,12 @@ let package = Package(
         // `NEST_TRAIN_MPI=mpich swift build` builds against MPICH (libmpich-dev) instead.
         .systemLibrary(name: "CMPI", pkgConfig: mpiPackage, providers: [.apt(["libopenmpi-dev"])]),
 
+        // The CUDA driver API, NVRTC and cuBLAS, declared in a C shim and loaded with dlopen at
+        // run time: nothing of CUDA is needed to build or to run without a GPU.
+        .target(name: "CCUDA"),
+        .target(name: "CUDA", dependencies: ["CCUDA", "Formats"],
+                resources: ["activations", "dropout", "layernorm", "softmax"].map { .embedInCode("Kernels/\($0).cu") },
+                swiftSettings: settings),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
         // safetensors, npy, CRC-32), one dtype enum, and the project's error type. No format
@@ -60,7 +66,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
@@ -69,5 +75,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA"], swiftSettings: settings),
     ]
 )

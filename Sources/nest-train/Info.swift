@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import Foundation
 import Tensor
 import Training
@@ -11,6 +12,7 @@ struct Info: ParsableCommand {
     @Option(help: "A NeMo .nemo model: its architecture, parameter counts, versions and weight dtypes.") var nemo: String?
     @Option(help: "Batch size for the memory estimate.") var batch = 8
     @Option(help: "Utterance duration in seconds for the memory estimate.") var seconds = 10.0
+    @Option(help: "cpu (default), or cuda / cuda:N: also describe that GPU and the CUDA libraries found.") var device = "cpu"
     @Flag(help: "Print JSON.") var json = false
     @Flag(name: .customLong("blas-kernel"), help: "Print only the OpenBLAS kernel nest-train runs (after its own selection), e.g. for OPENBLAS_CORETYPE.")
     var blasKernel = false
@@ -22,6 +24,14 @@ struct Info: ParsableCommand {
             return
         }
         do {
+            if device != "cpu" {
+                let gpu = try CUDADevice(ordinal: try DeviceOption.ordinal(device))
+                let compiler = KernelCompiler(nvrtc: gpu.libraries.nvrtc, libraryPath: gpu.libraries.nvrtcPath)
+                print("gpu:        \(gpu.summary)")
+                print("cuBLAS:     \(try CUBLAS(gpu).version) (\(gpu.libraries.cublasPath))")
+                print("NVRTC:      \(compiler.version) (\(gpu.libraries.nvrtcPath))")
+                print("driver:     \(gpu.libraries.driverPath)")
+            }
             if let nemo {
                 let report = try NemoReport(path: nemo)
                 print(json ? report.json : report.text)

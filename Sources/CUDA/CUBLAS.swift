@@ -1,0 +1,43 @@
+import CCUDA
+import Formats
+
+/// cuBLAS for the GEMMs, in fp32 without TF32 (`trainer.precision: 32` semantics; torch's
+/// default `float32_matmul_precision` is "highest", which is the same).
+public final class CUBLAS {
+    public let device: CUDADevice
+    private let handle: nest_cublasHandle
+
+    public init(_ device: CUDADevice) throws {
+        self.device = device
+        var h: nest_cublasHandle?
+        try Self.check(device.libraries.cublas.cublasCreate(&h), "cublasCreate")
+        guard let h else { throw NestError("cuBLAS: no handle") }
+        handle = h
+        try Self.check(device.libraries.cublas.cublasSetMathMode(h, Int32(NEST_CUBLAS_DEFAULT_MATH)), "cublasSetMathMode")
+    }
+
+    deinit { _ = device.libraries.cublas.cublasDestroy(handle) }
+
+    /// e.g. 130100 for 13.1.0.
+    public var version: Int {
+        var v: Int32 = 0
+        _ = device.libraries.cublas.cublasGetVersion(handle, &v)
+        return Int(v)
+    }
+
+    /// Row-major C[M, N] = A[M, K] · B[K, N] (+ beta · C). cuBLAS is column-major, so this
+    /// computes Cᵀ = Bᵀ · Aᵀ on the same memory.
+    public func gemm(m: Int, n: Int, k: Int, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, beta: Float = 0) throws {
+        precondition(a.count >= m * k && b.count >= k * n && c.count >= m * n, "gemm: buffers too small for \(m)×\(k)·\(k)×\(n)")
+        var alpha: Float = 1, beta = beta
+        let ap = UnsafePointer<Float>(bitPattern: UInt(a.address)), bp = UnsafePointer<Float>(bitPattern: UInt(b.address))
+        let cp = UnsafeMutablePointer<Float>(bitPattern: UInt(c.address))
+        try Self.check(device.libraries.cublas.cublasSgemm(handle, Int32(NEST_CUBLAS_OP_N), Int32(NEST_CUBLAS_OP_N), Int32(n), Int32(m), Int32(k),
+                                                           &alpha, bp, Int32(n), ap, Int32(k), &beta, cp, Int32(n)), "cublasSgemm")
+    }
+
+    static func check(_ status: nest_cublasStatus, _ call: String) throws {
+        guard status != 0 else { return }
+        throw NestError("cuBLAS: \(call) failed with status \(status)")
+    }
+}

@@ -1,0 +1,99 @@
+import CCUDA
+import Foundation
+import Formats
+
+/// Finds and loads the CUDA driver, NVRTC and cuBLAS at run time (nothing of CUDA is linked).
+///
+/// The driver (`libcuda.so.1`) comes with the GPU driver and is on the loader's path (or in
+/// `/usr/local/nvidia/lib64` in containers). NVRTC and cuBLAS come with a CUDA toolkit, or with
+/// PyPI's `nvidia-*` wheels inside a Python environment, which is how PyTorch users have them;
+/// `NEST_TRAIN_CUDA_LIBS` (folders separated by `:`) is searched first.
+public final class CUDALibraries: @unchecked Sendable {
+    public var driver = nest_cuda_driver()
+    public var nvrtc = nest_nvrtc()
+    public var cublas = nest_cublas()
+    /// The files loaded, for `info` and run headers.
+    public let driverPath: String, nvrtcPath: String, cublasPath: String
+
+    /// Sonames tried for each library, newest CUDA first (their C ABIs are the same).
+    static let driverNames = ["libcuda.so.1", "libcuda.so"]
+    static let nvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12"]
+    static let cublasNames = ["libcublas.so.13", "libcublas.so.12"]
+
+    /// Loaded once per process; the error says what was looked for where.
+    public static let shared: Result<CUDALibraries, NestError> = Result { try CUDALibraries() }.mapError { $0 as? NestError ?? NestError("\($0)") }
+
+    private init() throws {
+        let folders = Self.searchFolders()
+        var d = nest_cuda_driver(), n = nest_nvrtc(), c = nest_cublas()
+        driverPath = try Self.load("the CUDA driver (libcuda.so.1, installed with the NVIDIA driver)", names: Self.driverNames,
+                                   folders: folders + ["/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]) { nest_cuda_driver_load($0, &d, $1, $2) }
+        nvrtcPath = try Self.load("NVRTC (libnvrtc.so.13 or .12: a CUDA toolkit, or pip's nvidia-cuda-nvrtc)", names: Self.nvrtcNames,
+                                  folders: folders) { nest_nvrtc_load($0, &n, $1, $2) }
+        cublasPath = try Self.load("cuBLAS (libcublas.so.13 or .12: a CUDA toolkit, or pip's nvidia-cublas)", names: Self.cublasNames,
+                                   folders: folders) { nest_cublas_load($0, &c, $1, $2) }
+        driver = d
+        nvrtc = n
+        cublas = c
+    }
+
+    /// NVRTC alone (compiling needs no GPU and no driver): for checks on machines without a GPU.
+    public static func loadCompiler() throws -> (nest_nvrtc, String) {
+        var n = nest_nvrtc()
+        let path = try load("NVRTC (libnvrtc.so.13 or .12: a CUDA toolkit, or pip's nvidia-cuda-nvrtc)", names: nvrtcNames,
+                            folders: searchFolders()) { nest_nvrtc_load($0, &n, $1, $2) }
+        return (n, path)
+    }
+
+    /// Tries each folder's copy of each name, then each name through the loader's own search.
+    private static func load(_ what: String, names: [String], folders: [String],
+                             _ loader: (String, UnsafeMutablePointer<CChar>, Int) -> Int32) throws -> String {
+        var tried: [String] = []
+        let candidates = folders.flatMap { folder in names.map { "\(folder)/\($0)" } }.filter { FileManager.default.fileExists(atPath: $0) } + names
+        for path in candidates {
+            preloadCompanions(of: path)
+            var error = [CChar](repeating: 0, count: 512)
+            if loader(path, &error, error.count) == 0 { return path }
+            tried.append("\(path): \(String(cString: error))")
+        }
+        throw NestError("cannot load \(what); looked in NEST_TRAIN_CUDA_LIBS, CUDA_HOME, /usr/local/cuda, the nvidia/*/lib folders of "
+                        + "the Python environment on the PATH, and the loader's path. Last error: \(tried.last ?? "none")")
+    }
+
+    /// NVRTC opens `libnvrtc-builtins.so.X.Y` by name when it compiles, which the loader finds
+    /// only on its own path; loading the one beside the chosen library first makes it found.
+    private static func preloadCompanions(of path: String) {
+        guard path.contains("/"), path.contains("libnvrtc") else { return }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        for file in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+        where file.hasPrefix("libnvrtc-builtins.so.") {
+            _ = dlopen("\(folder)/\(file)", RTLD_NOW | RTLD_GLOBAL)
+        }
+    }
+
+    /// `NEST_TRAIN_CUDA_LIBS`, `CUDA_HOME`/`CUDA_PATH`, `/usr/local/cuda`, then the `nvidia/*/lib`
+    /// folders of Python environments: `VIRTUAL_ENV`, `CONDA_PREFIX`, and the one whose
+    /// `python3` is first on the PATH.
+    static func searchFolders() -> [String] {
+        let env = ProcessInfo.processInfo.environment
+        var folders = (env["NEST_TRAIN_CUDA_LIBS"] ?? "").split(separator: ":").map(String.init)
+        for home in [env["CUDA_HOME"], env["CUDA_PATH"], "/usr/local/cuda"].compactMap({ $0 }) {
+            folders += [home + "/lib64", home + "/lib"]
+        }
+        var prefixes = [env["VIRTUAL_ENV"], env["CONDA_PREFIX"]].compactMap { $0 }
+        for dir in (env["PATH"] ?? "").split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/python3") {
+            prefixes.append(URL(fileURLWithPath: String(dir)).deletingLastPathComponent().path)
+            break
+        }
+        let fm = FileManager.default
+        for prefix in prefixes {
+            for python in ((try? fm.contentsOfDirectory(atPath: prefix + "/lib")) ?? []).filter({ $0.hasPrefix("python3") }).sorted() {
+                let nvidia = "\(prefix)/lib/\(python)/site-packages/nvidia"
+                for package in ((try? fm.contentsOfDirectory(atPath: nvidia)) ?? []).sorted() where fm.fileExists(atPath: "\(nvidia)/\(package)/lib") {
+                    folders.append("\(nvidia)/\(package)/lib")
+                }
+            }
+        }
+        return folders
+    }
+}

@@ -1,0 +1,30 @@
+/// The CUDA C kernel sources, one file per family in `Kernels/`, embedded in the binary at
+/// build time (so a bundle needs no files beside it) and compiled by NVRTC on first use.
+public struct KernelSource: Sendable {
+    public let family: String
+    public let text: String
+
+    public init(family: String, text: String) {
+        self.family = family
+        self.text = text
+    }
+
+    public static let all: [KernelSource] = [
+        KernelSource(family: "activations", text: String(decoding: PackageResources.activations_cu, as: UTF8.self)),
+        KernelSource(family: "dropout", text: String(decoding: PackageResources.dropout_cu, as: UTF8.self)),
+        KernelSource(family: "layernorm", text: String(decoding: PackageResources.layernorm_cu, as: UTF8.self)),
+        KernelSource(family: "softmax", text: String(decoding: PackageResources.softmax_cu, as: UTF8.self)),
+    ]
+
+    public static func named(_ family: String) -> KernelSource {
+        guard let source = all.first(where: { $0.family == family }) else { preconditionFailure("no kernel family \(family)") }
+        return source
+    }
+}
+
+extension KernelSource {
+    /// The `extern "C" __global__` kernels the source defines.
+    public var kernelNames: [String] {
+        text.components(separatedBy: "extern \"C\" __global__ void ").dropFirst().map { String($0.prefix { $0 != "(" }) }
+    }
+}

@@ -1,0 +1,59 @@
+import CUDA
+import Foundation
+import XCTest
+
+/// What the CUDA backend can be checked for without a GPU: every kernel source compiles with
+/// NVRTC for the architectures we support (NVRTC needs no GPU or driver; `make test` installs
+/// pip's nvidia-cuda-nvrtc and points NEST_TRAIN_CUDA_LIBS at it), compile errors carry NVRTC's
+/// log, and a machine without the driver gets an error naming what is missing.
+final class KernelCompileTests: XCTestCase {
+    func compiler() throws -> KernelCompiler {
+        let (nvrtc, path) = try CUDALibraries.loadCompiler()
+        return KernelCompiler(nvrtc: nvrtc, libraryPath: path, cacheFolder: nil)
+    }
+
+    func testEveryKernelFamilyCompilesForAmpereAndHopper() throws {
+        let compiler = try compiler()
+        print("NVRTC \(compiler.version) from \(compiler.libraryPath)")
+        XCTAssertEqual(KernelSource.all.map(\.family), ["activations", "dropout", "layernorm", "softmax"])
+        for source in KernelSource.all {
+            for architecture in [80, 90] {
+                let cubin = try compiler.cubin(source, architecture: architecture)
+                XCTAssertEqual(Array(cubin.prefix(4)), [0x7F, 0x45, 0x4C, 0x46], "\(source.family) sm_\(architecture): an ELF cubin")
+                // Every kernel the family's header names is in the image.
+                for name in source.kernelNames {
+                    XCTAssertNotNil(cubin.firstRange(of: Array(name.utf8)), "\(source.family) sm_\(architecture): \(name)")
+                }
+            }
+        }
+    }
+
+    func testCompileErrorsCarryNVRTCsLog() throws {
+        let broken = KernelSource(family: "broken", text: "extern \"C\" __global__ void f(float *x) { x[0] = undefined_value; }")
+        XCTAssertThrowsError(try compiler().cubin(broken, architecture: 90)) { error in
+            XCTAssertTrue("\(error)".contains("broken.cu: NVRTC"), "\(error)")
+            XCTAssertTrue("\(error)".contains("undefined_value"), "\(error)")
+        }
+    }
+
+    func testCachedCubinsAreReusedAndKeyedByArchitecture() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kernels-\(UUID().uuidString)").path
+        let base = try compiler()
+        let cached = KernelCompiler(nvrtc: base.nvrtc, libraryPath: base.libraryPath, cacheFolder: folder)
+        let source = KernelSource.named("softmax")
+        let first = try cached.cubin(source, architecture: 90)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).count, 1)
+        XCTAssertEqual(try cached.cubin(source, architecture: 90), first)
+        _ = try cached.cubin(source, architecture: 80)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".cubin") }.count, 2)
+    }
+
+    /// No GPU here: opening a device names the library (or the driver's answer) that is missing.
+    func testNoGPUIsAClearError() {
+        XCTAssertThrowsError(try CUDADevice(ordinal: 0)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("cannot load the CUDA driver (libcuda.so.1") || text.contains("CUDA: cuInit failed")
+                          || text.contains("GPU"), text)
+        }
+    }
+}
