@@ -4,7 +4,33 @@ import Formats
 /// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a
 /// NeMo config into `NESTConfig`, checking types and combinations before any work starts.
 public enum ModelConfigReader {
+    /// NeMo's class for each model section (as in `nest_fast-conformer.yaml`): what nest-train
+    /// builds, and what it writes into a `.nemo`.
+    public static let sectionClasses: [(section: String, target: String)] = [
+        ("preprocessor", "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor"),
+        ("spec_augment", "nemo.collections.asr.modules.SpectrogramAugmentation"),
+        ("masking", "nemo.collections.asr.modules.RandomBlockMasking"),
+        ("quantizer", "nemo.collections.asr.modules.RandomProjectionVectorQuantizer"),
+        ("encoder", "nemo.collections.asr.modules.ConformerEncoder"),
+        ("decoder", "nemo.collections.asr.modules.MultiSoftmaxDecoder"),
+        ("loss", "nemo.collections.asr.losses.MultiMLMLoss"),
+    ]
+
+    /// A section whose `_target_` names another class is refused by name: building a
+    /// Conformer for `ASRTransformerEncoder` (say) would train the wrong model silently. The
+    /// class name decides (NeMo accepts module-qualified spellings of the same class).
+    static func checkTargets(_ doc: ConfigDocument) throws {
+        for (section, target) in sectionClasses {
+            guard let named = try doc.string("model.\(section)._target_") else { continue }
+            let expected = String(target.split(separator: ".").last!)
+            if named.split(separator: ".").last.map(String.init) != expected {
+                throw NestError("\(doc.file): model.\(section)._target_: \(named) is not supported (nest-train builds \(target))")
+            }
+        }
+    }
+
     public static func read(_ doc: ConfigDocument) throws -> NESTConfig {
+        try checkTargets(doc)
         var c = NESTConfig()
         let e = "model.encoder"
         c.encoder.featIn = try doc.int("\(e).feat_in", default: c.encoder.featIn)

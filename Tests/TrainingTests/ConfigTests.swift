@@ -87,4 +87,20 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(config.warnings.contains { $0.contains("trainer.devices") })
         XCTAssertTrue(config.warnings.contains { $0.contains("trainer.strategy") })
     }
+
+    /// An encoder (or any section) of another class is refused by name instead of being built
+    /// as a Conformer (NeMo's `nest_transformer.yaml` was counted at 214,897,792 parameters, the
+    /// Conformer's, where NeMo counts 119,300,224).
+    func testSectionsOfOtherClassesAreRefusedByName() throws {
+        let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
+        for (from, to, key) in [("nemo.collections.asr.modules.ConformerEncoder", "nemo.collections.asr.modules.ASRTransformerEncoder", "model.encoder._target_"),
+                                ("nemo.collections.asr.modules.ConformerEncoder", "nemo.collections.asr.modules.TransformerEncoder", "model.encoder._target_"),
+                                ("nemo.collections.asr.modules.MultiSoftmaxDecoder", "nemo.collections.asr.modules.ConvASRDecoder", "model.decoder._target_")] {
+            XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: yaml.replacingOccurrences(of: from, with: to), file: "x.yaml"), requireData: false)) { error in
+                XCTAssertTrue("\(error)".contains("x.yaml: \(key): \(to) is not supported"), "\(error)")
+            }
+        }
+        let qualified = yaml.replacingOccurrences(of: "nemo.collections.asr.modules.ConformerEncoder", with: "nemo.collections.asr.modules.conformer_encoder.ConformerEncoder")
+        XCTAssertNoThrow(try RunConfig(try ConfigDocument(text: qualified, file: "x.yaml"), requireData: false))
+    }
 }

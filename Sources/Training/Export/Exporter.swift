@@ -74,17 +74,6 @@ public enum Exporter {
         try Checkpoint.durablyRename(temporary, to: output)
     }
 
-    /// NeMo's classes for each model section (as in `nest_fast-conformer.yaml`).
-    static let targets: [(section: String, target: String)] = [
-        ("preprocessor", "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor"),
-        ("spec_augment", "nemo.collections.asr.modules.SpectrogramAugmentation"),
-        ("masking", "nemo.collections.asr.modules.RandomBlockMasking"),
-        ("quantizer", "nemo.collections.asr.modules.RandomProjectionVectorQuantizer"),
-        ("encoder", "nemo.collections.asr.modules.ConformerEncoder"),
-        ("decoder", "nemo.collections.asr.modules.MultiSoftmaxDecoder"),
-        ("loss", "nemo.collections.asr.losses.MultiMLMLoss"),
-    ]
-
     /// `model_config.yaml` of a `.nemo`: the resolved model section with the class to build
     /// (`target`), every section's `_target_`, a disabled spec_augment where missing (NeMo's
     /// constructor needs one), and no data sections (restoring never sets up data loaders).
@@ -96,7 +85,7 @@ public enum Exporter {
             for (k, v) in [("freq_masks", "0"), ("time_masks", "0"), ("freq_width", "27")] { model.set(["spec_augment", k], .scalar(v, tag: "int")) }
             model.set(["spec_augment", "time_width"], .scalar("0.05", tag: "float"))
         }
-        for (section, target) in targets where model[section]?.isMap == true && model[section]?["_target_"] == nil {
+        for (section, target) in ModelConfigReader.sectionClasses where model[section]?.isMap == true && model[section]?["_target_"] == nil {
             model.set([section, "_target_"], .scalar(target, tag: "str"))
         }
         model.set(["target"], .scalar("nemo.collections.asr.models.ssl_models.EncDecDenoiseMaskedTokenPredModel", tag: "str"))
