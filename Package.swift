@@ -52,7 +52,7 @@ let package = Package(
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
         // safetensors, npy, CRC-32), one dtype enum, and the project's error type. No format
         // knows about the model.
-        .target(name: "Formats", dependencies: ["Tensor", "CZlib"], swiftSettings: settings),
+        .target(name: "Formats", dependencies: ["CZlib"], swiftSettings: settings),
         .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
         // The processes training one model (MPI under a launcher, else one process); the only
         // target that sees MPI.

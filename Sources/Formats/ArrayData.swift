@@ -62,6 +62,9 @@ public struct ArrayData: Equatable {
         self.values = values
     }
 
+    /// Element strides of a row-major (C-contiguous) array, as torch archives record them.
+    public static func rowMajorStrides(_ shape: [Int]) -> [Int] { shape.indices.map { shape[($0 + 1)...].reduce(1, *) } }
+
     public init(_ values: [Float], shape: [Int]) { self.init(shape: shape, values: .float32(values)) }
     public init(_ values: [Double], shape: [Int]) { self.init(shape: shape, values: .float64(values)) }
     public init(_ values: [Int64], shape: [Int]) { self.init(shape: shape, values: .int64(values)) }

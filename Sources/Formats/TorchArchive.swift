@@ -1,5 +1,4 @@
 import Foundation
-import Tensor
 
 /// What `torch.save(state_dict)` writes (spec §10.2): a ZIP archive (entries STORED) with
 /// `archive/data.pkl` (a protocol-2 pickle of an OrderedDict of tensors rebuilt by
@@ -38,7 +37,7 @@ public enum TorchArchiveWriter {
             p.persistentID()
             p.int(0)
             p.intTuple(entry.array.shape)
-            p.intTuple(Shape.strides(entry.array.shape))
+            p.intTuple(ArrayData.rowMajorStrides(entry.array.shape))
             p.bool(false)
             p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce()
             p.tuple()

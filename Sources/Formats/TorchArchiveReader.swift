@@ -1,5 +1,4 @@
 import Foundation
-import Tensor
 
 /// What `torch.save(state_dict)` wrote, read without torch: the zip's `data.pkl` through the
 /// restricted `Unpickler`, each tensor a view into its `data/<key>` record. Storages are
@@ -105,7 +104,7 @@ public struct TorchArchiveReader: TensorSource {
         let count = t.shape.reduce(1, *)
         return record.withUnsafeBytes { raw in
             // Element offsets of the view in row-major order (a plain run when contiguous).
-            let contiguous = Swift.zip(t.shape, Swift.zip(t.strides, Shape.strides(t.shape))).allSatisfy { $0 == 1 || $1.0 == $1.1 }
+            let contiguous = Swift.zip(t.shape, Swift.zip(t.strides, ArrayData.rowMajorStrides(t.shape))).allSatisfy { $0 == 1 || $1.0 == $1.1 }
             func gather<T>(_ read: (Int) -> T) -> [T] {
                 if contiguous { return (0..<count).map { read(t.offset + $0) } }
                 var out: [T] = []
