@@ -37,10 +37,9 @@ public struct KernelCompiler {
         if let cached, let data = FileManager.default.contents(atPath: cached), !data.isEmpty { return Array(data) }
         let image = try compile(source, architecture: architecture)
         if let cached, let folder = cacheFolder {
-            // Written whole under a temporary name, then renamed: a cache file is never partial.
+            // A cache that cannot be written only costs a compile next time.
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let temporary = "\(cached).\(getpid()).tmp"
-            if FileManager.default.createFile(atPath: temporary, contents: Data(image)) { _ = rename(temporary, cached) }
+            try? AtomicFile.write(Data(image), to: cached)
         }
         return image
     }

@@ -54,12 +54,10 @@ public enum CurvePlot {
         return svg + "</svg>\n"
     }
 
-    /// Writes `<run>/curves.svg` (under a temporary name, then renamed).
+    /// Writes `<run>/curves.svg` (atomically).
     public static func write(run folder: String) throws {
         let svg = try render(metrics: folder + "/metrics.jsonl")
-        let path = folder + "/curves.svg", temporary = path + ".tmp-\(getpid())"
-        try svg.write(toFile: temporary, atomically: false, encoding: .utf8)
-        guard rename(temporary, path) == 0 else { throw NestError(file: path, "cannot rename into place") }
+        try AtomicFile.write(Data(svg.utf8), to: folder + "/curves.svg")
     }
 
     static func format(_ v: Double) -> String { abs(v) >= 0.01 || v == 0 ? String(format: "%.3f", v) : String(format: "%.2e", v) }

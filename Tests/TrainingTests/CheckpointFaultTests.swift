@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import HDF5
 import XCTest
@@ -78,5 +79,23 @@ final class CheckpointFaultTests: XCTestCase {
         r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "--resume", path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("newer than this nest-train supports"), r.stderr)
+    }
+
+    /// The one writer every output goes through: a failing writer leaves the previous file and
+    /// no temporary; a successful one replaces the file whole.
+    func testAtomicFileKeepsThePreviousFileOnFailure() throws {
+        let dir = CLI.temporaryDirectory(), path = dir + "/out.json"
+        try AtomicFile.write(Data("old".utf8), to: path)
+        XCTAssertThrowsError(try AtomicFile.write(to: path) { temporary in
+            try Data("half".utf8).write(to: URL(fileURLWithPath: temporary))
+            throw NestError("disk full")
+        })
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "old")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["out.json"], "no temporary left behind")
+        try AtomicFile.write(Data("new".utf8), to: path)
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "new")
+        XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: dir + "/no/such/folder/f")) { error in
+            XCTAssertTrue("\(error)".contains("no/such/folder/f"), "\(error)")
+        }
     }
 }

@@ -72,18 +72,6 @@ public enum Checkpoint {
         }
     }
 
-    /// fsync the file, rename it into place, fsync the folder.
-    static func durablyRename(_ from: String, to: String) throws {
-        let fd = open(from, O_RDONLY)
-        guard fd >= 0 else { throw NestError("\(from): cannot reopen for fsync") }
-        let synced = fsync(fd)
-        close(fd)
-        guard synced == 0 else { throw NestError("\(from): fsync failed (errno \(errno))") }
-        guard rename(from, to) == 0 else { throw NestError("\(to): rename failed (errno \(errno))") }
-        let dir = open(URL(fileURLWithPath: to).deletingLastPathComponent().path, O_RDONLY)
-        if dir >= 0 { fsync(dir); close(dir) }
-    }
-
     /// Loads a checkpoint into `model` and `optimizer`; every dataset's checksum, every key
     /// and every shape is verified, and nothing is changed unless all of it loads.
     public static func read(from path: String, model: NESTModel, optimizer: AdamW?) throws -> TrainingState {

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// A run's folder (`exp_dir/name`): checkpoints as `checkpoints/step-NNNNNNNN.h5` and
@@ -42,8 +43,6 @@ public struct RunFolder {
                   let s = obj["step"] as? Int else { return false }
             return s <= step
         }
-        let temporary = metricsPath + ".tmp"
-        try (kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).write(toFile: temporary, atomically: false, encoding: .utf8)
-        try Checkpoint.durablyRename(temporary, to: metricsPath)
+        try AtomicFile.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: metricsPath)
     }
 }

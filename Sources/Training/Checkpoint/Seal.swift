@@ -77,15 +77,14 @@ enum Seal {
 enum SealedHDF5 {
     /// `kind` names the file in messages and failpoints ("checkpoint", "export").
     static func write(to path: String, kind: String, _ body: (HDF5File) throws -> Void) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        defer { unlink(temporary) }
         do {
-            let file = try HDF5File(path: temporary, mode: .create, userBlock: Seal.size)
-            try body(file)
-            try file.close()
-            try Seal.write(temporary)
-            Failpoint.hit("\(kind)-before-rename")
-            try Checkpoint.durablyRename(temporary, to: path)
+            try AtomicFile.write(to: path) { temporary in
+                let file = try HDF5File(path: temporary, mode: .create, userBlock: Seal.size)
+                try body(file)
+                try file.close()
+                try Seal.write(temporary)
+                Failpoint.hit("\(kind)-before-rename")
+            }
         } catch {
             throw NestError("\(path): writing the \(kind) failed, the previous \(kind) is untouched: \(error)")
         }

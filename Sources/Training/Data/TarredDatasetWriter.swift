@@ -41,20 +41,27 @@ public enum TarredDatasetWriter {
         }
         if let failure { throw failure }
         let manifestPath = output + "/tarred_audio_manifest.json"
-        let temporary = manifestPath + ".tmp-\(getpid())"
-        try (manifests.joined().joined(separator: "\n") + "\n").write(toFile: temporary, atomically: false, encoding: .utf8)
-        guard rename(temporary, manifestPath) == 0 else { throw NestError(file: manifestPath, "cannot rename into place") }
+        try AtomicFile.write(Data((manifests.joined().joined(separator: "\n") + "\n").utf8), to: manifestPath)
         return Summary(shards: shards, entries: perShard * shards, dropped: dropped)
     }
 
     /// Writes one shard; returns its manifest lines.
     static func writeShard(_ shard: Int, entries: [(line: String, entry: ManifestEntry)], output: String) throws -> [String] {
         let tarPath = output + "/audio_\(shard).tar"
-        let temporary = tarPath + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw NestError(file: temporary, "cannot create")
+        var lines: [String] = []
+        try AtomicFile.write(to: tarPath) { temporary in
+            guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
+                throw NestError(file: temporary, "cannot create")
+            }
+            defer { try? handle.close() }
+            lines = try writeMembers(entries, shard: shard, to: handle)
         }
-        defer { unlink(temporary) }
+        return lines
+    }
+
+    /// The entries' audio as tar members (a file name repeated becomes `-subN`, as NeMo's
+    /// tarring script names them), and their manifest lines naming the members.
+    private static func writeMembers(_ entries: [(line: String, entry: ManifestEntry)], shard: Int, to handle: FileHandle) throws -> [String] {
         var count: [String: Int] = [:], lines: [String] = []
         for (line, entry) in entries {
             let ext = (entry.audioPath as NSString).pathExtension
@@ -77,9 +84,6 @@ public enum TarredDatasetWriter {
             lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         }
         try handle.write(contentsOf: TarWriter.end)
-        try handle.synchronize()
-        try handle.close()
-        guard rename(temporary, tarPath) == 0 else { throw NestError(file: tarPath, "cannot rename into place") }
         return lines
     }
 }

@@ -55,25 +55,18 @@ public enum Exporter {
                 try file.setAttribute("source_checkpoint", origin)
             }
         case .safetensors:
-            try writeAtomically(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": origin]), to: output)
+            try AtomicFile.write(try SafetensorsWriter.data(arrays, metadata: ["format": "pt", "source_checkpoint": origin]), to: output)
         case .nemo:
             let archive = TarWriter.archive([
                 ("model_config.yaml", Data(nemoModelConfig(config).yaml().utf8)),
                 ("model_weights.ckpt", try TorchArchiveWriter.data(arrays)),
             ])
-            try writeAtomically(archive, to: output)
+            try AtomicFile.write(archive, to: output)
         }
         return entries.count
     }
 
     /// Under a temporary name, fsync'ed and renamed: a killed export never leaves a partial file.
-    static func writeAtomically(_ data: Data, to output: String) throws {
-        let temporary = output + ".tmp-\(getpid())"
-        defer { unlink(temporary) }
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else { throw NestError("\(output): cannot write (disk full?)") }
-        try Checkpoint.durablyRename(temporary, to: output)
-    }
-
     /// `model_config.yaml` of a `.nemo`: the resolved model section with the class to build
     /// (`target`), every section's `_target_`, a disabled spec_augment where missing (NeMo's
     /// constructor needs one), and no data sections (restoring never sets up data loaders).
