@@ -1,8 +1,10 @@
+import Config
 import Formats
 import Foundation
 import HDF5
+import Tensor
+import Training
 import XCTest
-
 /// Damaged checkpoints are detected on load, named in the error, and auto-resume falls back to
 /// the previous valid one.
 final class CheckpointFaultTests: XCTestCase {
@@ -96,6 +98,23 @@ final class CheckpointFaultTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "new")
         XCTAssertThrowsError(try AtomicFile.write(Data("x".utf8), to: dir + "/no/such/folder/f")) { error in
             XCTAssertTrue("\(error)".contains("no/such/folder/f"), "\(error)")
+        }
+    }
+
+    /// One codec for the run state: a checkpoint and the replica broadcast carry every field,
+    /// set or unset, and give back the same state.
+    func testTrainingStateRoundTripsThroughCheckpointsAndTheBroadcastEncoding() throws {
+        var full = TrainingState()
+        (full.step, full.position, full.audioSeconds) = (1234, DataPosition(epoch: 3, index: 17), 98765.25)
+        (full.skippedSteps, full.consecutiveBadSteps, full.valLoss, full.worldSize, full.globalBatchSize) = (5, 2, 4.125, 4, 32)
+        let config = try RunConfig(try ConfigDocument(contentsOf: CLI.root.appendingPathComponent("Configs/tiny.yaml").path), requireData: false)
+        let dir = CLI.temporaryDirectory()
+        for state in [full, TrainingState()] {
+            XCTAssertEqual(TrainingState(encoded: state.encoded), state)
+            let (model, _) = ModelFactory.make(config)
+            let optimizer = AdamW(parameters: model.trainableParameters(), settings: .init(betas: (0.9, 0.98), eps: 1e-8, weightDecay: 1e-3))
+            try Checkpoint.write(to: dir + "/c.h5", model: model, optimizer: optimizer, state: state, configYAML: "")
+            XCTAssertEqual(try Checkpoint.read(from: dir + "/c.h5", model: model, optimizer: optimizer), state)
         }
     }
 }

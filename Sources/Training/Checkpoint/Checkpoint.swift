@@ -5,25 +5,6 @@ import NN
 import Tensor
 import Formats
 
-/// Everything besides weights and optimizer moments that a resumed run needs to continue
-/// exactly where the interrupted one stood.
-public struct TrainingState: Equatable {
-    /// Optimizer updates done.
-    public var step = 0
-    /// The next batch to train on.
-    public var position = DataPosition(epoch: 0, index: 0)
-    public var audioSeconds = 0.0
-    public var skippedSteps = 0
-    public var consecutiveBadSteps = 0
-    /// Validation loss at this checkpoint (nil when none was run), for keeping the best ones.
-    public var valLoss: Double? = nil
-    /// Processes, and utterances per micro-batch over all of them, of the run that wrote the
-    /// checkpoint (nil in checkpoints older than data-parallel training).
-    public var worldSize: Int? = nil
-    public var globalBatchSize: Int? = nil
-    public init() {}
-}
-
 /// The HDF5 checkpoint: a file per checkpoint, sealed by a header in HDF5's user block (length
 /// and CRC-32 of the rest, checked before HDF5 parses anything), every dataset checksummed
 /// (Fletcher-32), written
@@ -42,12 +23,6 @@ public enum Checkpoint {
     public static let formatVersion = 1
     public static let projectVersion = "0.1.0"
 
-    /// The integer fields of `/state`, each written and read through this one table.
-    static let integerFields: [(name: String, field: WritableKeyPath<TrainingState, Int>)] = [
-        ("step", \.step), ("epoch", \.position.epoch), ("batch_index", \.position.index),
-        ("skipped_steps", \.skippedSteps), ("consecutive_bad_steps", \.consecutiveBadSteps),
-    ]
-
     public static func write(to path: String, model: NESTModel, optimizer: AdamW, state: TrainingState, configYAML: String) throws {
         try SealedHDF5.write(to: path, kind: "checkpoint") { file in
             for (name, array) in model.namedArrays() { try file.write("/weights/\(name)", array) }
@@ -58,11 +33,13 @@ public enum Checkpoint {
                 try file.write("/optimizer/exp_avg_sq/\(name)", ArrayData(v.array, shape: v.shape))
             }
             try file.write("/optimizer/step", ArrayData([Int64(optimizer.step)], shape: [1]))
-            for (name, field) in integerFields { try file.write("/state/\(name)", ArrayData([Int64(state[keyPath: field])], shape: [1])) }
-            try file.write("/state/audio_seconds", ArrayData([state.audioSeconds], shape: [1]))
-            try file.write("/state/val_loss", ArrayData([state.valLoss ?? .nan], shape: [1]))
-            for (name, value) in [("world_size", state.worldSize), ("global_batch_size", state.globalBatchSize)] {
-                if let value { try file.write("/state/\(name)", ArrayData([Int64(value)], shape: [1])) }
+            for field in TrainingState.fields {
+                let value = field.get(state)
+                if field.integer {
+                    if let value { try file.write("/state/\(field.name)", ArrayData([Int64(value)], shape: [1])) }
+                } else {
+                    try file.write("/state/\(field.name)", ArrayData([value ?? .nan], shape: [1]))
+                }
             }
             try file.writeString("/config/yaml", configYAML)
             try file.setAttribute("format", format)
@@ -109,19 +86,14 @@ public final class CheckpointFile {
     public func configYAML() throws -> String { try file.readString("/config/yaml") }
 
     /// Validation loss at this checkpoint, nil when none was run.
-    public func valLoss() throws -> Double? {
-        let v = try file.read("/state/val_loss").doubles.first ?? .nan
-        return v.isNaN ? nil : v
-    }
+    public func valLoss() throws -> Double? { try state().valLoss }
 
     public func state() throws -> TrainingState {
-        var state = TrainingState()
-        for (name, field) in Checkpoint.integerFields { state[keyPath: field] = try file.read("/state/\(name)").ints.first ?? 0 }
-        state.audioSeconds = try file.read("/state/audio_seconds").doubles.first ?? 0
-        state.valLoss = try valLoss()
-        if file.exists("/state/world_size") { state.worldSize = try file.read("/state/world_size").ints.first }
-        if file.exists("/state/global_batch_size") { state.globalBatchSize = try file.read("/state/global_batch_size").ints.first }
-        return state
+        try TrainingState { field in
+            guard file.exists("/state/\(field.name)") else { return nil }
+            let array = try file.read("/state/\(field.name)")
+            return field.integer ? array.ints.first.map(Double.init) : array.doubles.first
+        }
     }
 
     func optimizerStep() throws -> Int { try file.read("/optimizer/step").ints.first ?? 0 }

@@ -25,16 +25,10 @@ enum Replicas {
             group.broadcast(UnsafeMutableRawPointer(m.data), bytes: m.count * 4)
             group.broadcast(UnsafeMutableRawPointer(v.data), bytes: v.count * 4)
         }
-        var words = [Double(optimizer.step), Double(state.step), Double(state.position.epoch), Double(state.position.index),
-                     state.audioSeconds, Double(state.skippedSteps), Double(state.consecutiveBadSteps), state.valLoss ?? .nan]
+        var words = [Double(optimizer.step)] + state.encoded
         words.withUnsafeMutableBytes { group.broadcast($0.baseAddress!, bytes: $0.count) }
         optimizer.step = Int(words[0])
-        state.step = Int(words[1])
-        state.position = DataPosition(epoch: Int(words[2]), index: Int(words[3]))
-        state.audioSeconds = words[4]
-        state.skippedSteps = Int(words[5])
-        state.consecutiveBadSteps = Int(words[6])
-        state.valLoss = words[7].isNaN ? nil : words[7]
+        state = TrainingState(encoded: Array(words.dropFirst()))
     }
 
     /// A checksum of the weights (a hash of every parameter's bits, parameters hashed in

@@ -1,0 +1,68 @@
+/// Everything besides weights and optimizer moments that a resumed run needs to continue
+/// exactly where the interrupted one stood.
+public struct TrainingState: Equatable {
+    /// Optimizer updates done.
+    public var step = 0
+    /// The next batch to train on.
+    public var position = DataPosition(epoch: 0, index: 0)
+    public var audioSeconds = 0.0
+    public var skippedSteps = 0
+    public var consecutiveBadSteps = 0
+    /// Validation loss at this checkpoint (nil when none was run), for keeping the best ones.
+    public var valLoss: Double? = nil
+    /// Processes, and utterances per micro-batch over all of them, of the run that wrote the
+    /// checkpoint (nil in checkpoints older than data-parallel training).
+    public var worldSize: Int? = nil
+    public var globalBatchSize: Int? = nil
+    public init() {}
+
+    /// One field, by its name under `/state` in a checkpoint; values travel as Double (exact
+    /// for integers below 2⁵³), nil for an optional field that is unset.
+    struct Field {
+        let name: String
+        /// Stored as Int64 (omitted when nil); otherwise as Double (NaN when nil).
+        let integer: Bool
+        let get: (TrainingState) -> Double?
+        let set: (inout TrainingState, Double?) -> Void
+
+        static func int(_ name: String, _ key: WritableKeyPath<TrainingState, Int>) -> Field {
+            Field(name: name, integer: true, get: { Double($0[keyPath: key]) }, set: { $0[keyPath: key] = $1.map { Int($0) } ?? 0 })
+        }
+        static func int(_ name: String, _ key: WritableKeyPath<TrainingState, Int?>) -> Field {
+            Field(name: name, integer: true, get: { $0[keyPath: key].map(Double.init) }, set: { $0[keyPath: key] = $1.map { Int($0) } })
+        }
+        static func real(_ name: String, _ key: WritableKeyPath<TrainingState, Double>) -> Field {
+            Field(name: name, integer: false, get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 ?? 0 })
+        }
+        static func real(_ name: String, _ key: WritableKeyPath<TrainingState, Double?>) -> Field {
+            Field(name: name, integer: false, get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 })
+        }
+    }
+
+    /// Every field, in one order: the one table the checkpoint writer, its reader and the
+    /// replica broadcast go through, so none of them can leave a field out.
+    static let fields: [Field] = [
+        .int("step", \.step), .int("epoch", \.position.epoch), .int("batch_index", \.position.index),
+        .real("audio_seconds", \.audioSeconds), .int("skipped_steps", \.skippedSteps),
+        .int("consecutive_bad_steps", \.consecutiveBadSteps), .real("val_loss", \.valLoss),
+        .int("world_size", \.worldSize), .int("global_batch_size", \.globalBatchSize),
+    ]
+
+    /// The fields as numbers in `fields` order (NaN for unset ones), and back.
+    public var encoded: [Double] { Self.fields.map { $0.get(self) ?? .nan } }
+
+    public init(encoded values: [Double]) {
+        precondition(values.count == Self.fields.count, "\(values.count) values for \(Self.fields.count) state fields")
+        self.init()
+        for (field, value) in zip(Self.fields, values) { field.set(&self, value.isNaN ? nil : value) }
+    }
+
+    /// Reads each field through `value` (nil: absent).
+    init(_ value: (Field) throws -> Double?) rethrows {
+        self.init()
+        for field in Self.fields {
+            let v = try value(field)
+            field.set(&self, v.flatMap { $0.isNaN ? nil : $0 })
+        }
+    }
+}
