@@ -5,6 +5,7 @@ import HDF5
 import Tensor
 import Training
 import XCTest
+
 /// Damaged checkpoints are detected on load, named in the error, and auto-resume falls back to
 /// the previous valid one.
 final class CheckpointFaultTests: XCTestCase {
