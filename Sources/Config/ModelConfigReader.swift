@@ -62,10 +62,11 @@ public enum ModelConfigReader {
 
         let m = "model.masking"
         c.masking.featIn = try doc.int("\(m).feat_in", default: c.masking.featIn)
-        c.masking.blockSize = try doc.int("\(m).block_size", default: 48)
-        c.masking.maskProb = try doc.double("\(m).mask_prob", default: 0.5)
-        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: false)
-        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: 0.8)
+        // An absent masking key takes RandomBlockMasking's class default, as in NeMo.
+        c.masking.blockSize = try doc.int("\(m).block_size", default: Int(NeMoDefaults.classDefault("masking.block_size"))!)
+        c.masking.maskProb = try doc.double("\(m).mask_prob", default: Double(NeMoDefaults.classDefault("masking.mask_prob"))!)
+        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: NeMoDefaults.classDefault("masking.allow_overlap") == "true")
+        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: Double(NeMoDefaults.classDefault("masking.max_mask_ratio"))!)
         c.masking.maskValue = try doc.double("\(m).mask_value").map { Float($0) }
         if !(try doc.bool("\(m).freeze", default: true)) { throw NestError("\(doc.file): \(m).freeze: a learnable mask embedding is not supported") }
 

@@ -1,4 +1,6 @@
-/// The model sections of NeMo's `nest_fast-conformer.yaml`, with its values as defaults.
+/// The model sections of NeMo's `nest_fast-conformer.yaml`, with its values as defaults (the
+/// recipe's values; what a config that leaves a key out gets is NeMo's class default, in
+/// Config's `NeMoDefaults`).
 /// Field names are the YAML keys in Swift case (`d_model` ↔ `dModel`).
 public struct EncoderConfig: Equatable {
     public var featIn = 80

@@ -33,13 +33,6 @@ public struct NemoFile {
         weights = try TorchArchiveReader(checkpoint)
     }
 
-    /// NeMo's class defaults for architecture keys a config may leave out; they differ from the
-    /// recipe yaml's values (which nest-train's own configs spell out).
-    static let classDefaults: [(key: String, value: String)] = [
-        ("encoder.subsampling", "striding"), ("encoder.subsampling_factor", "4"), ("encoder.conv_kernel_size", "31"),
-        ("preprocessor.features", "64"), ("preprocessor.window_size", "0.02"), ("preprocessor.preemph", "0.97"),
-    ]
-
     /// Keys that define the architecture: each must be in the file (or have a class default
     /// above), and a `--config` given beside the file must agree on every one.
     public static let architectureKeys = [
@@ -61,7 +54,7 @@ public struct NemoFile {
         if let target = try plain.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
             throw NestError("\(file): target \(target) is not NeMo's NEST model (EncDecDenoiseMaskedTokenPredModel)")
         }
-        let defaults = Self.classDefaults.filter { !plain.has("model.\($0.key)") }.map { "++model.\($0.key)=\($0.value)" }
+        let defaults = NeMoDefaults.table.filter { !plain.has("model.\($0.key)") }.map { "++model.\($0.key)=\($0.classDefault)" }
         let doc = try ConfigDocument(text: configYAML, file: file, overrides: defaults + overrides)
         for key in Self.architectureKeys where !doc.has("model.\(key)") {
             throw NestError("\(file): model.\(key) is missing and nest-train does not assume NeMo's class default for it")
