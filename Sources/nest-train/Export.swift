@@ -15,7 +15,7 @@ struct Export: ParsableCommand {
     @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'. Ignored for nemo, which always holds every key.") var include = "encoder"
 
     func run() throws {
-        do {
+        try reportingErrors {
             guard let f = Exporter.Format(rawValue: format) else {
                 throw ValidationError("--format must be one of \(Exporter.Format.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -27,9 +27,6 @@ struct Export: ParsableCommand {
             }
             let n = try Exporter.export(source, output: output, format: f, include: include.split(separator: ",").map(String.init))
             log("exported \(n) tensors to \(output)")
-        } catch let error as CustomStringConvertible where !(error is ValidationError) {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }
@@ -37,10 +34,7 @@ struct Export: ParsableCommand {
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Eval-mode Conformer layer features as .npy files plus features.json (NeMo's extract_features layout).")
 
-    @Option(help: "Config file (model sections); not needed with --nemo, and must agree with its model when given.") var config: String?
-    @Option(help: "A nest-train checkpoint.") var checkpoint: String?
-    @Option(help: "NeMo-keyed weights: HDF5 (root or /weights), safetensors, a torch archive or a .nemo file.") var weights: String?
-    @Option(help: "A NeMo .nemo model: its own config and weights.") var nemo: String?
+    @OptionGroup var model: ModelOptions
     @Option(help: "A manifest, a folder, or one audio file.") var input: String
     @Option(help: "Output folder.") var output: String
     @Option(help: "all, last, or comma-separated 0-based layer indices.") var layers = "all"
@@ -49,18 +43,8 @@ struct Extract: ParsableCommand {
     @Argument(help: "Overrides (key.path=value).") var overrides: [String] = []
 
     func run() throws {
-        do {
-            let cfg: RunConfig, model: NESTModel
-            if let nemo {
-                guard checkpoint == nil, weights == nil else { throw ValidationError("--nemo brings its own weights: drop --checkpoint and --weights") }
-                (model, cfg) = try Exporter.loadNemo(nemo, overrides: overrides)
-                if let config { try NemoFile(nemo).checkAgreement(with: try loadConfig(config, overrides: [], requireData: false), configFile: config) }
-            } else {
-                guard let config else { throw ValidationError("give --config (with --checkpoint or --weights), or --nemo") }
-                cfg = try loadConfig(config, overrides: overrides, requireData: false)
-                model = ModelFactory.make(cfg).0
-                try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights)
-            }
+        try reportingErrors {
+            let (cfg, model) = try self.model.load(overrides: overrides)
             let frontEnd = FilterbankFeatures(settings: cfg.frontEnd)
             let n = cfg.model.encoder.nLayers
             let selected: [Int]
@@ -77,9 +61,6 @@ struct Extract: ParsableCommand {
             let count = try FeatureExtractor(model: model, frontEnd: frontEnd, sampleRate: cfg.sampleRate)
                 .run(inputs: inputs, output: output, layers: selected, batchSize: batchSize)
             log("features for \(count) inputs in \(output) (features.json lists them)")
-        } catch let error as CustomStringConvertible where !(error is ValidationError) {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

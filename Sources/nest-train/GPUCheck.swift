@@ -36,7 +36,7 @@ struct GPUCheck: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try reportingErrors {
             let gpu = try CUDADevice(ordinal: try DeviceOption.ordinal(device))
             let libraries = gpu.libraries
             let compiler = KernelCompiler(nvrtc: libraries.nvrtc, libraryPath: libraries.nvrtcPath)
@@ -70,9 +70,6 @@ struct GPUCheck: ParsableCommand {
                 try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
             }
             if failed > 0 { throw ExitCode.failure }
-        } catch let error as CustomStringConvertible {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

@@ -23,7 +23,7 @@ struct Info: ParsableCommand {
             print(BLASKernel.core)
             return
         }
-        do {
+        try reportingErrors {
             if device != "cpu" {
                 let gpu = try CUDADevice(ordinal: try DeviceOption.ordinal(device))
                 let compiler = KernelCompiler(nvrtc: gpu.libraries.nvrtc, libraryPath: gpu.libraries.nvrtcPath)
@@ -48,9 +48,6 @@ struct Info: ParsableCommand {
                 print("machine:    \(Platform.summary)")
                 if let summary { print(summary.text) }
             }
-        } catch let error as CustomStringConvertible {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

@@ -9,12 +9,9 @@ struct Plot: ParsableCommand {
     @Argument(help: "A run folder (exp_manager.exp_dir/name).") var folder: String
 
     func run() throws {
-        do {
+        try reportingErrors {
             try CurvePlot.write(run: folder)
             log("wrote \(folder)/curves.svg")
-        } catch let error as CustomStringConvertible {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

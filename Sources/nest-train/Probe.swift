@@ -8,10 +8,7 @@ struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Frozen-feature probe: learned softmax weights over the encoder's layers (subsampling output as layer 0) and a linear classifier, trained with AdamW on features extracted once; or the same on log-mel features.")
 
-    @Option(help: "Config file (model sections); not needed with --nemo.") var config: String?
-    @Option(help: "A nest-train checkpoint.") var checkpoint: String?
-    @Option(help: "NeMo-keyed weights (HDF5, safetensors, torch archive, .nemo).") var weights: String?
-    @Option(help: "A NeMo .nemo model.") var nemo: String?
+    @OptionGroup var encoderModel: ModelOptions
     @Flag(name: .customLong("random-init"), help: "The config's architecture at its random initialisation (seeded).") var randomInit = false
     @Flag(name: .customLong("log-mel"), help: "The log-mel front end instead of an encoder (8 frames per 80 ms token).") var logMel = false
     @Option(help: "Manifest to train the classifier on.") var train: String
@@ -23,21 +20,12 @@ struct Probe: ParsableCommand {
     @Flag(help: "Print one JSON line.") var json = false
 
     func run() throws {
-        do {
+        try reportingErrors {
             guard let p = ProbeData.Pool(rawValue: pool) else { throw ValidationError("--pool must be mean or none") }
             let started = Date()
-            let cfg: RunConfig, model: NESTModel?, encoder: ProbeData.Encoder
-            if let nemo {
-                (model, cfg) = try Exporter.loadNemo(nemo)
-                encoder = logMel ? .logMel : .pretrained
-            } else {
-                guard let config else { throw ValidationError("give --config, or --nemo") }
-                cfg = try loadConfig(config, overrides: ["++seed=\(seed)"], requireData: false)
-                let m = ModelFactory.make(cfg).0
-                if !randomInit && !logMel { try WeightsFile.loadEncoder(into: m, checkpoint: checkpoint, weights: weights) }
-                model = m
-                encoder = logMel ? .logMel : randomInit ? .randomInit : .pretrained
-            }
+            if randomInit && encoderModel.nemo != nil { throw ValidationError("--random-init takes the architecture from --config, not --nemo") }
+            let (cfg, model) = try encoderModel.load(overrides: ["++seed=\(seed)"], withWeights: !randomInit && !logMel)
+            let encoder: ProbeData.Encoder = logMel ? .logMel : randomInit ? .randomInit : .pretrained
             let frontEnd = FilterbankFeatures(settings: cfg.frontEnd)
             let source = encoder == .logMel ? nil : model
             let trainData = try ProbeData.extract(manifest: train, labelKey: label, pool: p, model: source, frontEnd: frontEnd, sampleRate: cfg.sampleRate)
@@ -62,9 +50,6 @@ struct Probe: ParsableCommand {
                 log(String(format: "%@ probe of %@ (%@): accuracy %.3f vs majority %.3f on %d test items, %d classes",
                            p == .mean ? "utterance" : "frame", label, encoder.rawValue, result.accuracy, result.majorityAccuracy, result.testItems, classes.count))
             }
-        } catch let error as CustomStringConvertible where !(error is ValidationError) {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

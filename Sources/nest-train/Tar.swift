@@ -13,14 +13,11 @@ struct Tar: ParsableCommand {
     @Option(help: "Seed of the shuffle before splitting (NeMo's --shuffle_seed).") var seed: UInt64 = 1
 
     func run() throws {
-        do {
+        try reportingErrors {
             let s = try TarredDatasetWriter.write(manifest: manifest, output: output, shards: shards, workers: workers, seed: seed)
             log("\(s.entries) entries in \(s.shards) shards in \(output)\(s.dropped > 0 ? "; \(s.dropped) entries beyond an equal split dropped" : "")")
             log("train with: model.train_ds.is_tarred=true model.train_ds.manifest_filepath=\(output)/tarred_audio_manifest.json "
                 + "model.train_ds.tarred_audio_filepaths=\(output)/audio__OP_0..\(s.shards - 1)_CL_.tar")
-        } catch let error as CustomStringConvertible {
-            log("error: \(error.description)")
-            throw ExitCode.failure
         }
     }
 }

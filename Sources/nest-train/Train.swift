@@ -35,7 +35,8 @@ struct Train: ParsableCommand {
         let say: (String) -> Void = group.isLeader ? log : { message in
             if message.hasPrefix("warning") || message.hasPrefix("skipped") || message.hasPrefix("error") { log("rank \(group.rank): \(message)") }
         }
-        do {
+        // The other ranks would wait for a failed one in their next collective: end the job.
+        try reportingErrors(prefix: group.isDistributed ? "rank \(group.rank): " : "", cleanup: { if group.isDistributed { group.abort(code: 1) } }) {
             if let threads { Parallel.threads = max(1, threads) }
             let cfg = try loadConfig(config, overrides: overrides, requireData: true)
             let mode: Trainer.ResumeMode = fresh ? .fresh : resume.map { .from($0) } ?? .auto
@@ -51,11 +52,6 @@ struct Train: ParsableCommand {
             if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }
             if let last, group.isLeader { print(last) }
             group.finalize()
-        } catch let error as CustomStringConvertible {
-            log((group.isDistributed ? "rank \(group.rank): " : "") + "error: \(error.description)")
-            // The other ranks would wait for this one in their next collective: end the job.
-            if group.isDistributed { group.abort(code: 1) }
-            throw ExitCode.failure
         }
     }
 
