@@ -24,32 +24,50 @@ final class MetricsWriter {
         }
     }
 
-    func append(_ row: [String: Any]) throws {
-        // Keys in a fixed order so rows are comparable line by line.
-        let order = ["step", "loss", "masked_acc", "lr", "grad_norm", "masked_tokens", "audio_seconds", "step_seconds", "data_wait_seconds", "codebook_usage",
-                     "comm_seconds", "exposed_comm_seconds", "world_size", "replicas_agree",
-                     "val_loss", "val_loss_se", "val_masked_acc", "val_masked_acc_se", "val_prior_acc", "val_prior_acc_se", "val_target_entropy",
-                     "val_target_entropy_se", "val_info_gain", "val_info_gain_se", "val_nonsilent_acc", "val_majority_share", "val_codebook_usage",
-                     "val_masked_tokens", "val_mask_draws", "val_augmented"]
-        let parts = order.compactMap { key -> String? in
-            guard let v = row[key] else { return nil }
-            switch v {
-            case let d as Double: return "\"\(key)\": \(d.isFinite ? String(format: "%.9g", d) : "null")"
-            default: return "\"\(key)\": \(v)"
+    func append(_ row: MetricsRow) throws {
+        handle.write(Data((row.json + "\n").utf8))
+        events?.write(TensorBoardEvents.scalars(row.scalars, step: row.step, wallTime: Date().timeIntervalSince1970))
+    }
+}
+
+/// One row of `metrics.jsonl`: the step, then typed values in the order they were added (rows
+/// of one kind are therefore comparable line by line, and every value added is written).
+struct MetricsRow {
+    enum Value {
+        case int(Int)
+        case real(Double)
+        case flag(Bool)
+    }
+
+    let step: Int
+    private(set) var values: [(key: String, value: Value)] = []
+
+    init(step: Int) { self.step = step }
+
+    mutating func add(_ key: String, _ value: Double) { values.append((key, .real(value))) }
+    mutating func add(_ key: String, _ value: Int) { values.append((key, .int(value))) }
+    mutating func add(_ key: String, _ value: Bool) { values.append((key, .flag(value))) }
+
+    /// A JSON object; a non-finite number is null.
+    var json: String {
+        let parts = ["\"step\": \(step)"] + values.map { key, value in
+            switch value {
+            case .int(let i): "\"\(key)\": \(i)"
+            case .real(let d): "\"\(key)\": \(d.isFinite ? String(format: "%.9g", d) : "null")"
+            case .flag(let b): "\"\(key)\": \(b)"
             }
         }
-        handle.write(Data(("{" + parts.joined(separator: ", ") + "}\n").utf8))
-        if let events, let step = row["step"] as? Int {
-            let scalars: [(tag: String, value: Float)] = order.compactMap { key in
-                guard key != "step", let v = row[key] else { return nil }
-                switch v {
-                case let d as Double: return d.isFinite ? (key, Float(d)) : nil
-                case let i as Int: return (key, Float(i))
-                case let b as Bool: return (key, b ? 1 : 0)
-                default: return nil
-                }
+        return "{" + parts.joined(separator: ", ") + "}"
+    }
+
+    /// TensorBoard scalars (a flag as 0 or 1; non-finite numbers left out).
+    var scalars: [(tag: String, value: Float)] {
+        values.compactMap { key, value in
+            switch value {
+            case .int(let i): (key, Float(i))
+            case .real(let d): d.isFinite ? (key, Float(d)) : nil
+            case .flag(let b): (key, b ? 1 : 0)
             }
-            events.write(TensorBoardEvents.scalars(scalars, step: step, wallTime: Date().timeIntervalSince1970))
         }
     }
 }

@@ -176,10 +176,10 @@ public final class Trainer {
             if state.step % config.logEveryNSteps == 0 || state.step == config.maxSteps {
                 var row = trainingRow(metrics, lr: lr, gradNorm: gradNorm, stepSeconds: stepSeconds)
                 if group.isDistributed {
-                    row["world_size"] = group.size
-                    row["replicas_agree"] = try checkReplicas()
-                    row["comm_seconds"] = metrics.communicationSeconds
-                    row["exposed_comm_seconds"] = metrics.exposedCommunicationSeconds
+                    row.add("comm_seconds", metrics.communicationSeconds)
+                    row.add("exposed_comm_seconds", metrics.exposedCommunicationSeconds)
+                    row.add("world_size", group.size)
+                    row.add("replicas_agree", try checkReplicas())
                 }
                 try metricsFile?.append(row)
             }
@@ -248,10 +248,18 @@ public final class Trainer {
         }
     }
 
-    private func trainingRow(_ m: StepMetrics, lr: Double, gradNorm: Double, stepSeconds: Double) -> [String: Any] {
-        ["step": state.step, "loss": m.loss, "masked_acc": m.maskedAccuracy, "lr": lr, "grad_norm": gradNorm, "masked_tokens": m.maskedTokens,
-         "audio_seconds": state.audioSeconds, "step_seconds": stepSeconds, "data_wait_seconds": m.dataWaitSeconds,
-         "codebook_usage": m.codebookUsage(over: group, classes: config.model.quantizer.numClasses)]
+    private func trainingRow(_ m: StepMetrics, lr: Double, gradNorm: Double, stepSeconds: Double) -> MetricsRow {
+        var row = MetricsRow(step: state.step)
+        row.add("loss", m.loss)
+        row.add("masked_acc", m.maskedAccuracy)
+        row.add("lr", lr)
+        row.add("grad_norm", gradNorm)
+        row.add("masked_tokens", m.maskedTokens)
+        row.add("audio_seconds", state.audioSeconds)
+        row.add("step_seconds", stepSeconds)
+        row.add("data_wait_seconds", m.dataWaitSeconds)
+        row.add("codebook_usage", m.codebookUsage(over: group, classes: config.model.quantizer.numClasses))
+        return row
     }
 
     /// Rank 0 writes the checkpoint (it holds the global state); the others wait for it, so
@@ -302,13 +310,18 @@ public final class Trainer {
         }
         guard let metricsFile else { return }
         let t = total.targets
-        try metricsFile.append([
-            "step": state.step, "val_loss": valLoss, "val_loss_se": t.lossError, "val_masked_acc": total.maskedAccuracy, "val_masked_acc_se": t.accuracyError,
-            "val_prior_acc": t.priorAccuracy, "val_prior_acc_se": t.priorAccuracyError, "val_target_entropy": t.entropy, "val_target_entropy_se": t.entropyError,
-            "val_info_gain": t.informationGain, "val_info_gain_se": t.informationGainError, "val_nonsilent_acc": t.nonMajorityAccuracy,
-            "val_majority_share": t.majorityShare, "val_codebook_usage": t.codebookUsage(classes: config.model.quantizer.numClasses),
-            "val_masked_tokens": total.maskedTokens, "val_mask_draws": loader.settings.maskDraws, "val_augmented": loader.settings.augmentation != nil,
-        ])
+        var row = MetricsRow(step: state.step)
+        for (key, value) in [("val_loss", valLoss), ("val_loss_se", t.lossError), ("val_masked_acc", total.maskedAccuracy), ("val_masked_acc_se", t.accuracyError),
+                             ("val_prior_acc", t.priorAccuracy), ("val_prior_acc_se", t.priorAccuracyError), ("val_target_entropy", t.entropy),
+                             ("val_target_entropy_se", t.entropyError), ("val_info_gain", t.informationGain), ("val_info_gain_se", t.informationGainError),
+                             ("val_nonsilent_acc", t.nonMajorityAccuracy), ("val_majority_share", t.majorityShare),
+                             ("val_codebook_usage", t.codebookUsage(classes: config.model.quantizer.numClasses))] {
+            row.add(key, value)
+        }
+        row.add("val_masked_tokens", total.maskedTokens)
+        row.add("val_mask_draws", loader.settings.maskDraws)
+        row.add("val_augmented", loader.settings.augmentation != nil)
+        try metricsFile.append(row)
         log(String(format: "step %d: val_loss %.4f ± %.4f vs target entropy %.4f ± %.4f (information gain %.4f ± %.4f); "
                    + "val_masked_acc %.4f ± %.4f vs prior %.4f ± %.4f; %d masked tokens%@",
                    state.step, valLoss, t.lossError, t.entropy, t.entropyError, t.informationGain, t.informationGainError,
