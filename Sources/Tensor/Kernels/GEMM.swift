@@ -1,3 +1,4 @@
+import CCPUID
 import COpenBLAS
 import Foundation
 
@@ -18,14 +19,15 @@ public enum GEMM {
     private static let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
 
     /// Floating-point operations (2·m·n·k) of every product since the last reset: the
-    /// benchmark's FLOPs per step, counted rather than estimated.
-    public static var flops: Int {
-        counterLock.lock(); defer { counterLock.unlock() }
-        return flopCount
-    }
-    public static func resetFlops() { counterLock.lock(); flopCount = 0; counterLock.unlock() }
-    nonisolated(unsafe) private static var flopCount = 0
-    private static let counterLock = NSLock()
+    /// benchmark's FLOPs per step, counted rather than estimated. One atomic add per product
+    /// (products run on any thread), no lock on the hot path.
+    public static var flops: Int { nest_atomic_load(flopCount) }
+    public static func resetFlops() { nest_atomic_store(flopCount, 0) }
+    private static let flopCount: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
 
     @inline(__always)
     public static func run(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -34,7 +36,7 @@ public enum GEMM {
                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         _ = singleThreadedBLAS
         if m == 0 || n == 0 { return }
-        counterLock.lock(); flopCount += 2 * m * n * k; counterLock.unlock()
+        _ = nest_atomic_add(flopCount, 2 * m * n * k)
         if k == 0 {
             if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
             return
