@@ -9,18 +9,25 @@ public struct BatchSampler {
     public var shuffle: Bool
     public var dropLast: Bool
     public var bucketWindow: Int = 32
+    /// Batches by seconds of audio instead of a count (`batch_duration`).
+    public var duration: DurationBatching? = nil
 
-    public init(batchSize: Int, shuffle: Bool, dropLast: Bool) {
+    public init(batchSize: Int, shuffle: Bool, dropLast: Bool, duration: DurationBatching? = nil) {
         self.batchSize = batchSize
         self.shuffle = shuffle
         self.dropLast = dropLast
+        self.duration = duration
     }
 
     public func batches(durations: [Double], seed: UInt64, epoch: Int) -> [[Int]] {
         let n = durations.count
-        guard n > 0, batchSize > 0 else { return [] }
+        guard n > 0, batchSize > 0 || duration != nil else { return [] }
         let rng = RandomGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
         var order = shuffle ? rng.permutation(n) : Array(0..<n)
+        if let duration {
+            let batches = duration.batches(order: order, durations: durations, dropLast: dropLast)
+            return shuffle ? rng.permutation(batches.count).map { batches[$0] } : batches
+        }
         if shuffle {
             let window = batchSize * bucketWindow
             for start in stride(from: 0, to: n, by: window) {

@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
             say("run folder: \(trainer.runFolder)")
             say("machine: \(Platform.summary)")
             if group.isDistributed {
-                say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchSize)"
+                say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchDescription)"
                     + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : "") + "; \(ProcessGroup.libraryVersion)")
             }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })

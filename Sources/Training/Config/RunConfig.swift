@@ -23,6 +23,15 @@ public struct RunConfig {
         public var maskDraws = 1
         /// NeMo's tarred dataset (`is_tarred: true`).
         public var tarred: TarredShards.Settings? = nil
+        /// Batches by seconds of audio (`batch_duration`, NeMo's Lhotse loader); `batchSize`
+        /// is then its utterance cap, 0 for none.
+        public var duration: DurationBatching? = nil
+
+        /// One process's batch in words: "8" or "60 s of audio (at most 16 utterances)".
+        public var batchDescription: String {
+            guard let duration else { return "\(batchSize)" }
+            return String(format: "%g s of audio", duration.seconds) + (duration.maxUtterances.map { " (at most \($0) utterances)" } ?? "")
+        }
     }
 
     public var name = "NEST"
@@ -204,10 +213,10 @@ public struct RunConfig {
     static let usedKeys: [String: Set<String>] = [
         "model.train_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
                            "max_duration", "skip_bad_audio", "batch_augmentor", "is_tarred", "tarred_audio_filepaths", "shuffle_n",
-                           "shard_strategy", "tarred_shard_strategy"],
+                           "shard_strategy", "tarred_shard_strategy", "batch_duration", "quadratic_duration", "num_buckets", "bucket_duration_bins", "bucket_buffer_size", "shuffle_buffer_size", "use_lhotse", "use_bucketing"],
         "model.validation_ds": ["manifest_filepath", "noise_manifest", "sample_rate", "batch_size", "shuffle", "drop_last", "min_duration",
                                 "max_duration", "skip_bad_audio", "batch_augmentor", "is_tarred", "tarred_audio_filepaths", "shuffle_n",
-                                "shard_strategy", "tarred_shard_strategy", "mask_draws"],
+                                "shard_strategy", "tarred_shard_strategy", "mask_draws", "batch_duration", "quadratic_duration", "num_buckets", "bucket_duration_bins", "bucket_buffer_size", "shuffle_buffer_size", "use_lhotse", "use_bucketing"],
         "exp_manager": ["exp_dir", "name", "resume_if_exists", "resume_ignore_no_checkpoint", "checkpoint_callback_params",
                         "continue_on_checkpoint_error", "create_tensorboard_logger"],
         "exp_manager.checkpoint_callback_params": ["monitor", "mode", "save_top_k", "every_n_train_steps"],
@@ -251,6 +260,40 @@ public struct RunConfig {
         }
     }
 
+    /// NeMo's Lhotse batching keys: `batch_duration` (seconds per batch) with `batch_size` as
+    /// an utterance cap, `quadratic_duration`, and bucketing (`use_bucketing`, `num_buckets`,
+    /// `bucket_duration_bins`). Lhotse's streaming buffers (`bucket_buffer_size`,
+    /// `shuffle_buffer_size`) are checked and need nothing more: the whole manifest is one
+    /// buffer. `input_cfg` (weighted mixtures of inputs) is refused by name until it is built.
+    static func readDurationBatching(_ doc: ConfigDocument, _ key: String) throws -> DurationBatching? {
+        func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(key).\(s)") }
+        if doc.has("\(key).input_cfg") { try fail("input_cfg: weighted input mixtures are not supported yet; list the manifests in manifest_filepath") }
+        for k in ["bucket_buffer_size", "shuffle_buffer_size"] where try doc.int("\(key).\(k)").map({ $0 < 1 }) ?? false { try fail("\(k) must be ≥ 1") }
+        _ = try doc.bool("\(key).use_lhotse", default: false)
+        guard let seconds = try doc.double("\(key).batch_duration") else {
+            for k in ["quadratic_duration", "num_buckets", "bucket_duration_bins"] where doc.has("\(key).\(k)") { try fail("\(k) needs batch_duration") }
+            return nil
+        }
+        guard seconds > 0, seconds.isFinite else { try fail("batch_duration (\(seconds)) must be a positive number of seconds") }
+        var batching = DurationBatching(seconds: seconds)
+        batching.quadraticDuration = try doc.double("\(key).quadratic_duration")
+        if let q = batching.quadraticDuration, !(q > 0 && q.isFinite) { try fail("quadratic_duration (\(q)) must be a positive number of seconds") }
+        batching.maxUtterances = try doc.int("\(key).batch_size")
+        if let cap = batching.maxUtterances, cap < 1 { try fail("batch_size (\(cap)) must be ≥ 1 (or null: no cap beside batch_duration)") }
+        batching.buckets = try doc.bool("\(key).use_bucketing", default: true) ? try doc.int("\(key).num_buckets", default: 30) : 1
+        if batching.buckets < 1 { try fail("num_buckets (\(batching.buckets)) must be ≥ 1") }
+        if case .list(let items)? = doc.node("\(key).bucket_duration_bins"), items.contains(where: { if case .list = $0 { true } else { false } }) {
+            try fail("bucket_duration_bins: 2-D bins (duration and tokens) are not supported; give durations in seconds")
+        }
+        if let edges = try doc.doubleList("\(key).bucket_duration_bins") {
+            guard !edges.isEmpty, zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }), edges[0] > 0 else {
+                try fail("bucket_duration_bins must be increasing positive durations in seconds (2-D bins of duration and tokens are not supported)")
+            }
+            batching.bucketEdges = edges
+        }
+        return batching
+    }
+
     static func readData(_ doc: ConfigDocument, _ key: String, require: Bool) throws -> Data {
         var d = Data()
         func paths(_ k: String) throws -> [String] {
@@ -275,7 +318,11 @@ public struct RunConfig {
             throw NestError("\(doc.file): \(key).manifest_filepath is empty or missing; pass \(key).manifest_filepath=PATH")
         }
         d.noiseManifests = try paths("\(key).noise_manifest")
-        d.batchSize = try doc.int("\(key).batch_size", default: 8)
+        d.duration = try readDurationBatching(doc, key)
+        if d.duration == nil, doc.node("\(key).batch_size") == .null {
+            throw NestError("\(doc.file): \(key).batch_size is null and \(key).batch_duration is not set: give one of them")
+        }
+        d.batchSize = try doc.int("\(key).batch_size") ?? (d.duration == nil ? 8 : 0)
         d.shuffle = try doc.bool("\(key).shuffle", default: key.hasSuffix("train_ds"))
         d.dropLast = try doc.bool("\(key).drop_last", default: false)
         d.minDuration = try doc.double("\(key).min_duration")
@@ -294,7 +341,12 @@ public struct RunConfig {
             guard t.shuffleN >= 0 else { throw NestError("\(doc.file): \(key).shuffle_n must be ≥ 0") }
             d.tarred = t
         }
-        if d.batchSize < 1 { throw NestError("\(doc.file): \(key).batch_size must be ≥ 1") }
+        if d.duration == nil && d.batchSize < 1 {
+            throw NestError("\(doc.file): \(key).batch_size must be ≥ 1 (or set \(key).batch_duration to batch by seconds of audio)")
+        }
+        if d.duration != nil && d.tarred != nil {
+            throw NestError("\(doc.file): \(key).batch_duration with is_tarred is not supported yet; use batch_size for tarred shards")
+        }
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
             throw NestError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
         }

@@ -127,7 +127,15 @@ public final class BatchLoader: @unchecked Sendable {
             b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
                                seed: seed, epoch: epoch)
         } else {
-            let sampler = BatchSampler(batchSize: settings.batchSize * share.ranks, shuffle: settings.shuffle, dropLast: settings.dropLast)
+            // The global batch of all ranks: N × batch_size utterances, or N × batch_duration
+            // seconds (and N × the utterance cap).
+            let duration = settings.duration.map { d -> DurationBatching in
+                var global = d
+                global.seconds = d.seconds * Double(share.ranks)
+                global.maxUtterances = d.maxUtterances.map { $0 * share.ranks }
+                return global
+            }
+            let sampler = BatchSampler(batchSize: settings.batchSize * share.ranks, shuffle: settings.shuffle, dropLast: settings.dropLast, duration: duration)
             b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
         }
         let limited = epochLimit.map { Array(b.prefix($0)) } ?? b
@@ -147,7 +155,8 @@ public final class BatchLoader: @unchecked Sendable {
     public func batch(at position: DataPosition) throws -> Batch {
         let global = batches(epoch: position.epoch)[position.index]
         // Plain files: this rank's slots of the global batch (none of a short last batch, maybe).
-        let slots = tarred == nil ? share.slots(batchSize: settings.batchSize, of: global.count) : 0..<global.count
+        let slots = tarred != nil ? 0..<global.count
+            : settings.duration != nil ? share.evenSlots(of: global.count) : share.slots(batchSize: settings.batchSize, of: global.count)
         let batchKey = seed ^ (UInt64(position.epoch) &* 0xA24B_AED4_963E_E407) ^ (UInt64(position.index) &* 0x9FB2_1C65_1E98_DF25) ^ (training ? 0 : 0x7A11)
         let rankKey = tarred == nil ? 0 : UInt64(share.rank) << 32
         func slotRNG(_ slot: Int) -> RandomGenerator { RandomGenerator(seed: batchKey ^ ((rankKey | UInt64(slot + 1)) &* 0xC2B2_AE3D_27D4_EB4F)) }
@@ -240,6 +249,12 @@ public struct DataShare: Equatable, Sendable {
     /// batch fills the first ranks).
     func slots(batchSize: Int, of count: Int) -> Range<Int> {
         min(rank * batchSize, count)..<min((rank + 1) * batchSize, count)
+    }
+
+    /// This rank's slots of a global batch of `count` whose size varies (duration batching):
+    /// consecutive shares differing by at most one utterance.
+    func evenSlots(of count: Int) -> Range<Int> {
+        (rank * count / ranks)..<((rank + 1) * count / ranks)
     }
 }
 
