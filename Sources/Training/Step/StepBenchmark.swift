@@ -34,21 +34,27 @@ public enum StepBenchmark {
 
     /// loader: the data pipeline alone on the config's training manifest (reading, resampling,
     /// augmentation with the noise manifest, both front ends, masks), as the background worker
-    /// runs it; audio-seconds per second of one worker.
+    /// runs it; audio-seconds per second of one worker, and the share of feature frames that
+    /// are padding (what batching by duration and buckets is for).
     public static func loader(config: RunConfig, configName: String, batches: Int) throws -> String {
         let frontEnd = FilterbankFeatures(settings: config.frontEnd)
         let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
                                      sampleRate: config.sampleRate, seed: config.seed, training: true)
         var position = DataPosition(epoch: 0, index: 0)
-        var audioSeconds = 0.0
+        var audioSeconds = 0.0, validFrames = 0, paddedFrames = 0, utterances = 0
         let t0 = now()
         for _ in 0..<batches {
-            audioSeconds += try loader.batch(at: position).audioSeconds
+            let batch = try loader.batch(at: position)
+            audioSeconds += batch.audioSeconds
+            validFrames += batch.lengths.reduce(0, +)
+            paddedFrames += batch.lengths.count * batch.clean.shape[2]
+            utterances += batch.lengths.count
             position = loader.next(after: position)
         }
         let wall = now() - t0
         let out: [String: Any] = ["program": "nest-train", "mode": "loader", "config": configName, "batches": batches,
-                                  "batch_size": config.train.batchSize, "augmentation": config.train.augmentation != nil,
+                                  "batch": config.train.batchDescription, "utterances_per_batch": Double(utterances) / Double(max(batches, 1)),
+                                  "padding_share": 1 - Double(validFrames) / Double(max(paddedFrames, 1)), "augmentation": config.train.augmentation != nil,
                                   "noise_manifests": config.train.noiseManifests, "wall_s": wall, "audio_seconds": audioSeconds,
                                   "audio_seconds_per_second": audioSeconds / max(wall, 1e-9)]
         return String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self)
