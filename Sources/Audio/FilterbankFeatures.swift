@@ -7,7 +7,8 @@ import Tensor
 /// zero padding, power spectrum, Slaney mel, log with a 2⁻²⁴ guard, per-feature normalisation
 /// (unbiased std + 1e-5) over valid frames, zeroed padding frames, time padded to `padTo`.
 ///
-/// Works on raw buffers: the front end never touches the autodiff tape.
+/// Computes on the host into a host view of its output tensor: the front end never touches the
+/// autodiff tape.
 public final class FilterbankFeatures: @unchecked Sendable {
     public struct Settings: Equatable {
         public var sampleRate = 16000
@@ -70,10 +71,12 @@ public final class FilterbankFeatures: @unchecked Sendable {
             settings.dither > 0 ? zip(generators, lengths).map { r, n in r.normals(n).map { settings.dither * $0 } } : nil
         }
         var frameCounts = [Int](repeating: 0, count: audio.count)
-        frameCounts.withUnsafeMutableBufferPointer { counts in
-            let counts = counts
-            DispatchQueue.concurrentPerform(iterations: audio.count) { b in
-                counts[b] = utterance(audio[b], length: lengths[b], nMax: nMax, noise: noise?[b], into: out.data + b * f * t, frames: t)
+        out.withMutableHostValues { features in
+            frameCounts.withUnsafeMutableBufferPointer { counts in
+                let counts = counts
+                DispatchQueue.concurrentPerform(iterations: audio.count) { b in
+                    counts[b] = utterance(audio[b], length: lengths[b], nMax: nMax, noise: noise?[b], into: features.baseAddress! + b * f * t, frames: t)
+                }
             }
         }
         return (out, frameCounts)

@@ -12,14 +12,13 @@ public struct BlockMaskSampler: Sendable {
     /// drawing from `rngs[b]`.
     public func drawMask(lengths: [Int], frames t: Int, rngs: [RandomGenerator]) -> Tensor {
         precondition(rngs.count == lengths.count, "one generator per utterance")
-        let mask = Tensor(zeros: [lengths.count, t])
+        var mask = [Float](repeating: 0, count: lengths.count * t)
         for (b, length) in lengths.enumerated() {
-            let row = mask.data + b * t
             for span in blocks(length: length, rng: rngs[b]) {
-                for i in span where i < min(length, t) { row[i] = 1 }
+                for i in span where i < min(length, t) { mask[b * t + i] = 1 }
             }
         }
-        return mask
+        return Tensor(mask, shape: [lengths.count, t])
     }
 
     /// The masked spans of one utterance.

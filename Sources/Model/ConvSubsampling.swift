@@ -69,17 +69,11 @@ public final class ConvSubsampling: Module {
 public enum TimeMask {
     /// 1 where t < lengths[b], in a tensor of `shape` whose only non-1 dims are B and T.
     public static func rows(_ lengths: [Int], length t: Int, shape: [Int]) -> Tensor {
-        let m = Tensor(zeros: shape)
-        for (b, l) in lengths.enumerated() { (m.data + b * t).update(repeating: 1, count: min(l, t)) }
-        return m
+        Tensor.timeMask(lengths: lengths, length: t, shape: shape)
     }
 
     /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid.
     public static func attention(_ lengths: [Int], length t: Int) -> Tensor {
-        let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
-        for (b, l) in lengths.enumerated() {
-            for i in 0..<min(l, t) { (m.data + (b * t + i) * t).update(repeating: 0, count: min(l, t)) }
-        }
-        return m
+        Tensor.attentionMask(lengths: lengths, length: t)
     }
 }

@@ -10,18 +10,7 @@ public struct MultiMLMLoss {
 
     /// Token mask [B·T′] (flat) from the frame mask [B, T].
     public func tokenMask(frameMask: Tensor) -> [Bool] {
-        let (b, t) = (frameMask.shape[0], frameMask.shape[1])
-        let k = config.combineTimeSteps
-        let tokens = t / k
-        var mask = [Bool](repeating: false, count: b * tokens)
-        for bi in 0..<b {
-            for j in 0..<tokens {
-                var s: Float = 0
-                for i in 0..<k { s += frameMask.data[bi * t + j * k + i] }
-                mask[bi * tokens + j] = s / Float(k) > config.maskThreshold
-            }
-        }
-        return mask
+        frameMask.blockMeans(config.combineTimeSteps).array.map { $0 > config.maskThreshold }
     }
 
     /// Loss from log-probabilities of the selected tokens: `logProbs` is [R·N, V] for R masked

@@ -2,8 +2,8 @@ import NN
 import Tensor
 
 /// NeMo's `RandomBlockMasking`: whole frames of the (noisy, normalised) features are replaced by
-/// a frozen embedding, in random blocks (drawn by `BlockMaskSampler`), before subsampling. Works
-/// on raw buffers: features carry no gradient and the embedding is frozen.
+/// a frozen embedding, in random blocks (drawn by `BlockMaskSampler`), before subsampling.
+/// Features carry no gradient and the embedding is frozen.
 public final class RandomBlockMasking: Module {
     public let config: MaskingConfig
     /// [F]: N(0, 0.1²) when `mask_value` is unset, else that constant (frozen either way).
@@ -19,13 +19,6 @@ public final class RandomBlockMasking: Module {
 
     /// features [B, F, T] with frames where `frameMask` [B, T] is 1 replaced by the embedding.
     public func apply(_ features: Tensor, frameMask: Tensor) -> Tensor {
-        let (b, f, t) = (features.shape[0], features.shape[1], features.shape[2])
-        let out = features.detached().copy()
-        for bi in 0..<b {
-            for ti in 0..<t where frameMask.data[bi * t + ti] != 0 {
-                for fi in 0..<f { out.data[(bi * f + fi) * t + ti] = maskEmbedding.data[fi] }
-            }
-        }
-        return out
+        features.replacingFrames(mask: frameMask, with: maskEmbedding)
     }
 }

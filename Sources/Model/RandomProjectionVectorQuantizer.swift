@@ -40,47 +40,12 @@ public final class RandomProjectionVectorQuantizer: Module {
 
     /// Projected, per-book L2-normalised vectors [B, T/k, N·code_dim].
     public func projectNormalized(_ features: Tensor) -> Tensor {
-        withoutGrad {
-            let x = proj(stack(features))
-            let c = config.codeDim
-            for v in 0..<(x.count / c) {
-                let p = x.data + v * c
-                var norm: Float = 0
-                for j in 0..<c { norm += p[j] * p[j] }
-                let inv = 1 / max(norm.squareRoot(), 1e-12)
-                for j in 0..<c { p[j] *= inv }
-            }
-            return x
-        }
+        withoutGrad { proj(stack(features)).l2NormalizedGroups(width: config.codeDim) }
     }
 
     /// Target tokens [B, T/k, N] as a flat array (book fastest).
     public func tokens(_ features: Tensor) -> [Int] {
         let x = projectNormalized(features)
-        let (n, v, c) = (config.numBooks, config.numClasses, config.codeDim)
-        let positions = x.count / (n * c)
-        var out = [Int](repeating: 0, count: positions * n)
-        out.withUnsafeMutableBufferPointer { tokens in
-            codebooks.values.withUnsafeBufferPointer { codes in
-                // Each position's nearest codes are independent of the others.
-                Parallel.forRanges(positions, grain: 8) { range in
-                    for pos in range {
-                        for book in 0..<n {
-                            let q = x.data + (pos * n + book) * c
-                            var best = 0
-                            var bestDistance = Double.infinity
-                            for code in 0..<v {
-                                let e = codes.baseAddress! + (book * v + code) * c
-                                var d = 0.0
-                                for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
-                                if d < bestDistance { bestDistance = d; best = code }
-                            }
-                            tokens[pos * n + book] = best
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        return x.nearestCodes(codebooks: codebooks.values, books: config.numBooks, classes: config.numClasses)
     }
 }

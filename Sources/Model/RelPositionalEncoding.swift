@@ -23,17 +23,7 @@ public final class RelPositionalEncoding: Module {
 
     /// [2T−1, D] table: row m is relative position T−1−m.
     public func positionTable(length t: Int) -> Tensor {
-        let table = Tensor(uninitializedShape: [2 * t - 1, dModel])
-        for m in 0..<(2 * t - 1) {
-            let r = Float(t - 1 - m)
-            let row = table.data + m * dModel
-            for (k, w) in frequencies.enumerated() {
-                let angle = r * w
-                row[2 * k] = Float(sin(Double(angle)))
-                row[2 * k + 1] = Float(cos(Double(angle)))
-            }
-        }
-        return table
+        Tensor.relativePositions(length: t, frequencies: frequencies)
     }
 
     /// Returns the scaled (and dropped-out) input and the position table.

@@ -48,12 +48,12 @@ public struct FeatureExtractor {
         let (feats, frames) = frontEnd(audio.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }, lengths: lengths, dither: nil)
         let out = withoutGrad { model.encoder(feats, lengths: frames, captureLayers: Set(layers)) }
         let (t, d) = (out.encoded.shape[1], out.encoded.shape[2])
+        let outputs = layers.map { out.layerOutputs[$0]!.array }
         return paths.indices.map { b in
             let ti = out.lengths[b]
             var values = [Float](); values.reserveCapacity(layers.count * d * ti)
-            for l in layers {
-                let layer = out.layerOutputs[l]!.data + b * t * d
-                for c in 0..<d { for s in 0..<ti { values.append(layer[s * d + c]) } }
+            for layer in outputs {
+                for c in 0..<d { for s in 0..<ti { values.append(layer[(b * t + s) * d + c]) } }
             }
             return values
         }

@@ -58,7 +58,7 @@ struct EngineBenchmark {
             // sleep before the engine runs.
             openblas_set_num_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))
             let raw = median(21) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.data, Int32(k), w.data, Int32(k), 0, c.data, Int32(n))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.storage.pointer, Int32(k), w.storage.pointer, Int32(k), 0, c.storage.pointer, Int32(n))
             }
             openblas_set_num_threads(1)
             usleep(500_000)
@@ -77,8 +77,8 @@ struct EngineBenchmark {
         let w = Tensor(repeating: 1, shape: [512]), b = Tensor(zeros: [512])
         let cases: [() -> Void] = [
             // memcpy split over the same threads as the kernels, so the ratio compares like with like.
-            { Parallel.forRanges(n) { r in (y.data + r.lowerBound).update(from: x.data + r.lowerBound, count: r.count) } },
-            { y.data.update(from: x.data, count: n) },   // one plain memcpy call
+            { Parallel.forRanges(n) { r in (y.storage.pointer + r.lowerBound).update(from: x.storage.pointer + r.lowerBound, count: r.count) } },
+            { y.storage.pointer.update(from: x.storage.pointer, count: n) },   // one plain memcpy call
             { _ = withoutGrad { x.silu() } },
             { _ = withoutGrad { x.layerNorm(weight: w, bias: b) } },
             {

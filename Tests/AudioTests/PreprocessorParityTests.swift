@@ -45,11 +45,11 @@ final class PreprocessorParityTests: XCTestCase {
         let (features, frames) = FilterbankFeatures(settings: settings)([x], lengths: [16000], dither: nil)
         XCTAssertEqual(features.shape, [1, 80, 112])
         XCTAssertEqual(frames, [100])
-        let column = (0..<80).map { features.data[$0 * 112 + 50] }
+        let column = (0..<80).map { features.array[$0 * 112 + 50] }
         assertClose(Array(column[24...29]), [-1.8083, 1.7648, 2.2742, 1.0116, -2.5276, -6.6757], atol: 2e-3, "frame 50, bins 24…29")
         XCTAssertEqual(column.indices.max { column[$0] < column[$1] }, 26)
         XCTAssertEqual(column.min()!, log(Float(5.960464477539063e-08)), accuracy: 1e-3)
-        XCTAssertTrue((100..<112).allSatisfy { t in (0..<80).allSatisfy { features.data[$0 * 112 + t] == 0 } })
+        XCTAssertTrue((100..<112).allSatisfy { t in (0..<80).allSatisfy { features.array[$0 * 112 + t] == 0 } })
     }
 
     func testSpecReferenceChirpNormalised() {
@@ -58,7 +58,7 @@ final class PreprocessorParityTests: XCTestCase {
             return Float(0.3 * sin(2 * Double.pi * (200 * t + 1900 * t * t)))
         }
         let (features, _) = FilterbankFeatures()([x], lengths: [16000], dither: nil)
-        func at(_ bin: Int, _ frame: Int) -> Float { features.data[bin * 112 + frame] }
+        func at(_ bin: Int, _ frame: Int) -> Float { features.array[bin * 112 + frame] }
         XCTAssertEqual(at(40, 50), 0.2923, accuracy: 1e-2)
         XCTAssertEqual(at(60, 90), 2.7571, accuracy: 1e-2)
         XCTAssertEqual(at(20, 10), 0.8929, accuracy: 1e-2)

@@ -22,7 +22,7 @@ final class MaskingTests: XCTestCase {
             frames += Double(mask.array.prefix(1000).reduce(0, +)) / 1000
             let t = loss.tokenMask(frameMask: mask)
             tokens += Double(t.prefix(125).filter { $0 }.count) / 125
-            XCTAssertEqual(mask.data[999], 0, "the last valid frame is never masked")
+            XCTAssertEqual(mask.array[999], 0, "the last valid frame is never masked")
             XCTAssertTrue(mask.array[1000...].allSatisfy { $0 == 0 }, "padding is never masked")
         }
         // NeMo measured 31.6 % of frames and 28.6 % of tokens for 10 s utterances.
@@ -52,8 +52,8 @@ final class MaskingTests: XCTestCase {
         maskValues[3] = 1
         let out = m.apply(features, frameMask: Tensor(maskValues, shape: [1, 16]))
         for f in 0..<80 {
-            XCTAssertEqual(out.data[f * 16 + 3], m.maskEmbedding.data[f])
-            XCTAssertEqual(out.data[f * 16 + 4], 7)
+            XCTAssertEqual(out.array[f * 16 + 3], m.maskEmbedding.array[f])
+            XCTAssertEqual(out.array[f * 16 + 4], 7)
         }
     }
 

@@ -39,7 +39,7 @@ final class MultiBookTests: XCTestCase {
         let rows = r.tokenMask.indices.filter { r.tokenMask[$0] }
         for row in rows {
             for h in 0..<2 {
-                let z = (0..<256).map { Double(logits.data[row * 512 + $0 * 2 + h]) }
+                let z = (0..<256).map { Double(logits.array[row * 512 + $0 * 2 + h]) }
                 let mx = z.max()!
                 let lse = mx + log(z.map { exp($0 - mx) }.reduce(0, +))
                 total += lse - z[tokens[row * 2 + h]]

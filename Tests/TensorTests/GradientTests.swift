@@ -87,9 +87,7 @@ final class GradientTests: XCTestCase {
         let keptInBoth = zip(kept, kept2).filter { $0 == 1 && $1 == 1 }.count
         XCTAssertEqual(Double(keptInBoth) / Double(n), Double((1 - p) * (1 - p)), accuracy: 0.005)
         // Seeds that differ in one bit (the hash's weakest case) give unrelated masks too.
-        let base = Tensor(uninitializedShape: [n]), flipped = Tensor(uninitializedShape: [n])
-        Tensor.applyDropout(x.data, into: base.data, count: n, p: 0.5, seed: 0x1234_5678_9ABC_DEF0)
-        Tensor.applyDropout(x.data, into: flipped.data, count: n, p: 0.5, seed: 0x1234_5678_9ABC_DEF1)
+        let base = withoutGrad { x.dropout(0.5, seed: 0x1234_5678_9ABC_DEF0) }, flipped = withoutGrad { x.dropout(0.5, seed: 0x1234_5678_9ABC_DEF1) }
         let agree = zip(base.array, flipped.array).filter { ($0 == 0) == ($1 == 0) }.count
         XCTAssertEqual(Double(agree) / Double(n), 0.5, accuracy: 4 * 0.5 / Double(n).squareRoot())
     }
@@ -171,7 +169,7 @@ final class GradientTests: XCTestCase {
         let scale: Float = 0.7
         // Forward against the formula, entry by entry.
         let s = withoutGrad { Tensor.relPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: scale) }
-        func at(_ x: Tensor, _ i: [Int]) -> Float { x.data[zip(i, Shape.strides(x.shape)).reduce(0) { $0 + $1.0 * $1.1 }] }
+        func at(_ x: Tensor, _ i: [Int]) -> Float { x.array[zip(i, Shape.strides(x.shape)).reduce(0) { $0 + $1.0 * $1.1 }] }
         for bi in 0..<b { for hi in 0..<h { for i in 0..<t { for j in 0..<t {
             var expected: Float = 0
             for d in 0..<dk {

@@ -44,16 +44,16 @@ final class MemoryTests: XCTestCase {
         for _ in 0...BufferPool.idleStepsKept { BufferPool.shared.endStep() }
         XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
         var pointer: UnsafeMutablePointer<Float>?
-        do { let t = Tensor(uninitializedShape: [n + 1000]); pointer = t.data }
+        do { let t = Tensor(uninitializedShape: [n + 1000]); pointer = t.storage.pointer }
         let held = BufferPool.shared.currentHeldBytes
         XCTAssertGreaterThanOrEqual(held, n * 4, "a dropped tensor's buffer is kept for reuse")
         do {
             let t = Tensor(uninitializedShape: [n + 2000])   // same size class
-            XCTAssertEqual(t.data, pointer, "a request of the same class reuses the idle buffer")
+            XCTAssertEqual(t.storage.pointer, pointer, "a request of the same class reuses the idle buffer")
         }
         do {
             let t = Tensor(uninitializedShape: [n - n / 8])   // three classes smaller
-            XCTAssertEqual(t.data, pointer, "a smaller request reuses a buffer up to four classes larger")
+            XCTAssertEqual(t.storage.pointer, pointer, "a smaller request reuses a buffer up to four classes larger")
         }
         for _ in 0..<BufferPool.idleStepsKept {   // idle for fewer steps than the limit: kept
             BufferPool.shared.endStep()

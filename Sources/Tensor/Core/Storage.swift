@@ -5,6 +5,10 @@ import Foundation
 /// When the last tensor using it goes away the block returns to `BufferPool`, so a training
 /// step whose shapes repeat reuses the previous step's memory instead of faulting in fresh pages.
 public final class Storage {
+    /// Host memory of the CPU backend. Public for three users only: the engine benchmark of the
+    /// raw kernels, the allocator's tests, and data parallelism's non-blocking gradient sums
+    /// over bucket slices (until `ProcessGroup` takes device buffers). Everything else reads a
+    /// tensor through `Tensor.withHostValues` / `withMutableHostValues` or copies (`array`).
     public let pointer: UnsafeMutablePointer<Float>
     /// Floats allocated, at least the count asked for (the pool rounds up to its size class).
     public let capacity: Int

@@ -30,7 +30,9 @@ public final class Tensor {
 
     public var count: Int { Shape.count(shape) }
     public var rank: Int { shape.count }
-    public var data: UnsafeMutablePointer<Float> { storage.pointer }
+    /// The values in memory, for the engine's own kernels only; code above the engine uses the
+    /// explicit host views (`withHostValues`, `withMutableHostValues`) or copies (`array`).
+    var data: UnsafeMutablePointer<Float> { storage.pointer }
 
     /// Uninitialised storage of the given shape (for kernels that write every element).
     public init(uninitializedShape shape: [Int]) {

@@ -44,11 +44,7 @@ extension Batch {
         let t = clean.shape[2]
         guard frames > t else { return self }
         // [..., t] → [..., frames], each row's frames first.
-        func pad(_ x: Tensor) -> Tensor {
-            let out = Tensor(zeros: x.shape.dropLast() + [frames])
-            for r in 0..<(x.count / t) { (out.data + r * frames).update(from: x.data + r * t, count: t) }
-            return out
-        }
+        func pad(_ x: Tensor) -> Tensor { x.paddingLastDimension(to: frames) }
         return Batch(position: position, slots: slots, clean: pad(clean), noisy: pad(noisy), lengths: lengths,
                      frameMask: pad(frameMask), audioSeconds: audioSeconds, utterances: utterances, skipped: skipped)
     }

@@ -126,7 +126,7 @@ final class GradientBuckets: BackwardObserver {
             reached[m] = p.grad == nil ? 0 : 1
             if p.grad !== slice {
                 precondition(p.grad == nil, "a gradient outside its bucket slice")
-                slice.data.update(repeating: 0, count: p.count)
+                slice.fill(0)
                 p.grad = slice
             }
         }

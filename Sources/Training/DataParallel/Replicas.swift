@@ -15,15 +15,14 @@ enum Replicas {
         group.barrier()
         for entry in model.stateDict() {
             switch entry.value {
-            case .float32(let t): group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * 4)
+            case .float32(let t): t.withMutableHostValues { group.broadcast(UnsafeMutableRawPointer($0.baseAddress!), bytes: $0.count * 4) }
             case .float64(let t): t.values.withUnsafeMutableBytes { if let p = $0.baseAddress { group.broadcast(p, bytes: $0.count) } }
             case .int64(let t): t.values.withUnsafeMutableBytes { if let p = $0.baseAddress { group.broadcast(p, bytes: $0.count) } }
             }
         }
         for (name, _) in optimizer.parameters {
             guard let (m, v) = optimizer.moments[name] else { continue }
-            group.broadcast(UnsafeMutableRawPointer(m.data), bytes: m.count * 4)
-            group.broadcast(UnsafeMutableRawPointer(v.data), bytes: v.count * 4)
+            for t in [m, v] { t.withMutableHostValues { group.broadcast(UnsafeMutableRawPointer($0.baseAddress!), bytes: $0.count * 4) } }
         }
         var words = [Double(optimizer.step)] + state.encoded
         words.withUnsafeMutableBytes { group.broadcast($0.baseAddress!, bytes: $0.count) }
@@ -39,10 +38,11 @@ enum Replicas {
         hashes.withUnsafeMutableBufferPointer { out in
             Parallel.forRanges(parameters.count, grain: 1) { r in
                 for p in r {
-                    let words = UnsafeRawPointer(parameters[p].data).assumingMemoryBound(to: UInt32.self)
-                    var h: UInt64 = 0
-                    for i in 0..<parameters[p].count { h = h &+ (UInt64(words[i]) ^ UInt64(i)) &* 0x9E37_79B9_7F4A_7C15 }
-                    out[p] = h
+                    out[p] = parameters[p].withHostValues { values in
+                        var h: UInt64 = 0
+                        for (i, value) in values.enumerated() { h = h &+ (UInt64(value.bitPattern) ^ UInt64(i)) &* 0x9E37_79B9_7F4A_7C15 }
+                        return h
+                    }
                 }
             }
         }

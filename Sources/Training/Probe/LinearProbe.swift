@@ -66,13 +66,7 @@ public enum LinearProbe {
             }
         }
         let predicted = withoutGrad { () -> [Int] in
-            let out = logits(stack(test), count: test.count)
-            return (0..<test.count).map { n in
-                let row = out.data + n * classes
-                var best = 0
-                for c in 1..<classes where row[c] > row[best] { best = c }
-                return best
-            }
+            logits(stack(test), count: test.count).rowArgmax()
         }
         var counts = [Int](repeating: 0, count: classes)
         for l in trainLabels { counts[l] += 1 }

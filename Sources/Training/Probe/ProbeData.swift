@@ -37,18 +37,19 @@ public struct ProbeData {
             if let model {
                 let out = withoutGrad { model.encoder(features, lengths: frames, captureLayers: Set(-1..<model.config.encoder.nLayers)) }
                 let (t, d) = (out.encoded.shape[1], out.encoded.shape[2])
+                let layers = (-1..<model.config.encoder.nLayers).map { out.layerOutputs[$0]!.array }
                 for b in batch.indices {
-                    perUtterance.append((-1..<model.config.encoder.nLayers).map { l in
-                        let base = out.layerOutputs[l]!.data + b * t * d
-                        return (0..<out.lengths[b]).map { i in Array(UnsafeBufferPointer(start: base + i * d, count: d)) }
+                    perUtterance.append(layers.map { values in
+                        (0..<out.lengths[b]).map { i in Array(values[((b * t + i) * d)..<((b * t + i + 1) * d)]) }
                     })
                 }
             } else {
                 let (f, t) = (features.shape[1], features.shape[2])
+                let values = features.array
                 for b in batch.indices {
                     let tokens = frames[b] / stride
                     perUtterance.append([(0..<tokens).map { i in
-                        (0..<stride).flatMap { k in (0..<f).map { c in features.data[(b * f + c) * t + i * stride + k] } }
+                        (0..<stride).flatMap { k in (0..<f).map { c in values[(b * f + c) * t + i * stride + k] } }
                     }])
                 }
             }

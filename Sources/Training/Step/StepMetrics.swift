@@ -83,14 +83,12 @@ public struct StepMetrics {
     mutating func add(_ result: NESTModel.StepResult, books: Int) {
         lossSum += Double(result.loss.scalar) * Double(result.maskedTokens)
         maskedTokens += result.maskedTokens
-        let v = result.logProbs.shape.last ?? 0
+        let best = result.logProbs.rowArgmax()
+        let chosen = result.logProbs.elements(rows: Array(result.maskedTargets.indices), columns: result.maskedTargets)
         for (i, target) in result.maskedTargets.enumerated() {
-            let row = result.logProbs.data + i * v
-            var best = 0
-            for c in 1..<v where row[c] > row[best] { best = c }
-            if best == target { correct += 1 }
+            if best[i] == target { correct += 1 }
             if i % books == 0 { codes.insert(target) }
-            targets.add(target: target, prediction: best, nll: -Double(row[target]))
+            targets.add(target: target, prediction: best[i], nll: -Double(chosen[i]))
         }
         predictions += result.maskedTargets.count
     }
