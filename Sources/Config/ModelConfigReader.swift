@@ -44,18 +44,26 @@ public enum ModelConfigReader {
         c.encoder.xscaling = try doc.bool("\(e).xscaling", default: c.encoder.xscaling)
         c.encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: c.encoder.posEmbMaxLen)
         c.encoder.convKernelSize = try doc.int("\(e).conv_kernel_size", default: c.encoder.convKernelSize)
-        c.encoder.convContextSize = try doc.intList("\(e).conv_context_size")
+        // `causal`: all context on the left (NeMo's [k − 1, 0]).
+        c.encoder.convContextSize = try doc.string("\(e).conv_context_size") == "causal"
+            ? [c.encoder.convKernelSize - 1, 0] : try doc.intList("\(e).conv_context_size")
         c.encoder.dropout = Float(try doc.double("\(e).dropout", default: Double(c.encoder.dropout)))
         c.encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(c.encoder.dropoutPreEncoder)))
         c.encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(c.encoder.dropoutEmb)))
         c.encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(c.encoder.dropoutAtt)))
         try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
         try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
-        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm"])
-        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
-        if let ctx = try doc.intList("\(e).att_context_size"), ctx != [-1, -1] {
-            throw NestError("\(doc.file): \(e).att_context_size: only full context [-1, -1] is supported, got \(ctx)")
+        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm", "layer_norm"])
+        c.encoder.convNormType = EncoderConfig.ConvNormType(rawValue: try doc.string("\(e).conv_norm_type") ?? "batch_norm") ?? .batchNorm
+        // Options nest-train does not build yet are refused, never built as something else.
+        if try doc.bool("\(e).causal_downsampling", default: false) {
+            throw NestError("\(doc.file): \(e).causal_downsampling: causal subsampling is not supported yet")
         }
+        if !(try doc.bool("\(e).untie_biases", default: true)) {
+            throw NestError("\(doc.file): \(e).untie_biases: shared position biases (false) are not supported; NEST uses per-layer biases (true)")
+        }
+        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
+        c.encoder.attentionContext = try attentionContext(doc, e)
         if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
             throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
         }
@@ -90,6 +98,22 @@ public enum ModelConfigReader {
 
         try validate(c, file: doc.file)
         return c
+    }
+
+    /// `att_context_size: [left, right]` (−1: unlimited on that side) in NeMo's `regular` style;
+    /// nil for full context. Several sizes (multi-lookahead training) and `chunked_limited`
+    /// are refused by name until they are built.
+    static func attentionContext(_ doc: ConfigDocument, _ e: String) throws -> (left: Int, right: Int)? {
+        if case .list(let items)? = doc.node("\(e).att_context_size"), items.contains(where: { if case .list = $0 { true } else { false } }) {
+            throw NestError("\(doc.file): \(e).att_context_size: several context sizes (multi-lookahead training) are not supported; give one [left, right]")
+        }
+        guard let ctx = try doc.intList("\(e).att_context_size"), ctx != [-1, -1] else { return nil }
+        guard ctx.count == 2, ctx.allSatisfy({ $0 >= -1 }) else {
+            throw NestError("\(doc.file): \(e).att_context_size must be [left, right] with each ≥ 0 or -1 (unlimited), got \(ctx)")
+        }
+        try require(doc, "\(e).att_context_style", oneOf: ["regular"])
+        let unlimited = Int.max / 4
+        return (ctx[0] < 0 ? unlimited : ctx[0], ctx[1] < 0 ? unlimited : ctx[1])
     }
 
     static func require(_ doc: ConfigDocument, _ path: String, oneOf allowed: [String]) throws {

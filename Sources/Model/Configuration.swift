@@ -20,7 +20,27 @@ public struct EncoderConfig: Equatable {
     public var dropoutPreEncoder: Float = 0.1
     public var dropoutEmb: Float = 0.0
     public var dropoutAtt: Float = 0.1
+    /// The norm after the convolution module's depthwise convolution (NeMo's `conv_norm_type`).
+    public var convNormType = ConvNormType.batchNorm
+    /// Frames a query may attend to on its left and right (`att_context_size`, style regular);
+    /// nil: all of them ([-1, -1]).
+    public var attentionContext: (left: Int, right: Int)? = nil
     public init() {}
+
+    public enum ConvNormType: String, Equatable, Sendable {
+        case batchNorm = "batch_norm"
+        case layerNorm = "layer_norm"
+    }
+
+    public static func == (a: EncoderConfig, b: EncoderConfig) -> Bool {
+        a.featIn == b.featIn && a.nLayers == b.nLayers && a.dModel == b.dModel && a.useBias == b.useBias
+            && a.subsamplingFactor == b.subsamplingFactor && a.subsamplingConvChannels == b.subsamplingConvChannels
+            && a.ffExpansionFactor == b.ffExpansionFactor && a.nHeads == b.nHeads && a.xscaling == b.xscaling
+            && a.posEmbMaxLen == b.posEmbMaxLen && a.convKernelSize == b.convKernelSize && a.convContextSize == b.convContextSize
+            && a.dropout == b.dropout && a.dropoutPreEncoder == b.dropoutPreEncoder && a.dropoutEmb == b.dropoutEmb
+            && a.dropoutAtt == b.dropoutAtt && a.convNormType == b.convNormType
+            && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
+    }
 
     public var headDim: Int { dModel / nHeads }
     public var convContext: (left: Int, right: Int) {

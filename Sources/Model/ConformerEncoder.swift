@@ -37,7 +37,7 @@ public final class ConformerEncoder: Module {
         let (subsampled, encodedLengths) = preEncode(features, lengths: lengths)
         var (x, positions) = posEnc(subsampled)
         let (b, t) = (x.shape[0], x.shape[1])
-        let attentionMask = TimeMask.attention(encodedLengths, length: t)
+        let attentionMask = TimeMask.attention(encodedLengths, length: t, context: config.attentionContext)
         let validSteps = TimeMask.rows(encodedLengths, length: t, shape: [b, t, 1])
         var captured: [Int: Tensor] = [:]
         if captureLayers.contains(-1) { captured[-1] = x }

@@ -21,12 +21,33 @@ public final class ConformerFeedForward: Module {
 }
 
 /// NeMo's `ConformerConvolution` on channels-last [B, T, D]: pointwise d→2d, GLU (first half
-/// value, second half gate), zero padded steps, depthwise conv k, BatchNorm, Swish, pointwise.
+/// value, second half gate), zero padded steps, depthwise conv k, BatchNorm (or, with
+/// `conv_norm_type: layer_norm`, a LayerNorm over each frame's channels, padded frames too;
+/// NeMo keeps the name `batch_norm` for either), Swish, pointwise.
 public final class ConformerConvolution: Module {
     public let pointwiseConv1: PointwiseConv1d
     public let depthwiseConv: DepthwiseConv1d
-    public let batchNorm: BatchNorm1d
+    public let norm: Norm
     public let pointwiseConv2: PointwiseConv1d
+
+    public enum Norm {
+        case batch(BatchNorm1d)
+        case layer(LayerNorm)
+
+        var module: Module {
+            switch self {
+            case .batch(let m): m
+            case .layer(let m): m
+            }
+        }
+
+        func callAsFunction(_ x: Tensor) -> Tensor {
+            switch self {
+            case .batch(let m): m(x)
+            case .layer(let m): m(x)
+            }
+        }
+    }
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
         let d = config.dModel
@@ -34,19 +55,19 @@ public final class ConformerConvolution: Module {
         let context = config.convContext
         depthwiseConv = DepthwiseConv1d(channels: d, kernelSize: config.convKernelSize, left: context.left,
                                         right: context.right, bias: config.useBias, rng: rng)
-        batchNorm = BatchNorm1d(d)
+        norm = config.convNormType == .layerNorm ? .layer(LayerNorm(d)) : .batch(BatchNorm1d(d))
         pointwiseConv2 = PointwiseConv1d(inputChannels: d, outputChannels: d, bias: config.useBias, rng: rng)
         super.init()
         child("pointwise_conv1", pointwiseConv1)
         child("depthwise_conv", depthwiseConv)
-        child("batch_norm", batchNorm)
+        child("batch_norm", norm.module)
         child("pointwise_conv2", pointwiseConv2)
     }
 
     /// `validSteps` is [B, T, 1] with 1 for t < length.
     public func callAsFunction(_ x: Tensor, validSteps: Tensor) -> Tensor {
         let gated = pointwiseConv1(x).glu() * validSteps
-        return pointwiseConv2(batchNorm(depthwiseConv(gated)).silu())
+        return pointwiseConv2(norm(depthwiseConv(gated)).silu())
     }
 }
 

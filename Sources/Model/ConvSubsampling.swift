@@ -72,8 +72,9 @@ public enum TimeMask {
         Tensor.timeMask(lengths: lengths, length: t, shape: shape)
     }
 
-    /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid.
-    public static func attention(_ lengths: [Int], length t: Int) -> Tensor {
-        Tensor.attentionMask(lengths: lengths, length: t)
+    /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid (and,
+    /// with a limited context, the key is within it).
+    public static func attention(_ lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil) -> Tensor {
+        Tensor.attentionMask(lengths: lengths, length: t, context: context)
     }
 }

@@ -15,6 +15,11 @@ public enum Fixtures {
     public static var nemoTinyPath: String { directory.appendingPathComponent("nemo-tiny/nemo-tiny.h5").path }
 
     public static func nemoTiny() throws -> HDF5File { try HDF5File(path: nemoTinyPath, mode: .readOnly) }
+
+    /// `<name>/<name>.h5` of the shared fixtures (`nemo-streaming`, `nemo-transformer`).
+    public static func file(_ name: String) throws -> HDF5File {
+        try HDF5File(path: directory.appendingPathComponent("\(name)/\(name).h5").path, mode: .readOnly)
+    }
 }
 
 extension HDF5File {

@@ -12,11 +12,15 @@ extension Tensor {
         return m
     }
 
-    /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid.
-    public static func attentionMask(lengths: [Int], length t: Int) -> Tensor {
+    /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid and,
+    /// with a limited `context`, key j lies in [i − left, i + right] of query i.
+    public static func attentionMask(lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil) -> Tensor {
         let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
         for (b, l) in lengths.enumerated() {
-            for i in 0..<min(l, t) { (m.data + (b * t + i) * t).update(repeating: 0, count: min(l, t)) }
+            for i in 0..<min(l, t) {
+                let first = context.map { max(0, i - $0.left) } ?? 0, end = context.map { min(min(l, t), i + $0.right + 1) } ?? min(l, t)
+                if first < end { (m.data + (b * t + i) * t + first).update(repeating: 0, count: end - first) }
+            }
         }
         return m
     }

@@ -89,7 +89,13 @@ public struct RunConfig {
         frontEnd.features = try doc.int("\(p).features", default: 80)
         frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
         frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
-        frontEnd.normalize = try (doc.string("\(p).normalize") ?? "per_feature") == "per_feature"
+        // per_feature, or NA (NeMo's normalize_batch passes through a type it does not know,
+        // as the streaming and v2 recipes use it); all_features is refused until it is built.
+        switch try doc.string("\(p).normalize") ?? "per_feature" {
+        case "per_feature": frontEnd.normalize = true
+        case "NA": frontEnd.normalize = false
+        case let other: throw NestError("\(doc.file): \(p).normalize: '\(other)' is not supported (per_feature, NA)")
+        }
         if let w = try doc.string("\(p).window"), w != "hann" { throw NestError("\(doc.file): \(p).window: only hann is supported") }
         try Self.check(frontEnd: frontEnd, doc)
         if frontEnd.features != model.encoder.featIn {
