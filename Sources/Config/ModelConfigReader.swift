@@ -56,9 +56,7 @@ public enum ModelConfigReader {
         try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm", "layer_norm"])
         c.encoder.convNormType = EncoderConfig.ConvNormType(rawValue: try doc.string("\(e).conv_norm_type") ?? "batch_norm") ?? .batchNorm
         // Options nest-train does not build yet are refused, never built as something else.
-        if try doc.bool("\(e).causal_downsampling", default: false) {
-            throw NestError("\(doc.file): \(e).causal_downsampling: causal subsampling is not supported yet")
-        }
+        c.encoder.causalDownsampling = try doc.bool("\(e).causal_downsampling", default: false)
         if !(try doc.bool("\(e).untie_biases", default: true)) {
             throw NestError("\(doc.file): \(e).untie_biases: shared position biases (false) are not supported; NEST uses per-layer biases (true)")
         }

@@ -20,6 +20,8 @@ public struct EncoderConfig: Equatable {
     public var dropoutPreEncoder: Float = 0.1
     public var dropoutEmb: Float = 0.0
     public var dropoutAtt: Float = 0.1
+    /// NeMo's `causal_downsampling`: causal stride-2 convolutions in the subsampling.
+    public var causalDownsampling = false
     /// The norm after the convolution module's depthwise convolution (NeMo's `conv_norm_type`).
     public var convNormType = ConvNormType.batchNorm
     /// Frames a query may attend to on its left and right (`att_context_size`, style regular);
@@ -38,7 +40,7 @@ public struct EncoderConfig: Equatable {
             && a.ffExpansionFactor == b.ffExpansionFactor && a.nHeads == b.nHeads && a.xscaling == b.xscaling
             && a.posEmbMaxLen == b.posEmbMaxLen && a.convKernelSize == b.convKernelSize && a.convContextSize == b.convContextSize
             && a.dropout == b.dropout && a.dropoutPreEncoder == b.dropoutPreEncoder && a.dropoutEmb == b.dropoutEmb
-            && a.dropoutAtt == b.dropoutAtt && a.convNormType == b.convNormType
+            && a.dropoutAtt == b.dropoutAtt && a.convNormType == b.convNormType && a.causalDownsampling == b.causalDownsampling
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
     }
 

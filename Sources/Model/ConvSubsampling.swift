@@ -8,8 +8,13 @@ import Tensor
 /// every conv the padded time rows (t ≥ current length) are zeroed, as NeMo's
 /// `MaskedConvSequential` does before each layer. The [B, C, T′, F′] result is flattened
 /// channel-major (c·F′ + f) and projected to D by `out`.
+///
+/// With `causal_downsampling` every stride-2 convolution is NeMo's `CausalConv2D`: zero padding
+/// 2 before and 1 after on both axes instead of 1 and 1, so a length n becomes ⌊n/2⌋ + 1 and
+/// no output frame sees a later input frame (T′ = T/8 + 1 for a factor of 8).
 public final class ConvSubsampling: Module {
     public let out: Linear
+    public let causal: Bool
     let conv = Module()
     /// The convs in sequence order with their state-dict index and whether a ReLU follows.
     private var stages: [(conv: Conv2d, strided: Bool, relu: Bool)] = []
@@ -19,8 +24,9 @@ public final class ConvSubsampling: Module {
         var stageCount = 0
         var f = config.subsamplingFactor
         while f > 1 { stageCount += 1; f /= 2 }
+        causal = config.causalDownsampling
         var freq = config.featIn
-        for _ in 0..<stageCount { freq = (freq - 1) / 2 + 1 }
+        for _ in 0..<stageCount { freq = Self.strided(freq, causal: causal) }
         out = Linear(inputFeatures: c * freq, outputFeatures: config.dModel, rng: rng)
         super.init()
         child("out", out)
@@ -32,21 +38,19 @@ public final class ConvSubsampling: Module {
             stages.append((m, strided, relu))
             index += relu ? 2 : 1
         }
-        add(Conv2d(inputChannels: 1, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), rng: rng),
+        // Causal stages pad explicitly (2 before, 1 after) in `callAsFunction`.
+        let padding = causal ? (0, 0) : (1, 1)
+        add(Conv2d(inputChannels: 1, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, rng: rng),
             strided: true, relu: true)
         for _ in 1..<max(stageCount, 1) {
-            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), groups: c, rng: rng),
+            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, groups: c, rng: rng),
                 strided: true, relu: false)
             add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (1, 1), rng: rng), strided: false, relu: true)
         }
     }
 
-    /// Encoder length for `length` valid feature frames: ceil(L/2) per stride-2 stage.
-    public static func outputLength(_ length: Int, stages: Int) -> Int {
-        var l = length
-        for _ in 0..<stages { l = (l - 1) / 2 + 1 }
-        return l
-    }
+    /// A size after one stride-2 stage: ⌈n/2⌉, or ⌊n/2⌋ + 1 when causal.
+    static func strided(_ n: Int, causal: Bool) -> Int { causal ? n / 2 + 1 : (n - 1) / 2 + 1 }
 
     public func callAsFunction(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) {
         let (b, f, t) = (features.shape[0], features.shape[1], features.shape[2])
@@ -54,8 +58,9 @@ public final class ConvSubsampling: Module {
         var lengths = lengths
         x = x * TimeMask.rows(lengths, length: t, shape: [b, 1, t, 1])
         for stage in stages {
+            if causal && stage.strided { x = x.padded(axis: 2, before: 2, after: 1).padded(axis: 3, before: 2, after: 1) }
             x = stage.conv(x)
-            if stage.strided { lengths = lengths.map { ($0 - 1) / 2 + 1 } }
+            if stage.strided { lengths = lengths.map { Self.strided($0, causal: causal) } }
             x = x * TimeMask.rows(lengths, length: x.shape[2], shape: [b, 1, x.shape[2], 1])
             if stage.relu { x = x.relu() }
         }

@@ -54,7 +54,7 @@ public final class NESTModel: Module {
         public let logProbs: Tensor
         /// Targets of the masked tokens, [M·N] in `logProbs`' row order.
         public let maskedTargets: [Int]
-        /// Which of the B·T′ token positions are masked.
+        /// Which of the B·(T/k) token positions are masked (k = combine_time_steps).
         public let tokenMask: [Bool]
         public let maskedTokens: Int
     }
@@ -66,13 +66,17 @@ public final class NESTModel: Module {
         let masked = maskProcessor.apply(noisy, frameMask: frameMask)
         let encoded = encoder(masked, lengths: noisyLengths).encoded
         let tokenMask = loss.tokenMask(frameMask: frameMask)
-        let rows = tokenMask.indices.filter { tokenMask[$0] }
+        // Token j of utterance b is encoder frame j. With causal subsampling the encoder gives one
+        // frame more than there are tokens (T/8 + 1); like NeMo's current MultiMLMLoss the loss
+        // takes the first min(T′, T/8) of each, so that frame never enters it.
+        let (b, frames, d) = (encoded.shape[0], encoded.shape[1], encoded.shape[2])
+        let tokens = tokenMask.count / max(b, 1), usable = min(frames, tokens)
+        let positions = tokenMask.indices.filter { tokenMask[$0] && $0 % tokens < usable }
         let n = config.quantizer.numBooks
-        let d = encoded.shape[2]
-        let selected = encoded.reshaped([-1, d]).gatherRows(rows)
+        let selected = encoded.reshaped([-1, d]).gatherRows(positions.map { $0 / tokens * frames + $0 % tokens })
         let logProbs = decoder(selected)
-        let targets = rows.flatMap { r in (0..<n).map { targetsAll[r * n + $0] } }
+        let targets = positions.flatMap { p in (0..<n).map { targetsAll[p * n + $0] } }
         return StepResult(loss: loss(logProbs: logProbs, targets: targets), encoded: encoded, logProbs: logProbs,
-                          maskedTargets: targets, tokenMask: tokenMask, maskedTokens: rows.count)
+                          maskedTargets: targets, tokenMask: tokenMask, maskedTokens: positions.count)
     }
 }

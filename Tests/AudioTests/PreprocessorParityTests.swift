@@ -21,6 +21,24 @@ final class PreprocessorParityTests: XCTestCase {
         XCTAssertEqual(last.indices.filter { last[$0] > 0 }, Array(238...255))
     }
 
+    /// The streaming and v2 recipes' front end: 128 mel bands, `normalize: NA` (raw log-mel),
+    /// `pad_to: 8`, on the `nemo-streaming` fixture.
+    func testRawLogMelWith128BandsMatchesNeMo() throws {
+        let f = try Fixtures.file("nemo-streaming")
+        var settings = FilterbankFeatures.Settings()
+        (settings.features, settings.normalize, settings.padTo) = (128, false, 8)
+        let front = FilterbankFeatures(settings: settings)
+        assertClose(front.filterbank, try f.read("/weights/preprocessor.featurizer.fb").floats, atol: 1e-8, rtol: 1e-5, "128-band filterbank")
+        let audio = try f.read("/input/audio")
+        let n = audio.shape[1]
+        let batch = (0..<audio.shape[0]).map { Array(audio.floats[($0 * n)..<(($0 + 1) * n)]) }
+        let (features, frames) = front(batch, lengths: try f.read("/input/audio_len").ints, dither: nil)
+        XCTAssertEqual(features.shape, [2, 128, 176], "padded to a multiple of 8")
+        XCTAssertEqual(frames, try f.read("/preprocessor/lengths").ints)
+        // Raw log-mel spans about −17…5: the same float differences as normalised features, relative.
+        assertClose(features.array, try f.read("/preprocessor/features").floats, atol: 2e-3, rtol: 1e-3, "raw log-mel")
+    }
+
     func testFeaturesMatchNeMoOnFixtureAudio() throws {
         let f = try Fixtures.nemoTiny()
         let audio = try f.read("/input/audio")
