@@ -59,6 +59,10 @@ final class GradientTests: XCTestCase {
         assertGradients([a], "relu") { a.relu() }
         assertGradients([a], "sigmoid") { a.sigmoid() }
         assertGradients([a], "silu") { a.silu() }
+        assertGradients([a], "gelu") { a.gelu() }
+        // torch.nn.functional.gelu (exact): reference values.
+        let x = Tensor([-3, -1, -0.5, 0, 0.5, 1, 3], shape: [7])
+        assertClose(withoutGrad { x.gelu() }.array, [-0.0040496, -0.1586553, -0.1542687, 0, 0.3457313, 0.8413447, 2.9959504], atol: 1e-6, "gelu values")
         let g = randomTensor([2, 3, 10], seed: 15, -2, 2)
         assertGradients([g], "glu") { g.glu() }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An activation and its derivative as a type, so the kernels specialise on it.
 public protocol Activation: UnaryFunction {
     /// Whether f′ is computed from the output y = f(x) rather than the input x. The backward
@@ -24,6 +26,15 @@ public enum Activations {
         @inline(__always) public func callAsFunction(_ x: Float) -> Float { x / (1 + Vector.exp(-x)) }
         @inline(__always) public func derivative(_ x: Float) -> Float { let s = Vector.sigmoid(x); return s * (1 + x * (1 - s)) }
     }
+    /// torch's exact GELU x·Φ(x) = x·(1 + erf(x/√2))/2 (not the tanh approximation);
+    /// derivative Φ(x) + x·φ(x).
+    public struct GELU: Activation {
+        public static let derivativeFromOutput = false
+        @inline(__always) public func callAsFunction(_ x: Float) -> Float { 0.5 * x * (1 + erf(x * 0.70710678118654752)) }
+        @inline(__always) public func derivative(_ x: Float) -> Float {
+            0.5 * (1 + erf(x * 0.70710678118654752)) + x * 0.39894228040143268 * Vector.exp(-0.5 * x * x)
+        }
+    }
 }
 
 /// Pointwise nonlinearities and the gated linear unit.
@@ -46,6 +57,7 @@ extension Tensor {
     public func relu() -> Tensor { activation(Activations.ReLU()) }
     public func sigmoid() -> Tensor { activation(Activations.Sigmoid()) }
     public func silu() -> Tensor { activation(Activations.SiLU()) }
+    public func gelu() -> Tensor { activation(Activations.GELU()) }
 
     /// Gated linear unit over the last dimension [.., 2C] → [.., C]: the first half is the
     /// value, the second half the gate (PyTorch's `glu` order).
