@@ -22,8 +22,9 @@ public enum ModelConfigReader {
     static func checkTargets(_ doc: ConfigDocument) throws {
         for (section, target) in sectionClasses {
             guard let named = try doc.string("model.\(section)._target_") else { continue }
-            let expected = String(target.split(separator: ".").last!)
-            if named.split(separator: ".").last.map(String.init) != expected {
+            let expected = String(target.split(separator: ".").last!), name = named.split(separator: ".").last.map(String.init)
+            if section == "encoder" && name == EncoderConfig.Architecture.transformer.rawValue { continue }
+            if name != expected {
                 throw NestError("\(doc.file): model.\(section)._target_: \(named) is not supported (nest-train builds \(target))")
             }
         }
@@ -33,37 +34,10 @@ public enum ModelConfigReader {
         try checkTargets(doc)
         var c = NESTConfig()
         let e = "model.encoder"
-        c.encoder.featIn = try doc.int("\(e).feat_in", default: c.encoder.featIn)
-        c.encoder.nLayers = try doc.int("\(e).n_layers", default: c.encoder.nLayers)
-        c.encoder.dModel = try doc.int("\(e).d_model", default: c.encoder.dModel)
-        c.encoder.useBias = try doc.bool("\(e).use_bias", default: c.encoder.useBias)
-        c.encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: c.encoder.subsamplingFactor)
-        c.encoder.subsamplingConvChannels = try doc.int("\(e).subsampling_conv_channels", default: c.encoder.subsamplingConvChannels)
-        c.encoder.ffExpansionFactor = try doc.int("\(e).ff_expansion_factor", default: c.encoder.ffExpansionFactor)
-        c.encoder.nHeads = try doc.int("\(e).n_heads", default: c.encoder.nHeads)
-        c.encoder.xscaling = try doc.bool("\(e).xscaling", default: c.encoder.xscaling)
-        c.encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: c.encoder.posEmbMaxLen)
-        c.encoder.convKernelSize = try doc.int("\(e).conv_kernel_size", default: c.encoder.convKernelSize)
-        // `causal`: all context on the left (NeMo's [k − 1, 0]).
-        c.encoder.convContextSize = try doc.string("\(e).conv_context_size") == "causal"
-            ? [c.encoder.convKernelSize - 1, 0] : try doc.intList("\(e).conv_context_size")
-        c.encoder.dropout = Float(try doc.double("\(e).dropout", default: Double(c.encoder.dropout)))
-        c.encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(c.encoder.dropoutPreEncoder)))
-        c.encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(c.encoder.dropoutEmb)))
-        c.encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(c.encoder.dropoutAtt)))
-        try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
-        try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
-        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm", "layer_norm"])
-        c.encoder.convNormType = EncoderConfig.ConvNormType(rawValue: try doc.string("\(e).conv_norm_type") ?? "batch_norm") ?? .batchNorm
-        // Options nest-train does not build yet are refused, never built as something else.
-        c.encoder.causalDownsampling = try doc.bool("\(e).causal_downsampling", default: false)
-        if !(try doc.bool("\(e).untie_biases", default: true)) {
-            throw NestError("\(doc.file): \(e).untie_biases: shared position biases (false) are not supported; NEST uses per-layer biases (true)")
-        }
-        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
-        c.encoder.attentionContext = try attentionContext(doc, e)
-        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
-            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
+        if try doc.string("\(e)._target_").map({ $0.hasSuffix(".TransformerEncoder") }) ?? false {
+            try readTransformer(doc, e, into: &c.encoder)
+        } else {
+            try readConformer(doc, e, into: &c.encoder)
         }
 
         let m = "model.masking"
@@ -96,6 +70,80 @@ public enum ModelConfigReader {
 
         try validate(c, file: doc.file)
         return c
+    }
+
+    /// `ConformerEncoder`'s keys (FastConformer).
+    static func readConformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
+        encoder.featIn = try doc.int("\(e).feat_in", default: encoder.featIn)
+        encoder.nLayers = try doc.int("\(e).n_layers", default: encoder.nLayers)
+        encoder.dModel = try doc.int("\(e).d_model", default: encoder.dModel)
+        encoder.useBias = try doc.bool("\(e).use_bias", default: encoder.useBias)
+        encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: encoder.subsamplingFactor)
+        encoder.subsamplingConvChannels = try doc.int("\(e).subsampling_conv_channels", default: encoder.subsamplingConvChannels)
+        encoder.ffExpansionFactor = try doc.int("\(e).ff_expansion_factor", default: encoder.ffExpansionFactor)
+        encoder.nHeads = try doc.int("\(e).n_heads", default: encoder.nHeads)
+        encoder.xscaling = try doc.bool("\(e).xscaling", default: encoder.xscaling)
+        encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: encoder.posEmbMaxLen)
+        encoder.convKernelSize = try doc.int("\(e).conv_kernel_size", default: encoder.convKernelSize)
+        // `causal`: all context on the left (NeMo's [k − 1, 0]).
+        encoder.convContextSize = try doc.string("\(e).conv_context_size") == "causal"
+            ? [encoder.convKernelSize - 1, 0] : try doc.intList("\(e).conv_context_size")
+        encoder.dropout = Float(try doc.double("\(e).dropout", default: Double(encoder.dropout)))
+        encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(encoder.dropoutPreEncoder)))
+        encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(encoder.dropoutEmb)))
+        encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(encoder.dropoutAtt)))
+        try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
+        try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
+        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm", "layer_norm"])
+        encoder.convNormType = EncoderConfig.ConvNormType(rawValue: try doc.string("\(e).conv_norm_type") ?? "batch_norm") ?? .batchNorm
+        // Options nest-train does not build yet are refused, never built as something else.
+        encoder.causalDownsampling = try doc.bool("\(e).causal_downsampling", default: false)
+        if !(try doc.bool("\(e).untie_biases", default: true)) {
+            throw NestError("\(doc.file): \(e).untie_biases: shared position biases (false) are not supported; NEST uses per-layer biases (true)")
+        }
+        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
+        encoder.attentionContext = try attentionContext(doc, e)
+        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
+            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
+        }
+    }
+
+    /// NeMo 3.0's `TransformerEncoder`: absent keys take its class defaults (which differ from
+    /// the Conformer's: xscaling off, feature stacking, `dropout_pre_encoder` = `drop_rate`); a
+    /// Conformer-only key is refused, as the class's constructor refuses an unknown argument.
+    static func readTransformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
+        encoder.architecture = .transformer
+        for key in ["conv_kernel_size", "conv_norm_type", "conv_context_size", "ff_expansion_factor", "untie_biases", "att_context_size",
+                    "att_context_style", "dropout", "dropout_att", "use_bias"] where doc.node("\(e).\(key)") != nil {
+            throw NestError("\(doc.file): \(e).\(key) is a ConformerEncoder argument; TransformerEncoder does not take it")
+        }
+        encoder.featIn = try doc.int("\(e).feat_in", default: 128)
+        encoder.nLayers = try doc.int("\(e).n_layers", default: 17)
+        encoder.dModel = try doc.int("\(e).d_model", default: 512)
+        encoder.nHeads = try doc.int("\(e).n_heads", default: 8)
+        encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: 4)
+        encoder.xscaling = try doc.bool("\(e).xscaling", default: false)
+        encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: 5000)
+        encoder.qkvBias = try doc.bool("\(e).qkv_bias", default: false)
+        encoder.qkNorm = try doc.bool("\(e).qk_norm", default: false)
+        encoder.ffExpansion = try doc.double("\(e).ff_expansion", default: 4.0)
+        encoder.preBlockNorm = try doc.bool("\(e).pre_block_norm", default: true)
+        encoder.dropRate = Float(try doc.double("\(e).drop_rate", default: 0.1))
+        encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder") ?? Double(encoder.dropRate))
+        encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: 0))
+        encoder.dropout = encoder.dropRate
+        encoder.dropoutAtt = 0
+        if let s = try doc.string("\(e).subsampling"), !["feature_stacking", "feature-stacking"].contains(s) {
+            throw NestError("\(doc.file): \(e).subsampling: '\(s)' is not supported with TransformerEncoder (supported: feature_stacking)")
+        }
+        try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
+        try require(doc, "\(e).attn_mode", oneOf: ["full"])
+        if try doc.bool("\(e).causal_downsampling", default: false) { throw NestError("\(doc.file): \(e).causal_downsampling applies to convolutional subsampling only") }
+        if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
+        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
+            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
+        }
+        if !(encoder.ffExpansion > 0 && encoder.ffExpansion <= 64) { throw NestError("\(doc.file): \(e).ff_expansion (\(encoder.ffExpansion)) must be in (0, 64]") }
     }
 
     /// `att_context_size: [left, right]` (−1: unlimited on that side) in NeMo's `regular` style;
@@ -134,6 +182,7 @@ public enum ModelConfigReader {
         if let ctx = e.convContextSize, ctx.count != 2 || ctx[0] + ctx[1] + 1 != e.convKernelSize {
             try fail("model.encoder.conv_context_size \(ctx) must be [left, right] with left + right + 1 = conv_kernel_size")
         }
+        if e.dropoutEmb != 0 { try fail("model.encoder.dropout_emb (\(e.dropoutEmb)): dropout on the position table is not supported (NEST's recipes use 0)") }
         for (key, p) in [("dropout", e.dropout), ("dropout_pre_encoder", e.dropoutPreEncoder), ("dropout_emb", e.dropoutEmb), ("dropout_att", e.dropoutAtt)]
         where !(0..<1).contains(p) { try fail("model.encoder.\(key) (\(p)) must be in [0, 1)") }
         // Sizes that make the objective trivial (one class: loss 0, accuracy 1) or the model

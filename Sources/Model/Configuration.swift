@@ -20,6 +20,17 @@ public struct EncoderConfig: Equatable {
     public var dropoutPreEncoder: Float = 0.1
     public var dropoutEmb: Float = 0.0
     public var dropoutAtt: Float = 0.1
+    /// Which NeMo encoder class: `ConformerEncoder` (FastConformer) or NeMo 3.0's
+    /// `TransformerEncoder`; the fields below the Transformer mark apply to that one only.
+    public var architecture = Architecture.conformer
+    /// Transformer: fused q/k/v projection bias (`qkv_bias`), per-head LayerNorm on q and k
+    /// (`qk_norm`), feed-forward width `Int(ffExpansion · d_model)` (`ff_expansion`), a LayerNorm
+    /// before the first block (`pre_block_norm`), dropout inside the blocks (`drop_rate`).
+    public var qkvBias = false
+    public var qkNorm = false
+    public var ffExpansion = 4.0
+    public var preBlockNorm = true
+    public var dropRate: Float = 0.1
     /// NeMo's `causal_downsampling`: causal stride-2 convolutions in the subsampling.
     public var causalDownsampling = false
     /// The norm after the convolution module's depthwise convolution (NeMo's `conv_norm_type`).
@@ -28,6 +39,11 @@ public struct EncoderConfig: Equatable {
     /// nil: all of them ([-1, -1]).
     public var attentionContext: (left: Int, right: Int)? = nil
     public init() {}
+
+    public enum Architecture: String, Equatable, Sendable {
+        case conformer = "ConformerEncoder"
+        case transformer = "TransformerEncoder"
+    }
 
     public enum ConvNormType: String, Equatable, Sendable {
         case batchNorm = "batch_norm"
@@ -41,6 +57,8 @@ public struct EncoderConfig: Equatable {
             && a.posEmbMaxLen == b.posEmbMaxLen && a.convKernelSize == b.convKernelSize && a.convContextSize == b.convContextSize
             && a.dropout == b.dropout && a.dropoutPreEncoder == b.dropoutPreEncoder && a.dropoutEmb == b.dropoutEmb
             && a.dropoutAtt == b.dropoutAtt && a.convNormType == b.convNormType && a.causalDownsampling == b.causalDownsampling
+            && a.architecture == b.architecture && a.qkvBias == b.qkvBias && a.qkNorm == b.qkNorm && a.ffExpansion == b.ffExpansion
+            && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
     }
 

@@ -4,20 +4,11 @@ import Tensor
 /// NeMo's `ConformerEncoder` (FastConformer): subsampling, xscale + dropout, relative
 /// positions, Conformer layers. Works channels-last: the output is [B, T′, D] (NeMo returns
 /// the transpose [B, D, T′]).
-public final class ConformerEncoder: Module {
+public final class ConformerEncoder: Module, SpeechEncoder {
     public let config: EncoderConfig
     public let preEncode: ConvSubsampling
     public let posEnc: RelPositionalEncoding
     public let layers: [ConformerLayer]
-
-    public struct Output {
-        /// [B, T′, D]
-        public let encoded: Tensor
-        public let lengths: [Int]
-        /// Outputs of the requested layers (after their norm_out), [B, T′, D] each; key −1 is
-        /// the subsampling output (after xscale), the probe's layer 0.
-        public let layerOutputs: [Int: Tensor]
-    }
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
         precondition(config.dModel % config.nHeads == 0, "encoder.d_model \(config.dModel) is not divisible by encoder.n_heads \(config.nHeads)")
@@ -33,7 +24,7 @@ public final class ConformerEncoder: Module {
     }
 
     /// features [B, F, T] with valid lengths → encoder output.
-    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int> = []) -> Output {
+    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
         let (subsampled, encodedLengths) = preEncode(features, lengths: lengths)
         var (x, positions) = posEnc(subsampled)
         let (b, t) = (x.shape[0], x.shape[1])
@@ -45,6 +36,6 @@ public final class ConformerEncoder: Module {
             x = layer(x, positions: positions, attentionMask: attentionMask, validSteps: validSteps)
             if captureLayers.contains(i) { captured[i] = x }
         }
-        return Output(encoded: x, lengths: encodedLengths, layerOutputs: captured)
+        return EncoderOutput(encoded: x, lengths: encodedLengths, layerOutputs: captured)
     }
 }

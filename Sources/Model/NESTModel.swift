@@ -6,7 +6,7 @@ import Tensor
 public final class NESTModel: Module {
     public let config: NESTConfig
     public let preprocessor: Module
-    public let encoder: ConformerEncoder
+    public let encoder: any SpeechEncoder
     public let quantizer: RandomProjectionVectorQuantizer
     public let maskProcessor: RandomBlockMasking
     public let decoder: MultiSoftmaxDecoder
@@ -24,7 +24,7 @@ public final class NESTModel: Module {
         let featurizer = preprocessor.child("featurizer", Module())
         featurizer.buffer("window", .float32(window))
         featurizer.buffer("fb", .float32(filterbank))
-        encoder = ConformerEncoder(config: config.encoder, rng: initRNG)
+        encoder = makeEncoder(config.encoder, rng: initRNG)
         quantizer = RandomProjectionVectorQuantizer(config: config.quantizer, rng: initRNG)
         maskProcessor = RandomBlockMasking(config: config.masking, rng: initRNG)
         decoder = MultiSoftmaxDecoder(config: config.decoder, rng: initRNG)

@@ -320,4 +320,17 @@ final class NemoImportTests: XCTestCase {
         samples.withUnsafeBytes { d.append(contentsOf: $0) }
         try d.write(to: URL(fileURLWithPath: path))
     }
+
+    /// NeMo's own `.nemo` files of the streaming FastConformer and the Transformer encoder
+    /// restore through the reader (config and weights) and reproduce NeMo's encoder output.
+    func testStreamingAndTransformerNemoFilesRestoreAndMatchNeMo() throws {
+        for name in ["nemo-streaming", "nemo-transformer"] {
+            let (model, config) = try Exporter.loadNemo(Fixtures.directory.appendingPathComponent("\(name)/\(name).nemo").path)
+            XCTAssertEqual(config.model.encoder.architecture, name == "nemo-transformer" ? .transformer : .conformer, name)
+            let f = try Fixtures.file(name)
+            model.eval()
+            let out = withoutGrad { model.encoder(try! f.tensor("/preprocessor/features"), lengths: try! f.read("/preprocessor/lengths").ints) }
+            assertClose(out.encoded.transposed(1, 2).array, try f.tensor("/encoder/output").array, atol: 1e-4, "\(name): encoder output")
+        }
+    }
 }

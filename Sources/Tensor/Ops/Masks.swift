@@ -25,6 +25,16 @@ extension Tensor {
         return m
     }
 
+    /// A key-padding attention mask [B, 1, T, T]: 1 (masked) for every key j ≥ lengths[b], in
+    /// every query row (FlexAttention's `kv_idx < length` as NeMo's Transformer uses it).
+    public static func keyMask(lengths: [Int], length t: Int) -> Tensor {
+        let m = Tensor(zeros: [lengths.count, 1, t, t])
+        for (b, l) in lengths.enumerated() where l < t {
+            for i in 0..<t { (m.data + (b * t + i) * t + l).update(repeating: 1, count: t - l) }
+        }
+        return m
+    }
+
     /// Means of consecutive blocks of `k` along the last dimension of [B, T]: [B, T/k] (a
     /// trailing partial block is left out).
     public func blockMeans(_ k: Int) -> Tensor {

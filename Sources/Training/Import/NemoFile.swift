@@ -33,12 +33,20 @@ public struct NemoFile {
         weights = try TorchArchiveReader(checkpoint)
     }
 
-    /// Keys that define the architecture: each must be in the file (or have a class default
-    /// above), and a `--config` given beside the file must agree on every one.
-    public static let architectureKeys = [
-        "encoder.feat_in", "encoder.n_layers", "encoder.d_model", "encoder.n_heads", "encoder.ff_expansion_factor",
-        "encoder.conv_kernel_size", "encoder.use_bias", "encoder.xscaling", "encoder.subsampling", "encoder.subsampling_factor",
-        "encoder.subsampling_conv_channels", "encoder.self_attention_model", "encoder.conv_norm_type", "encoder.pos_emb_max_len",
+    /// Keys that define the architecture: each must be in the file (or have a class default in
+    /// `NeMoDefaults`), and a `--config` given beside the file must agree on every one. A
+    /// `TransformerEncoder`'s own keys have class defaults the reader applies, so only the shared
+    /// ones are required of it.
+    public static func architectureKeys(transformer: Bool) -> [String] {
+        transformer ? sharedKeys : sharedKeys + conformerKeys
+    }
+
+    static let conformerKeys = ["encoder.ff_expansion_factor", "encoder.conv_kernel_size", "encoder.use_bias", "encoder.subsampling",
+                                "encoder.subsampling_conv_channels", "encoder.conv_norm_type"]
+
+    static let sharedKeys = [
+        "encoder.feat_in", "encoder.n_layers", "encoder.d_model", "encoder.n_heads", "encoder.xscaling", "encoder.subsampling_factor",
+        "encoder.self_attention_model", "encoder.pos_emb_max_len",
         "preprocessor.features", "preprocessor.window_size", "preprocessor.window_stride", "preprocessor.n_fft",
         "preprocessor.normalize", "preprocessor.sample_rate",
         "quantizer.num_classes", "quantizer.code_dim", "quantizer.num_books", "quantizer.combine_time_steps",
@@ -54,9 +62,13 @@ public struct NemoFile {
         if let target = try plain.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
             throw NestError("\(file): target \(target) is not NeMo's NEST model (EncDecDenoiseMaskedTokenPredModel)")
         }
-        let defaults = NeMoDefaults.table.filter { !plain.has("model.\($0.key)") }.map { "++model.\($0.key)=\($0.classDefault)" }
+        // The class defaults of the encoder keys are ConformerEncoder's; TransformerEncoder's own
+        // are applied by the reader.
+        let transformer = try plain.string("model.encoder._target_")?.hasSuffix(".TransformerEncoder") ?? false
+        let defaults = NeMoDefaults.table.filter { !plain.has("model.\($0.key)") && !(transformer && $0.key.hasPrefix("encoder.")) }
+            .map { "++model.\($0.key)=\($0.classDefault)" }
         let doc = try ConfigDocument(text: configYAML, file: file, overrides: defaults + overrides)
-        for key in Self.architectureKeys where !doc.has("model.\(key)") {
+        for key in Self.architectureKeys(transformer: transformer) where !doc.has("model.\(key)") {
             throw NestError("\(file): model.\(key) is missing and nest-train does not assume NeMo's class default for it")
         }
         return try RunConfig(doc, requireData: false)
@@ -65,7 +77,7 @@ public struct NemoFile {
     /// The first architecture key on which `config` and this file differ, as an error.
     public func checkAgreement(with config: RunConfig, configFile: String) throws {
         let mine = try runConfig().document
-        for key in Self.architectureKeys {
+        for key in Self.architectureKeys(transformer: false) {
             let a = try mine.string("model.\(key)"), b = try config.document.string("model.\(key)")
             if let a, let b, a.lowercased() != b.lowercased(), Double(a).map({ $0 != Double(b) }) ?? true {
                 throw NestError("\(configFile): model.\(key) is \(b), but \(path) has \(a)")

@@ -29,8 +29,12 @@ public struct NemoReport {
             "torch_archive": ["record_prefix": weights.prefix, "serialization_version": weights.serializationVersion ?? "absent",
                               "format_version": weights.formatVersion ?? "absent"],
             "target": (try doc.string("model.target")) ?? "unknown",
-            "encoder": ["n_layers": e.nLayers, "d_model": e.dModel, "n_heads": e.nHeads, "ff_expansion_factor": e.ffExpansionFactor,
-                        "conv_kernel_size": e.convKernelSize, "subsampling_factor": e.subsamplingFactor, "xscaling": e.xscaling, "use_bias": e.useBias],
+            "encoder": ["class": e.architecture.rawValue, "n_layers": e.nLayers, "d_model": e.dModel, "n_heads": e.nHeads,
+                        "subsampling_factor": e.subsamplingFactor, "xscaling": e.xscaling]
+                .merging(e.architecture == .transformer
+                         ? ["ff_expansion": e.ffExpansion, "qkv_bias": e.qkvBias, "qk_norm": e.qkNorm, "pre_block_norm": e.preBlockNorm]
+                         : ["ff_expansion_factor": e.ffExpansionFactor, "conv_kernel_size": e.convKernelSize, "use_bias": e.useBias,
+                            "conv_norm_type": e.convNormType.rawValue]) { a, _ in a },
             "quantizer": ["num_classes": config.model.quantizer.numClasses, "num_books": config.model.quantizer.numBooks,
                           "code_dim": config.model.quantizer.codeDim],
             "sample_rate": config.sampleRate,

@@ -1,0 +1,33 @@
+import NN
+import Tensor
+
+/// What NEST needs of an encoder, whichever NeMo class it is (`ConformerEncoder`,
+/// `TransformerEncoder`): features [B, F, T] with valid lengths in, [B, T′, D] out.
+public protocol SpeechEncoder: Module {
+    var config: EncoderConfig { get }
+    /// `captureLayers`: indices of layers whose outputs to keep (−1: the subsampling output
+    /// after xscale, the probe's layer 0).
+    func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput
+}
+
+extension SpeechEncoder {
+    public func callAsFunction(_ features: Tensor, lengths: [Int]) -> EncoderOutput {
+        callAsFunction(features, lengths: lengths, captureLayers: [])
+    }
+}
+
+public struct EncoderOutput {
+    /// [B, T′, D]
+    public let encoded: Tensor
+    public let lengths: [Int]
+    /// Outputs of the requested layers, [B, T′, D] each (key −1: the subsampling output).
+    public let layerOutputs: [Int: Tensor]
+}
+
+/// The encoder of `config.architecture`.
+public func makeEncoder(_ config: EncoderConfig, rng: RandomGenerator) -> any SpeechEncoder {
+    switch config.architecture {
+    case .conformer: ConformerEncoder(config: config, rng: rng)
+    case .transformer: TransformerEncoder(config: config, rng: rng)
+    }
+}
