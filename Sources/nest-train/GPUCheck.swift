@@ -124,6 +124,13 @@ struct KernelChecks {
         try modules["activations"]!.kernel("silu_backward").launch(grid: blocks(n), block: 256, [.buffer(xd), .buffer(gd), .buffer(dx), .int64(n)])
         out.append(.init(name: "silu_forward", shape: [n], relativeError: Self.relativeError(try y.download(), withoutGrad { x.silu() }.array), tolerance: e))
         out.append(.init(name: "silu_backward", shape: [n], relativeError: Self.relativeError(try dx.download(), x.grad!.array), tolerance: e))
+        // GELU on the same inputs (the Transformer encoder's activation).
+        x.grad = nil
+        x.gelu().backward(seed: g)
+        try modules["activations"]!.kernel("gelu_forward").launch(grid: blocks(n), block: 256, [.buffer(xd), .buffer(y), .int64(n)])
+        try modules["activations"]!.kernel("gelu_backward").launch(grid: blocks(n), block: 256, [.buffer(xd), .buffer(gd), .buffer(dx), .int64(n)])
+        out.append(.init(name: "gelu_forward", shape: [n], relativeError: Self.relativeError(try y.download(), withoutGrad { x.gelu() }.array), tolerance: e))
+        out.append(.init(name: "gelu_backward", shape: [n], relativeError: Self.relativeError(try dx.download(), x.grad!.array), tolerance: e))
 
         // Dropout: bit-identical masks, with a row map as data parallelism uses it.
         let rows = rng.int(in: 1...64), width = rng.int(in: 1...5000)

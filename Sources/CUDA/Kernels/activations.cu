@@ -14,3 +14,18 @@ extern "C" __global__ void silu_backward(const float *x, const float *g, float *
         dx[i] = g[i] * s * (1.0f + v * (1.0f - s));
     }
 }
+
+// Exact GELU x·Φ(x) (erf form, as torch's default); dx = g · (Φ(x) + x·φ(x)).
+extern "C" __global__ void gelu_forward(const float *x, float *y, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    }
+}
+
+extern "C" __global__ void gelu_backward(const float *x, const float *g, float *dx, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        dx[i] = g[i] * (0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v));
+    }
+}
