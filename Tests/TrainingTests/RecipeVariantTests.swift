@@ -1,0 +1,42 @@
+import Foundation
+import XCTest
+import _TestSupport
+
+/// The streaming FastConformer and the Transformer encoder train end to end from NeMo's own
+/// (bare) model configs with only data given as overrides, resume bit-identically, and train
+/// on 2 ranks as on one process with the global batch.
+final class RecipeVariantTests: XCTestCase {
+    override func setUpWithError() throws { try CLI.ensureTinyCorpus() }
+
+    func arguments(_ name: String, _ dir: String, batch: Int, steps: Int) -> [String] {
+        let manifest = CLI.root.appendingPathComponent("Data/generated/tiny/train_manifest.json").path
+        return ["--config", Fixtures.directory.appendingPathComponent("\(name)/\(name).config.yaml").path,
+                "++train_ds.manifest_filepath=\(manifest)", "++train_ds.batch_size=\(batch)", "++train_ds.drop_last=false",
+                "++trainer.max_steps=\(steps)", "++trainer.log_every_n_steps=1", "++exp_manager.exp_dir=\(dir)", "--threads", "1"]
+    }
+
+    func rows(_ dir: String) throws -> [[String: Any]] {
+        try CLI.trainingRows(dir + "/NEST").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func testStreamingAndTransformerTrainResumeAndRunDataParallel() throws {
+        for name in ["nemo-streaming", "nemo-transformer"] {
+            let full = CLI.temporaryDirectory(), stopped = CLI.temporaryDirectory(), two = CLI.temporaryDirectory()
+            let r = try CLI.run(arguments(name, full, batch: 4, steps: 6))
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            XCTAssertEqual(try CLI.run(arguments(name, stopped, batch: 4, steps: 2)).status, 0, name)
+            let resumed = try CLI.run(arguments(name, stopped, batch: 4, steps: 6))
+            XCTAssertEqual(resumed.status, 0, "\(name): \(resumed.stderr)")
+            XCTAssertEqual(try CLI.trainingRows(stopped + "/NEST"), try CLI.trainingRows(full + "/NEST"), "\(name): resume is bit-identical")
+            let losses = try rows(full).map { $0["loss"] as! Double }
+            XCTAssertEqual(losses.count, 6, name)
+            XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(name): \(losses)")
+            let r2 = try CLI.mpirun(ranks: 2, arguments(name, two, batch: 2, steps: 6))
+            XCTAssertEqual(r2.status, 0, "\(name): \(r2.stderr)")
+            for (a, b) in zip(try rows(full), try rows(two)) {
+                XCTAssertEqual(a["masked_tokens"] as? Int, b["masked_tokens"] as? Int, name)
+                XCTAssertEqual(a["loss"] as! Double, b["loss"] as! Double, accuracy: 1e-5 * abs(a["loss"] as! Double), "\(name) step \(a["step"]!): 2 × 2 against 1 × 4")
+            }
+        }
+    }
+}
