@@ -106,7 +106,7 @@ public final class ConformerLayer: Module {
         child("norm_out", normOut)
     }
 
-    public func callAsFunction(_ x: Tensor, positions: Tensor, attentionMask: Tensor, validSteps: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, positions: Tensor, attentionMask: AttentionMask, validSteps: Tensor) -> Tensor {
         var residual = x + dropout(feedForward1(normFeedForward1(x))) * 0.5
         residual = residual + dropout(selfAttn(normSelfAtt(residual), positions: positions, mask: attentionMask))
         residual = residual + dropout(conv(normConv(residual), validSteps: validSteps))

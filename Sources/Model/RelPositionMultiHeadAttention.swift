@@ -34,16 +34,36 @@ public final class RelPositionMultiHeadAttention: Module {
         child("dropout", dropout)
     }
 
-    /// x [B, T, D], positions [2T−1, D], mask [B, 1, T, T] (1 = masked) → [B, T, D].
-    public func callAsFunction(_ x: Tensor, positions: Tensor, mask: Tensor) -> Tensor {
+    /// x [B, T, D], positions [2T−1, D], mask (1 = masked) → [B, T, D].
+    public func callAsFunction(_ x: Tensor, positions: Tensor, mask: AttentionMask) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
         // Heads stay in the projections' [B, T, H, d_k] layout (see `Tensor.relPositionScores`).
         let splitHeads = { (y: Tensor) in y.reshaped([b, t, self.heads, self.headDim]) }
         let q = splitHeads(linearQ(x)), k = splitHeads(linearK(x)), v = splitHeads(linearV(x))
         let p = linearPos(positions).reshaped([2 * t - 1, heads, headDim])
-        let scores = Tensor.relPositionScores(q: q, k: k, p: p, biasU: posBiasU, biasV: posBiasV,
-                                              scale: 1 / Float(headDim).squareRoot())
-        let attention = dropout(scores.softmax(mask: mask))
-        return linearOut(Tensor.attentionContext(attention, v).reshaped([b, t, d]))
+        let scale = 1 / Float(headDim).squareRoot()
+        switch mask {
+        case .dense(let m):
+            let scores = Tensor.relPositionScores(q: q, k: k, p: p, biasU: posBiasU, biasV: posBiasV, scale: scale)
+            return linearOut(Tensor.attentionContext(dropout(scores.softmax(mask: m)), v).reshaped([b, t, d]))
+        case .band(let m, let left, let right):
+            let scores = Tensor.bandedRelPositionScores(q: q, k: k, p: p, biasU: posBiasU, biasV: posBiasV, scale: scale, left: left, right: right)
+            return linearOut(Tensor.bandedAttentionContext(dropout(scores.softmax(mask: m)), v, left: left).reshaped([b, t, d]))
+        }
+    }
+}
+
+/// Which keys each query may attend to: a dense [B, 1, T, T] mask, or, for a limited context
+/// narrower than the sequence, a [B, 1, T, W] band (`Tensor.bandMask`) computed banded.
+public enum AttentionMask {
+    case dense(Tensor)
+    case band(Tensor, left: Int, right: Int)
+
+    /// NeMo's mask for valid `lengths` of T frames and an optional limited context.
+    public static func make(lengths: [Int], length t: Int, context: (left: Int, right: Int)?) -> AttentionMask {
+        if let context, context.left + context.right + 1 < t {
+            return .band(Tensor.bandMask(lengths: lengths, length: t, left: context.left, right: context.right), left: context.left, right: context.right)
+        }
+        return .dense(TimeMask.attention(lengths, length: t, context: context))
     }
 }

@@ -113,7 +113,7 @@ struct EngineBenchmark {
         let x = Tensor(zeros: [b, t, d])
         rng.fillUniform(x, -1, 1)
         let positions = RelPositionalEncoding(config: config, rng: rng).positionTable(length: t)
-        let mask = TimeMask.attention([t, t, t, t], length: t)
+        let mask = AttentionMask.dense(TimeMask.attention([t, t, t, t], length: t))
         let valid = TimeMask.rows([t, t, t, t], length: t, shape: [b, t, 1])
         let seed = Tensor(zeros: [b, t, d])
         rng.fillUniform(seed, -1, 1)

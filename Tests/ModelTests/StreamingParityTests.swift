@@ -95,14 +95,20 @@ final class StreamingParityTests: XCTestCase {
         let mask = TimeMask.attention(lengths, length: t, context: config.attentionContext)
         XCTAssertEqual(mask.array, try f.read("/encoder/att_mask").ints.map(Float.init), "NeMo's mask: [i − 4, i + 2] among valid frames")
         let valid = TimeMask.rows(lengths, length: t, shape: [b, t, 1])
-        withoutGrad {
-            let r1 = x + layer.feedForward1(layer.normFeedForward1(x)) * 0.5
-            let attention = layer.selfAttn(layer.normSelfAtt(r1), positions: positions, mask: mask)
-            assertClose(attention.array, (try? f.tensor("/encoder/in_layer_00/self_attn").array) ?? [], atol: 1e-4, "limited-context self-attention")
-            let conv = layer.conv(layer.normConv(r1 + attention), validSteps: valid)
-            assertClose(conv.array, (try? f.tensor("/encoder/in_layer_00/conv").array) ?? [], atol: 1e-4, "causal conv module with LayerNorm")
-            let out = layer(x, positions: positions, attentionMask: mask, validSteps: valid)
-            assertClose(out.array, (try? f.tensor("/encoder/layer_00").array) ?? [], atol: 1e-4, "layer 0")
+        // NeMo's way (the masked T × T matrix) and the banded one (W = 7 of T = 23) alike.
+        let banded = AttentionMask.make(lengths: lengths, length: t, context: config.attentionContext)
+        guard case .band(let band, 4, 2) = banded else { return XCTFail("a [4, 2] context over 23 frames is computed banded") }
+        XCTAssertEqual(band.shape, [b, 1, t, 7])
+        for (how, m) in [("dense", AttentionMask.dense(mask)), ("banded", banded)] {
+            withoutGrad {
+                let r1 = x + layer.feedForward1(layer.normFeedForward1(x)) * 0.5
+                let attention = layer.selfAttn(layer.normSelfAtt(r1), positions: positions, mask: m)
+                assertClose(attention.array, (try? f.tensor("/encoder/in_layer_00/self_attn").array) ?? [], atol: 1e-4, "\(how) limited-context self-attention")
+                let conv = layer.conv(layer.normConv(r1 + attention), validSteps: valid)
+                assertClose(conv.array, (try? f.tensor("/encoder/in_layer_00/conv").array) ?? [], atol: 1e-4, "causal conv module with LayerNorm")
+                let out = layer(x, positions: positions, attentionMask: m, validSteps: valid)
+                assertClose(out.array, (try? f.tensor("/encoder/layer_00").array) ?? [], atol: 1e-4, "\(how): layer 0")
+            }
         }
     }
 

@@ -191,4 +191,29 @@ final class GradientTests: XCTestCase {
         let reference = withoutGrad { Tensor.matmul(a, values.permuted([0, 2, 1, 3])).permuted([0, 2, 1, 3]) }
         XCTAssertEqual(context.array, reference.array, "heads in place equal the permuted batched product")
     }
+
+    /// The banded scores and context against finite differences, and against the dense ops
+    /// (same numbers where the band has its keys) with a random upstream gradient.
+    func testBandedRelativeAttention() {
+        let (b, t, h, dk, left, right) = (2, 7, 2, 3, 2, 1)
+        let w = left + right + 1
+        let q = randomTensor([b, t, h, dk], seed: 31), k = randomTensor([b, t, h, dk], seed: 32), p = randomTensor([2 * t - 1, h, dk], seed: 33)
+        let u = randomTensor([h, dk], seed: 34), v = randomTensor([h, dk], seed: 35), values = randomTensor([b, t, h, dk], seed: 36)
+        assertGradients([q, k, p, u, v], "banded scores") {
+            Tensor.bandedRelPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: 0.7, left: left, right: right)
+        }
+        let a = randomTensor([b, h, t, w], seed: 37, 0, 1)
+        assertGradients([a, values], "banded context") { Tensor.bandedAttentionContext(a, values, left: left) }
+        // Forward equals the dense path's softmaxed attention over the same keys.
+        let lengths = [7, 5]
+        let dense = withoutGrad {
+            Tensor.attentionContext(Tensor.relPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: 0.7)
+                .softmax(mask: Tensor.attentionMask(lengths: lengths, length: t, context: (left, right))), values)
+        }
+        let banded = withoutGrad {
+            Tensor.bandedAttentionContext(Tensor.bandedRelPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: 0.7, left: left, right: right)
+                .softmax(mask: Tensor.bandMask(lengths: lengths, length: t, left: left, right: right)), values, left: left)
+        }
+        assertClose(banded.array, dense.array, atol: 1e-6, "banded = dense limited-context attention")
+    }
 }
