@@ -1,4 +1,5 @@
 import Model
+import NN
 import Formats
 
 /// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a
@@ -103,9 +104,7 @@ public enum ModelConfigReader {
         }
         if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
         encoder.attentionContext = try attentionContext(doc, e)
-        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
-            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
-        }
+        encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
     }
 
     /// NeMo 3.0's `TransformerEncoder`: absent keys take its class defaults (which differ from
@@ -140,10 +139,22 @@ public enum ModelConfigReader {
         try require(doc, "\(e).attn_mode", oneOf: ["full"])
         if try doc.bool("\(e).causal_downsampling", default: false) { throw NestError("\(doc.file): \(e).causal_downsampling applies to convolutional subsampling only") }
         if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
-        if try doc.double("\(e).stochastic_depth_drop_prob", default: 0) != 0 {
-            throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob: stochastic depth is not supported")
-        }
+        encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
         if !(encoder.ffExpansion > 0 && encoder.ffExpansion <= 64) { throw NestError("\(doc.file): \(e).ff_expansion (\(encoder.ffExpansion)) must be in (0, 64]") }
+    }
+
+    /// NeMo's `stochastic_depth_drop_prob` (in [0, 1)), `stochastic_depth_mode` (linear or
+    /// uniform) and `stochastic_depth_start_layer` (1…n_layers) as per-layer probabilities.
+    static func stochasticDepth(_ doc: ConfigDocument, _ e: String, layers: Int) throws -> [Float] {
+        let p = try doc.double("\(e).stochastic_depth_drop_prob", default: 0)
+        guard p != 0 else { return [] }
+        guard (0..<1).contains(p) else { throw NestError("\(doc.file): \(e).stochastic_depth_drop_prob (\(p)) must be in [0, 1)") }
+        try require(doc, "\(e).stochastic_depth_mode", oneOf: ["linear", "uniform"])
+        let start = try doc.int("\(e).stochastic_depth_start_layer", default: 1)
+        guard (1...max(layers, 1)).contains(start) else {
+            throw NestError("\(doc.file): \(e).stochastic_depth_start_layer (\(start)) must be in 1…n_layers (\(layers))")
+        }
+        return StochasticDepth.probabilities(layers: layers, p: p, linear: try doc.string("\(e).stochastic_depth_mode") != "uniform", startLayer: start)
     }
 
     /// `att_context_size: [left, right]` (−1: unlimited on that side) in NeMo's `regular` style;

@@ -31,6 +31,8 @@ public struct EncoderConfig: Equatable {
     public var ffExpansion = 4.0
     public var preBlockNorm = true
     public var dropRate: Float = 0.1
+    /// Per-layer stochastic-depth probabilities (`stochastic_depth_*`); empty: none.
+    public var layerDropProbabilities: [Float] = []
     /// NeMo's `causal_downsampling`: causal stride-2 convolutions in the subsampling.
     public var causalDownsampling = false
     /// The norm after the convolution module's depthwise convolution (NeMo's `conv_norm_type`).
@@ -58,7 +60,7 @@ public struct EncoderConfig: Equatable {
             && a.dropout == b.dropout && a.dropoutPreEncoder == b.dropoutPreEncoder && a.dropoutEmb == b.dropoutEmb
             && a.dropoutAtt == b.dropoutAtt && a.convNormType == b.convNormType && a.causalDownsampling == b.causalDownsampling
             && a.architecture == b.architecture && a.qkvBias == b.qkvBias && a.qkNorm == b.qkNorm && a.ffExpansion == b.ffExpansion
-            && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate
+            && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate && a.layerDropProbabilities == b.layerDropProbabilities
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
     }
 

@@ -8,6 +8,7 @@ public final class ConformerEncoder: Module, SpeechEncoder {
     public let config: EncoderConfig
     public let preEncode: ConvSubsampling
     public let posEnc: RelPositionalEncoding
+    let stochasticDepth: [StochasticDepth]
     public let layers: [ConformerLayer]
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
@@ -16,11 +17,14 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         preEncode = ConvSubsampling(config: config, rng: rng)
         posEnc = RelPositionalEncoding(config: config, rng: rng)
         layers = (0..<config.nLayers).map { _ in ConformerLayer(config: config, rng: rng) }
+        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
         super.init()
         child("pre_encode", preEncode)
         child("pos_enc", posEnc)
         let list = child("layers", Module())
         for (i, l) in layers.enumerated() { list.child(String(i), l) }
+        // Parameterless, so outside the state dict; children so that the model binds their keys.
+        for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
     }
 
     /// features [B, F, T] with valid lengths → encoder output.
@@ -33,7 +37,7 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         var captured: [Int: Tensor] = [:]
         if captureLayers.contains(-1) { captured[-1] = x }
         for (i, layer) in layers.enumerated() {
-            x = layer(x, positions: positions, attentionMask: attentionMask, validSteps: validSteps)
+            x = stochasticDepth[i](layer(x, positions: positions, attentionMask: attentionMask, validSteps: validSteps), input: x)
             if captureLayers.contains(i) { captured[i] = x }
         }
         return EncoderOutput(encoded: x, lengths: encodedLengths, layerOutputs: captured)

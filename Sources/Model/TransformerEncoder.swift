@@ -13,6 +13,7 @@ public final class TransformerEncoder: Module, SpeechEncoder {
     public let preEncode: FeatureStacking
     public let posEnc: RelPositionalEncoding
     public let embedNorm: LayerNorm?
+    let stochasticDepth: [StochasticDepth]
     public let layers: [TransformerBlock]
     public let finalNorm: LayerNorm
 
@@ -23,6 +24,7 @@ public final class TransformerEncoder: Module, SpeechEncoder {
         embedNorm = config.preBlockNorm ? LayerNorm(config.dModel) : nil
         layers = (0..<config.nLayers).map { _ in TransformerBlock(config: config, rng: rng) }
         finalNorm = LayerNorm(config.dModel)
+        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
         super.init()
         // NeMo's attribute order, which is its state-dict order.
         child("pre_encode", preEncode)
@@ -30,6 +32,8 @@ public final class TransformerEncoder: Module, SpeechEncoder {
         if let embedNorm { child("embed_norm", embedNorm) }
         let list = child("layers", Module())
         for (i, l) in layers.enumerated() { list.child(String(i), l) }
+        // Parameterless, so outside the state dict; children so that the model binds their keys.
+        for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
         child("final_norm", finalNorm)
     }
 
@@ -41,7 +45,7 @@ public final class TransformerEncoder: Module, SpeechEncoder {
         if let embedNorm { x = embedNorm(x) }
         let keyMask = Tensor.keyMask(lengths: encodedLengths, length: x.shape[1])
         for (i, layer) in layers.enumerated() {
-            x = layer(x, positions: positions, mask: keyMask)
+            x = stochasticDepth[i](layer(x, positions: positions, mask: keyMask), input: x)
             if captureLayers.contains(i) { captured[i] = x }
         }
         return EncoderOutput(encoded: finalNorm(x), lengths: encodedLengths, layerOutputs: captured)

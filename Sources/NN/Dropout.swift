@@ -19,6 +19,38 @@ public final class Dropout: Module {
     }
 }
 
+/// NeMo's stochastic depth around one encoder layer: in training, with probability p the layer
+/// is skipped (its output becomes x·0 + input, so its parameters get zero gradients, as in NeMo),
+/// otherwise its residual is scaled by 1/(1 − p). One draw per (step, micro-batch, layer) from
+/// the model's `DropoutKeys`, shared by every process of a data-parallel job (NeMo's ranks each
+/// draw their own; here N ranks train as one process with their global batch).
+public final class StochasticDepth: Module {
+    public let p: Float
+    public var keys: DropoutKeys
+
+    public init(_ p: Float, keys: DropoutKeys) {
+        self.p = p
+        self.keys = keys
+        super.init()
+    }
+
+    /// `output` of the layer whose input was `input`.
+    public func callAsFunction(_ output: Tensor, input: Tensor) -> Tensor {
+        guard isTraining && p > 0 else { return output }
+        let u = Double(keys.nextSite() >> 11) / 9_007_199_254_740_992   // [0, 1)
+        if u < Double(p) { return output * 0 + input }
+        return (output - input) * (1 / (1 - p)) + input
+    }
+
+    /// NeMo's per-layer probabilities: layers before `startLayer` (1-based) never drop; from it
+    /// on, `linear` grows l/L·p for l = 1…L (L = layers − startLayer), `uniform` is p throughout.
+    public static func probabilities(layers: Int, p: Double, linear: Bool, startLayer: Int) -> [Float] {
+        let l = layers - startLayer
+        let rising = l > 0 ? (1...l).map { Float(linear ? Double($0) / Double(l) * p : p) } : []
+        return Array(([Float](repeating: 0, count: startLayer) + rising).prefix(layers))
+    }
+}
+
 /// Dropout masks as a pure function of (seed, update, micro-batch, site, element of the global
 /// batch), so that they do not depend on which process holds a row, and a checkpoint needs no
 /// generator state: a resumed run draws what the uninterrupted one drew.

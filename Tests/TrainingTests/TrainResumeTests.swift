@@ -97,4 +97,21 @@ final class TrainResumeTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/NEST-tiny/checkpoints")
         XCTAssertEqual(files.filter { $0.hasSuffix(".h5") }.count, 1, "\(files)")
     }
+
+    /// Stochastic depth draws from the step's keys: a resumed run skips the same layers.
+    func testStochasticDepthResumesBitIdentically() throws {
+        let full = CLI.temporaryDirectory(), stopped = CLI.temporaryDirectory()
+        func run(_ dir: String, _ steps: Int) throws -> CLI.Result {
+            try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=\(steps)",
+                         "model.encoder.stochastic_depth_drop_prob=0.5", "model.encoder.stochastic_depth_mode=uniform"])
+        }
+        XCTAssertEqual(try run(full, 6).status, 0)
+        XCTAssertEqual(try run(stopped, 3).status, 0)
+        let resumed = try run(stopped, 6)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try CLI.trainingRows(stopped + "/NEST-tiny"), try CLI.trainingRows(full + "/NEST-tiny"))
+        let plain = CLI.temporaryDirectory()
+        XCTAssertEqual(try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(plain)", "trainer.max_steps=6"]).status, 0)
+        XCTAssertNotEqual(try CLI.trainingRows(plain + "/NEST-tiny"), try CLI.trainingRows(full + "/NEST-tiny"), "layers were dropped")
+    }
 }
