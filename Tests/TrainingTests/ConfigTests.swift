@@ -86,6 +86,13 @@ final class ConfigTests: XCTestCase {
         let config = try RunConfig(doc, requireData: false)
         XCTAssertTrue(config.warnings.contains { $0.contains("trainer.devices") })
         XCTAssertTrue(config.warnings.contains { $0.contains("trainer.strategy") })
+        // Lightning's accelerator: a GPU is refused (not trained on the CPU in silence), auto says where it runs.
+        for value in ["gpu", "cuda"] {
+            let gpu = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  accelerator: \(value)\n"), file: "x.yaml")
+            XCTAssertThrowsError(try RunConfig(gpu, requireData: false)) { error in XCTAssertTrue("\(error)".contains("x.yaml: trainer.accelerator: \(value)"), "\(error)") }
+        }
+        let auto = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  accelerator: auto\n"), file: "x.yaml")
+        XCTAssertTrue(try RunConfig(auto, requireData: false).warnings.contains { $0.contains("trainer.accelerator: auto runs on the CPU") })
     }
 
     /// An encoder (or any section) of another class is refused by name instead of being built

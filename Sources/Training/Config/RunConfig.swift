@@ -166,7 +166,16 @@ public struct RunConfig {
         if let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
             throw NestError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
         }
-        for key in ["devices", "num_nodes", "strategy", "accelerator", "sync_batchnorm"] where doc.has("trainer.\(key)") {
+        // Lightning's accelerator: cpu, or auto (which picks the CPU: training on GPUs is not built
+        // yet); asking for a GPU is an error rather than a run that silently uses the CPU.
+        switch try doc.string("trainer.accelerator")?.lowercased() {
+        case nil, "cpu": break
+        case "auto": warnings.append("trainer.accelerator: auto runs on the CPU: nest-train does not train on GPUs yet (its CUDA kernels are checked by `nest-train gpu-check`)")
+        case let other?:
+            throw NestError("\(doc.file): trainer.accelerator: \(other): nest-train does not train on GPUs yet; set cpu or auto "
+                            + "(the CUDA kernels and libraries can be checked with `nest-train gpu-check`)")
+        }
+        for key in ["devices", "num_nodes", "strategy", "sync_batchnorm"] where doc.has("trainer.\(key)") {
             warnings.append("trainer.\(key) is ignored: the launcher (mpirun, srun) sets the processes, each a CPU process with "
                             + "synchronised BatchNorm (see README, Training on many machines)")
         }
