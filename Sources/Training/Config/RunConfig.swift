@@ -359,9 +359,6 @@ public struct RunConfig {
         if d.duration == nil && d.batchSize < 1 {
             throw NestError("\(doc.file): \(key).batch_size must be ≥ 1 (or set \(key).batch_duration to batch by seconds of audio)")
         }
-        if d.duration != nil && d.tarred != nil {
-            throw NestError("\(doc.file): \(key).batch_duration with is_tarred is not supported yet; use batch_size for tarred shards")
-        }
         if let lo = d.minDuration, let hi = d.maxDuration, lo > hi {
             throw NestError("\(doc.file): \(key).min_duration (\(lo)) is larger than max_duration (\(hi))")
         }

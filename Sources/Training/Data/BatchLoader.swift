@@ -121,7 +121,7 @@ public final class BatchLoader: @unchecked Sendable {
         let b: [[Int]]
         if let tarred {
             b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
-                               seed: seed, epoch: epoch)
+                               seed: seed, epoch: epoch, duration: settings.duration)
         } else {
             // The global batch of all ranks: N × batch_size utterances, or N × batch_duration
             // seconds (and N × the utterance cap).
@@ -186,8 +186,9 @@ public final class BatchLoader: @unchecked Sendable {
         noisy = noisy.map { $0 + [Float](repeating: 0, count: nMax - $0.count) }
         return Batch(position: position, audio: audio, noisy: noisy, lengths: lengths, frontEnd: frontEnd, masks: masks, slotRNGs: rngs,
                      dither: training, sampleRate: sampleRate, utterances: origins, skipped: skipped,
-                     // Tarred shards: rank r's batch stands for rows r·b… of the step, so dropout differs across ranks.
-                     slots: tarred == nil ? kept : kept.map { share.rank * settings.batchSize + $0 })
+                     // Tarred shards: rank r's batch stands for rows r·b… of the step, so dropout differs across ranks
+                     // (b: the utterance cap; 256 for batches by duration without one).
+                     slots: tarred == nil ? kept : kept.map { share.rank * (settings.batchSize > 0 ? settings.batchSize : 256) + $0 })
     }
 
     /// An utterance's samples as training sees them: NeMo repeat-pads audio shorter than 1 s

@@ -104,8 +104,12 @@ public final class TarredShards: @unchecked Sendable {
         return Array((per * rank)..<(per * (rank + 1)))
     }
 
-    /// The batches of one epoch as entry indices (the order rule above).
-    public func batches(entries: [ManifestEntry], batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int) -> [[Int]] {
+    /// The batches of one epoch as entry indices (the order rule above): consecutive entries of
+    /// that order, `batchSize` at a time, or packed by seconds of audio (`duration`: this
+    /// rank's own batches of `batch_duration`, bucketed, as each rank of NeMo's Lhotse loader
+    /// packs its own shards).
+    public func batches(entries: [ManifestEntry], batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
+                        duration: DurationBatching? = nil) -> [[Int]] {
         let rng = RandomGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9 &+ UInt64(rank) &* 0xD1B5_4A32_D192_ED03)
         var byShard: [Int: [Int]] = [:]
         for (i, e) in entries.enumerated() { if let s = e.shardID { byShard[s, default: []].append(i) } }
@@ -123,6 +127,10 @@ public final class TarredShards: @unchecked Sendable {
             order += rng.permutation(buffer.count).map { buffer[$0] }
         } else {
             order = stream
+        }
+        if let duration {
+            let packed = duration.batches(order: order, durations: entries.map(\.duration), dropLast: dropLast)
+            return shuffle ? rng.permutation(packed.count).map { packed[$0] } : packed
         }
         var batches = stride(from: 0, to: order.count, by: max(batchSize, 1)).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
         if dropLast, let last = batches.last, last.count < batchSize { batches.removeLast() }
