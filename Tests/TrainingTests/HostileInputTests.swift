@@ -272,4 +272,17 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("step-00000003"), r.stdout)
     }
+
+    /// Too few utterances for the batch settings: a clear error before training, where an
+    /// empty epoch used to crash the data loader.
+    func testAnEpochWithoutACompleteBatchIsAnError() throws {
+        try CLI.ensureTinyCorpus()
+        for extra in [["model.train_ds.batch_size=16"], ["++model.train_ds.batch_duration=10", "model.train_ds.batch_size=null"]] {
+            let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(CLI.temporaryDirectory())", "trainer.max_steps=2"] + extra)
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("train_manifest.json: 7 utterances make no complete batch"), r.stderr)
+        }
+        // Inspecting a recipe that leaves the batch to the user (batch_size: null) needs no batch setting.
+        XCTAssertNoThrow(try RunConfig(try ConfigDocument(text: tinyYAML, file: "x.yaml", overrides: ["model.train_ds.batch_size=null"]), requireData: false))
+    }
 }

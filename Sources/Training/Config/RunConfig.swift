@@ -334,7 +334,7 @@ public struct RunConfig {
         }
         d.noiseManifests = try paths("\(key).noise_manifest")
         d.duration = try readDurationBatching(doc, key)
-        if d.duration == nil, doc.node("\(key).batch_size") == .null {
+        if require, d.duration == nil, doc.node("\(key).batch_size") == .null {
             throw NestError("\(doc.file): \(key).batch_size is null and \(key).batch_duration is not set: give one of them")
         }
         d.batchSize = try doc.int("\(key).batch_size") ?? (d.duration == nil ? 8 : 0)

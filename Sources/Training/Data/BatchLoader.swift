@@ -112,6 +112,10 @@ public final class BatchLoader: @unchecked Sendable {
             }
         }
         try tarred?.reportUnlisted(manifest.entries)
+        if training && tarred == nil && batchesPerEpoch == 0 {
+            throw NestError("\(settings.manifests.joined(separator: ", ")): \(manifest.entries.count) utterances make no complete batch "
+                            + "(drop_last: true with batch_size \(settings.batchSize)\(settings.duration.map { ", batch_duration \($0.seconds) s and \($0.buckets) buckets (each drops its last batch)" } ?? ""))")
+        }
     }
 
     public func batches(epoch: Int) -> [[Int]] {
@@ -139,9 +143,13 @@ public final class BatchLoader: @unchecked Sendable {
         return limited
     }
 
-    /// The position after `p`, wrapping into the next epoch.
+    /// The position after `p`, wrapping into the next epoch that has a batch (with batches by
+    /// duration and `drop_last`, an epoch's count depends on its order and may be 0).
     public func next(after p: DataPosition) -> DataPosition {
-        p.index + 1 < batches(epoch: p.epoch).count ? DataPosition(epoch: p.epoch, index: p.index + 1) : DataPosition(epoch: p.epoch + 1, index: 0)
+        if p.index + 1 < batches(epoch: p.epoch).count { return DataPosition(epoch: p.epoch, index: p.index + 1) }
+        var epoch = p.epoch + 1
+        while batches(epoch: epoch).isEmpty && epoch < p.epoch + 100 { epoch += 1 }
+        return DataPosition(epoch: epoch, index: 0)
     }
 
     public var batchesPerEpoch: Int { batches(epoch: 0).count }
@@ -149,7 +157,12 @@ public final class BatchLoader: @unchecked Sendable {
     /// Makes the batch at `position`. Unreadable audio is skipped (reported in `skipped`) or,
     /// with `skip_bad_audio: false`, thrown.
     public func batch(at position: DataPosition) throws -> Batch {
-        let global = batches(epoch: position.epoch)[position.index]
+        let all = batches(epoch: position.epoch)
+        guard position.index < all.count else {
+            throw NestError("\(settings.manifests.joined(separator: ", ")): epoch \(position.epoch) has \(all.count) batches, no batch \(position.index) "
+                            + "(too few utterances for the batch settings: drop_last, batch_size, batch_duration and num_buckets)")
+        }
+        let global = all[position.index]
         // Plain files: this rank's slots of the global batch (none of a short last batch, maybe).
         let slots = tarred != nil ? 0..<global.count
             : settings.duration != nil ? share.evenSlots(of: global.count) : share.slots(batchSize: settings.batchSize, of: global.count)
