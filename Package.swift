@@ -46,7 +46,7 @@ let package = Package(
         // run time: nothing of CUDA is needed to build or to run without a GPU.
         .target(name: "CCUDA"),
         .target(name: "CUDA", dependencies: ["CCUDA", "Formats"],
-                resources: ["activations", "dropout", "layernorm", "softmax"].map { .embedInCode("Kernels/\($0).cu") },
+                resources: ["activations", "adamw", "dropout", "layernorm", "softmax"].map { .embedInCode("Kernels/\($0).cu") },
                 swiftSettings: settings),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,

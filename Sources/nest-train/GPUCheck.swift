@@ -132,6 +132,40 @@ struct KernelChecks {
         out.append(.init(name: "gelu_forward", shape: [n], relativeError: Self.relativeError(try y.download(), withoutGrad { x.gelu() }.array), tolerance: e))
         out.append(.init(name: "gelu_backward", shape: [n], relativeError: Self.relativeError(try dx.download(), x.grad!.array), tolerance: e))
 
+        // GLU over rows of 2C (the convolution module's gate).
+        let (gluRows, gluC) = (rng.int(in: 1...3000), rng.int(in: 1...600))
+        let gx = randomTensor([gluRows, 2 * gluC], rng, -4, 4), gg = randomTensor([gluRows, gluC], rng)
+        gx.requiresGrad = true
+        gx.glu().backward(seed: gg)
+        let gxd = try buffer(gx), gy = try buffer(count: gluRows * gluC), gdx = try buffer(count: gluRows * 2 * gluC)
+        try modules["activations"]!.kernel("glu_forward").launch(grid: blocks(gluRows * gluC), block: 256, [.buffer(gxd), .buffer(gy), .int64(gluRows), .int32(Int32(gluC))])
+        try modules["activations"]!.kernel("glu_backward").launch(grid: blocks(gluRows * gluC), block: 256,
+            [.buffer(gxd), .buffer(try buffer(gg)), .buffer(gdx), .int64(gluRows), .int32(Int32(gluC))])
+        out.append(.init(name: "glu_forward", shape: [gluRows, 2 * gluC], relativeError: Self.relativeError(try gy.download(), withoutGrad { gx.glu() }.array), tolerance: e))
+        out.append(.init(name: "glu_backward", shape: [gluRows, 2 * gluC], relativeError: Self.relativeError(try gdx.download(), gx.grad!.array), tolerance: e))
+
+        // AdamW: three steps of the CPU optimizer against the kernel with the same scalars.
+        let an = rng.int(in: 1...2_000_000)
+        let weights = randomTensor([an], rng), gradients = (0..<3).map { _ in randomTensor([an], rng) }
+        weights.requiresGrad = true
+        let start = weights.array
+        let optimizer = AdamW(parameters: [("w", weights)], settings: .init(betas: (0.9, 0.98), eps: 1e-8, weightDecay: 1e-3))
+        let pd = try DeviceBuffer(gpu, copying: start), md = try buffer(count: an), vd = try buffer(count: an)
+        try md.upload([Float](repeating: 0, count: an))
+        try vd.upload([Float](repeating: 0, count: an))
+        for (k, grad) in gradients.enumerated() {
+            let lr = 0.004 * Double(k + 1)
+            weights.grad = grad
+            optimizer.update(lr: lr)
+            let t = Double(k + 1)
+            try modules["adamw"]!.kernel("adamw_update").launch(grid: blocks(an), block: 256,
+                [.buffer(pd), .buffer(try buffer(grad)), .buffer(md), .buffer(vd), .int64(an), .float(Float(1 - lr * 1e-3)), .float(Float(1 - 0.9)),
+                 .float(0.98), .float(Float(1 - 0.98)), .float(Float((1 - pow(0.98, t)).squareRoot())), .float(1e-8), .float(Float(lr / (1 - pow(0.9, t))))])
+        }
+        // The change of the weights, not the weights, so that the update itself is compared.
+        let moved = zip(try pd.download(), start).map { $0 - $1 }, expected = zip(weights.array, start).map { $0 - $1 }
+        out.append(.init(name: "adamw_update (3 steps, the change)", shape: [an], relativeError: Self.relativeError(moved, expected), tolerance: r))
+
         // Dropout: bit-identical masks, with a row map as data parallelism uses it.
         let rows = rng.int(in: 1...64), width = rng.int(in: 1...5000)
         let rowMap = (0..<rows).map { $0 * 3 + 1 }
