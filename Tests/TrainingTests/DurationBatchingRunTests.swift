@@ -22,9 +22,13 @@ final class DurationBatchingRunTests: XCTestCase {
         XCTAssertNil(c.train.duration?.maxUtterances)
         XCTAssertEqual(c.warnings, [], "every Lhotse key is used")
         XCTAssertEqual(try config(["++\(t).batch_duration=30", "++\(t).bucket_duration_bins=[2.5,5,10]"]).train.duration?.bucketEdges, [2.5, 5, 10])
+        // Training needs one of batch_size and batch_duration (inspecting a config does not).
+        let tiny = CLI.root.appendingPathComponent("Configs/tiny.yaml").path
+        XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: tiny, overrides: ["\(t).batch_size=null"]))) { error in
+            XCTAssertTrue("\(error)".contains("\(t).batch_size is null and \(t).batch_duration is not set"), "\(error)")
+        }
         XCTAssertEqual(try config(["++\(t).batch_duration=30", "++\(t).use_bucketing=false"]).train.duration?.buckets, 1)
         for (overrides, message) in [(["++\(t).batch_duration=0"], "\(t).batch_duration (0.0) must be"),
-                                     (["\(t).batch_size=null"], "\(t).batch_size is null and \(t).batch_duration is not set"),
                                      (["\(t).batch_size=0"], "\(t).batch_size must be ≥ 1 (or set \(t).batch_duration"),
                                      (["++\(t).batch_duration=30", "++\(t).bucket_duration_bins=[5,2]"], "\(t).bucket_duration_bins must be increasing"),
                                      (["++\(t).batch_duration=30", "++\(t).bucket_duration_bins=[[5,100],[9,200]]"], "\(t).bucket_duration_bins: 2-D bins"),
