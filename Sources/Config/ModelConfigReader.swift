@@ -57,7 +57,9 @@ public enum ModelConfigReader {
         c.quantizer.numClasses = try doc.int("\(q).num_classes", default: try doc.int("model.num_classes", default: c.quantizer.numClasses))
         c.quantizer.numBooks = try doc.int("\(q).num_books", default: try doc.int("model.num_books", default: c.quantizer.numBooks))
         c.quantizer.combineTimeSteps = try doc.int("\(q).combine_time_steps", default: c.quantizer.combineTimeSteps)
-        try require(doc, "\(q).dist_fn", oneOf: ["l2"])
+        // An absent dist_fn takes the class default (cosine), as in NeMo.
+        try require(doc, "\(q).dist_fn", oneOf: ["l2", "cosine"])
+        c.quantizer.cosineDistance = (try doc.string("\(q).dist_fn") ?? NeMoDefaults.classDefault("quantizer.dist_fn")) == "cosine"
 
         let d = "model.decoder"
         c.decoder.featIn = try doc.int("\(d).feat_in", default: c.encoder.dModel)

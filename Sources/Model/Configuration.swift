@@ -83,6 +83,8 @@ public struct MaskingConfig: Equatable, Sendable {
 }
 
 public struct QuantizerConfig: Equatable {
+    /// `dist_fn: cosine` (largest dot product) instead of `l2` (smallest distance).
+    public var cosineDistance = false
     public var featIn = 80
     public var codeDim = 16
     public var numClasses = 8192

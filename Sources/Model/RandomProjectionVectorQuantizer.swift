@@ -46,6 +46,6 @@ public final class RandomProjectionVectorQuantizer: Module {
     /// Target tokens [B, T/k, N] as a flat array (book fastest).
     public func tokens(_ features: Tensor) -> [Int] {
         let x = projectNormalized(features)
-        return x.nearestCodes(codebooks: codebooks.values, books: config.numBooks, classes: config.numClasses)
+        return x.nearestCodes(codebooks: codebooks.values, books: config.numBooks, classes: config.numClasses, cosine: config.cosineDistance)
     }
 }

@@ -68,4 +68,25 @@ final class EncoderParityTests: XCTestCase {
                            Array(expected[(b * perUtterance)..<(b * perUtterance + valid)]), "tokens of utterance \(b)")
         }
     }
+
+    /// `dist_fn: cosine` (NeMo's einsum then max): the largest dot product. With NeMo's unit
+    /// codes and unit projections it picks the codes l2 picks, so the fixture's tokens hold.
+    func testCosineDistancePicksTheLargestDotProduct() throws {
+        let (model, f) = try NeMoTinyFixture.model()
+        let features = try f.tensor("/preprocessor/features")
+        let x = model.quantizer.projectNormalized(features)
+        let codes = model.quantizer.codebooks.values
+        let cosine = x.nearestCodes(codebooks: codes, books: 1, classes: 256, cosine: true)
+        let values = x.array, c = 16
+        for (pos, token) in cosine.enumerated() {
+            let dots = (0..<256).map { code in (0..<c).reduce(0.0) { $0 + Double(values[pos * c + $1]) * codes[code * c + $1] } }
+            XCTAssertEqual(token, dots.indices.max { dots[$0] < dots[$1] || (dots[$0] == dots[$1] && $0 > $1) }, "position \(pos)")
+        }
+        let expected = try f.ints("/quantizer/tokens"), lengths = try f.ints("/preprocessor/lengths")
+        let perUtterance = expected.count / lengths.count
+        for (b, l) in lengths.enumerated() {
+            let valid = (l + 7) / 8
+            XCTAssertEqual(Array(cosine[(b * perUtterance)..<(b * perUtterance + valid)]), Array(expected[(b * perUtterance)..<(b * perUtterance + valid)]))
+        }
+    }
 }

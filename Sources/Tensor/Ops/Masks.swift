@@ -131,9 +131,11 @@ extension Tensor {
     }
 
     /// For vectors [..., N·C] (per position, N books of C values): the index of the nearest of `classes`
-    /// codes of each book in `codebooks` [N, classes, C] (float64, squared Euclidean distance
-    /// in double precision, the first of equal ones): [P·N], book fastest.
-    public func nearestCodes(codebooks: [Double], books n: Int, classes v: Int) -> [Int] {
+    /// codes of each book in `codebooks` [N, classes, C] (float64, in double precision, the first
+    /// of equal ones): [P·N], book fastest. Nearest by squared Euclidean distance, or with
+    /// `cosine` by the largest dot product (NeMo's `dist_fn: cosine`, whose vectors and codes are
+    /// unit length).
+    public func nearestCodes(codebooks: [Double], books n: Int, classes v: Int, cosine: Bool = false) -> [Int] {
         let c = shape[rank - 1] / n
         let positions = count / (n * c)
         precondition(codebooks.count == n * v * c, "nearestCodes: \(codebooks.count) code values for \(n) × \(v) × \(c)")
@@ -150,7 +152,11 @@ extension Tensor {
                             for code in 0..<v {
                                 let e = codes.baseAddress! + (book * v + code) * c
                                 var d = 0.0
-                                for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+                                if cosine {
+                                    for j in 0..<c { d -= Double(q[j]) * e[j] }
+                                } else {
+                                    for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+                                }
                                 if d < bestDistance { bestDistance = d; best = code }
                             }
                             tokens[pos * n + book] = best
