@@ -106,6 +106,9 @@ public enum ModelConfigReader {
         }
         if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
         encoder.attentionContext = try attentionContext(doc, e)
+        // chunked_limited with an unlimited right side is NeMo's plain left window.
+        encoder.attentionChunked = try doc.string("\(e).att_context_style") == "chunked_limited"
+            && (encoder.attentionContext.map { $0.right < Int.max / 4 } ?? false)
         encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
     }
 
@@ -170,7 +173,7 @@ public enum ModelConfigReader {
         guard ctx.count == 2, ctx.allSatisfy({ $0 >= -1 }) else {
             throw NestError("\(doc.file): \(e).att_context_size must be [left, right] with each ≥ 0 or -1 (unlimited), got \(ctx)")
         }
-        try require(doc, "\(e).att_context_style", oneOf: ["regular"])
+        try require(doc, "\(e).att_context_style", oneOf: ["regular", "chunked_limited"])
         let unlimited = Int.max / 4
         return (ctx[0] < 0 ? unlimited : ctx[0], ctx[1] < 0 ? unlimited : ctx[1])
     }

@@ -40,6 +40,9 @@ public struct EncoderConfig: Equatable {
     /// Frames a query may attend to on its left and right (`att_context_size`, style regular);
     /// nil: all of them ([-1, -1]).
     public var attentionContext: (left: Int, right: Int)? = nil
+    /// `att_context_style: chunked_limited`: frames form chunks of right + 1; a query sees its
+    /// own chunk and left / (right + 1) chunks before it (NeMo's rule), not a sliding window.
+    public var attentionChunked = false
     public init() {}
 
     public enum Architecture: String, Equatable, Sendable {
@@ -62,6 +65,7 @@ public struct EncoderConfig: Equatable {
             && a.architecture == b.architecture && a.qkvBias == b.qkvBias && a.qkNorm == b.qkNorm && a.ffExpansion == b.ffExpansion
             && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate && a.layerDropProbabilities == b.layerDropProbabilities
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
+            && a.attentionChunked == b.attentionChunked
     }
 
     public var headDim: Int { dModel / nHeads }

@@ -32,7 +32,7 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         let (subsampled, encodedLengths) = preEncode(features, lengths: lengths)
         var (x, positions) = posEnc(subsampled)
         let (b, t) = (x.shape[0], x.shape[1])
-        let attentionMask = AttentionMask.make(lengths: encodedLengths, length: t, context: config.attentionContext)
+        let attentionMask = AttentionMask.make(lengths: encodedLengths, length: t, context: config.attentionContext, chunked: config.attentionChunked)
         let validSteps = TimeMask.rows(encodedLengths, length: t, shape: [b, t, 1])
         var captured: [Int: Tensor] = [:]
         if captureLayers.contains(-1) { captured[-1] = x }

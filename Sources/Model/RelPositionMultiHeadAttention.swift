@@ -59,11 +59,16 @@ public enum AttentionMask {
     case dense(Tensor)
     case band(Tensor, left: Int, right: Int)
 
-    /// NeMo's mask for valid `lengths` of T frames and an optional limited context.
-    public static func make(lengths: [Int], length t: Int, context: (left: Int, right: Int)?) -> AttentionMask {
-        if let context, context.left + context.right + 1 < t {
-            return .band(Tensor.bandMask(lengths: lengths, length: t, left: context.left, right: context.right), left: context.left, right: context.right)
+    /// NeMo's mask for valid `lengths` of T frames and an optional limited context (a sliding
+    /// window, or NeMo's chunks when `chunked`).
+    public static func make(lengths: [Int], length t: Int, context: (left: Int, right: Int)?, chunked: Bool = false) -> AttentionMask {
+        if let context {
+            let band = Tensor.contextBand(context, chunked: chunked)
+            if band.left + band.right + 1 < t {
+                return .band(Tensor.bandMask(lengths: lengths, length: t, left: band.left, right: band.right, context: context, chunked: chunked),
+                             left: band.left, right: band.right)
+            }
         }
-        return .dense(TimeMask.attention(lengths, length: t, context: context))
+        return .dense(Tensor.attentionMask(lengths: lengths, length: t, context: context, chunked: chunked))
     }
 }

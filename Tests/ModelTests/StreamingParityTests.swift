@@ -115,7 +115,14 @@ final class StreamingParityTests: XCTestCase {
     /// What the recipe's options beyond these would build is refused by name, never built as
     /// something else.
     func testUnbuiltStreamingOptionsAreRefusedByName() throws {
-        for (override, key) in [("model.encoder.att_context_style=chunked_limited", "att_context_style"),
+        // chunked_limited is read as NeMo's chunks, and as a plain left window when the right
+        // side is unlimited (as NeMo does).
+        let chunked = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: ["model.encoder.att_context_style=chunked_limited"])).encoder
+        XCTAssertTrue(chunked.attentionChunked)
+        let window = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: ["model.encoder.att_context_style=chunked_limited",
+                                                                                                       "model.encoder.att_context_size=[4,-1]"])).encoder
+        XCTAssertFalse(window.attentionChunked)
+        for (override, key) in [("model.encoder.att_context_style=sliding", "att_context_style"),
                                 ("model.encoder.att_context_size=[[70,13],[70,0]]", "several context sizes"),
                                 ("model.encoder.conv_norm_type=groupnorm", "conv_norm_type"),
                                 ("++model.encoder.untie_biases=false", "untie_biases")] {

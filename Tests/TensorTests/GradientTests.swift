@@ -216,4 +216,40 @@ final class GradientTests: XCTestCase {
         }
         assertClose(banded.array, dense.array, atol: 1e-6, "banded = dense limited-context attention")
     }
+
+    /// `chunked_limited` contexts: the mask follows NeMo's rule (chunk index i / (right + 1),
+    /// 0 ≤ chunk(i) − chunk(j) ≤ left / (right + 1)), written here independently, and the banded
+    /// computation over the rule's band equals the dense one.
+    func testChunkedLimitedContextFollowsNeMosRule() {
+        let t = 23, lengths = [23, 17]
+        for (left, right) in [(4, 2), (6, 1), (0, 3), (5, 0)] {
+            let mask = Tensor.attentionMask(lengths: lengths, length: t, context: (left, right), chunked: true).array
+            let size = right + 1, leftChunks = left / size
+            for (b, l) in lengths.enumerated() {
+                for i in 0..<t {
+                    for j in 0..<t {
+                        let diff = i / size - j / size
+                        let allowed = i < l && j < l && diff >= 0 && diff <= leftChunks
+                        XCTAssertEqual(mask[(b * t + i) * t + j], allowed ? 0 : 1, "[\(left), \(right)] b \(b) query \(i) key \(j)")
+                    }
+                }
+            }
+        }
+        let (b, h, dk, left, right) = (2, 2, 3, 4, 2)
+        let band = Tensor.contextBand((left, right), chunked: true)
+        XCTAssertEqual(band.left, 5)
+        XCTAssertEqual(band.right, 2)
+        let q = randomTensor([b, t, h, dk], seed: 41), k = randomTensor([b, t, h, dk], seed: 42), p = randomTensor([2 * t - 1, h, dk], seed: 43)
+        let u = randomTensor([h, dk], seed: 44), v = randomTensor([h, dk], seed: 45), values = randomTensor([b, t, h, dk], seed: 46)
+        let dense = withoutGrad {
+            Tensor.attentionContext(Tensor.relPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: 0.5)
+                .softmax(mask: Tensor.attentionMask(lengths: lengths, length: t, context: (left, right), chunked: true)), values)
+        }
+        let banded = withoutGrad {
+            Tensor.bandedAttentionContext(Tensor.bandedRelPositionScores(q: q, k: k, p: p, biasU: u, biasV: v, scale: 0.5, left: band.left, right: band.right)
+                .softmax(mask: Tensor.bandMask(lengths: lengths, length: t, left: band.left, right: band.right, context: (left, right), chunked: true)),
+                values, left: band.left)
+        }
+        assertClose(banded.array, dense.array, atol: 1e-6, "chunked: banded = dense")
+    }
 }

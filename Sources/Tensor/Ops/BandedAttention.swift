@@ -120,14 +120,19 @@ extension Tensor {
     }
 
     /// The band's mask [B, 1, T, W] (1 = masked): key j = i − left + w outside 0..<lengths[b],
-    /// or a padded query (i ≥ lengths[b]), as NeMo's limited-context mask blocks them.
-    public static func bandMask(lengths: [Int], length t: Int, left: Int, right: Int) -> Tensor {
+    /// a padded query (i ≥ lengths[b]), or (chunked contexts) a key the rule does not allow, as
+    /// NeMo's limited-context mask blocks them. `left`/`right` give the band (`contextBand`),
+    /// `context` the configured context.
+    public static func bandMask(lengths: [Int], length t: Int, left: Int, right: Int, context: (left: Int, right: Int)? = nil,
+                                chunked: Bool = false) -> Tensor {
         let w = left + right + 1
         let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, w])
         for (b, l) in lengths.enumerated() {
             for i in 0..<min(l, t) {
                 let first = max(0, left - i), end = min(w, min(l, t) - i + left)
-                if first < end { (m.data + (b * t + i) * w + first).update(repeating: 0, count: end - first) }
+                for c in first..<max(first, end) where !chunked || contextAllows(i, i - left + c, context ?? (left, right), chunked: true) {
+                    m.data[(b * t + i) * w + c] = 0
+                }
             }
         }
         return m

@@ -13,16 +13,31 @@ extension Tensor {
     }
 
     /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid and,
-    /// with a limited `context`, key j lies in [i − left, i + right] of query i.
-    public static func attentionMask(lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil) -> Tensor {
+    /// with a limited `context`, query i may see key j (`contextAllows`).
+    public static func attentionMask(lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil, chunked: Bool = false) -> Tensor {
         let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
         for (b, l) in lengths.enumerated() {
             for i in 0..<min(l, t) {
-                let first = context.map { max(0, i - $0.left) } ?? 0, end = context.map { min(min(l, t), i + $0.right + 1) } ?? min(l, t)
-                if first < end { (m.data + (b * t + i) * t + first).update(repeating: 0, count: end - first) }
+                for j in 0..<min(l, t) where context.map({ contextAllows(i, j, $0, chunked: chunked) }) ?? true { m.data[(b * t + i) * t + j] = 0 }
             }
         }
         return m
+    }
+
+    /// Whether query i may see key j under a limited context (−1 sides already made large):
+    /// `regular`, a window [i − left, i + right]; `chunked_limited` (NeMo's rule), chunks of
+    /// right + 1 frames, each seeing itself and left / (right + 1) chunks before it.
+    public static func contextAllows(_ i: Int, _ j: Int, _ context: (left: Int, right: Int), chunked: Bool) -> Bool {
+        guard chunked else { return j >= i - context.left && j <= i + context.right }
+        let size = context.right + 1, behind = i / size - j / size
+        return behind >= 0 && behind <= context.left / size
+    }
+
+    /// The band [left, right] around each query that holds every key a context allows.
+    public static func contextBand(_ context: (left: Int, right: Int), chunked: Bool) -> (left: Int, right: Int) {
+        guard chunked else { return context }
+        let size = context.right + 1
+        return (context.left / size * size + size - 1, size - 1)
     }
 
     /// A key-padding attention mask [B, 1, T, T]: 1 (masked) for every key j ≥ lengths[b], in
