@@ -20,7 +20,7 @@ extension Tensor {
                 let (bi, hi) = (pair / h, pair % h)
                 for i in 0..<t {
                     let qi = qp + (bi * t + i) * ld + hi * dk, row = sp + (pair * t + i) * w
-                    for c in max(0, left - i)..<min(w, t - i + left) {
+                    for c in bandColumns(row: i, length: t, left: left, width: w) {
                         let j = i - left + c
                         let kj = kp + (bi * t + j) * ld + hi * dk, pm = pp + (t - 1 - left + c) * ld + hi * dk
                         var s: Float = 0
@@ -44,7 +44,7 @@ extension Tensor {
                         for i in 0..<t {
                             let qi = qp + (bi * t + i) * ld + hi * dk, dqi = dq.data + (bi * t + i) * ld + hi * dk
                             let grow = gp + ((bi * h + hi) * t + i) * w
-                            for c in max(0, left - i)..<min(w, t - i + left) where grow[c] != 0 {
+                            for c in bandColumns(row: i, length: t, left: left, width: w) where grow[c] != 0 {
                                 let j = i - left + c, m = t - 1 - left + c, gs = grow[c] * scale
                                 let kj = kp + (bi * t + j) * ld + hi * dk, pm = pp + m * ld + hi * dk
                                 let dkj = dkT.data + (bi * t + j) * ld + hi * dk, dpm = dp.data + m * ld + hi * dk
@@ -80,7 +80,7 @@ extension Tensor {
                 let (bi, hi) = (pair / h, pair % h)
                 for i in 0..<t {
                     let oi = op + (bi * t + i) * ld + hi * dk, arow = ap + (pair * t + i) * w
-                    for c in max(0, left - i)..<min(w, t - i + left) {
+                    for c in bandColumns(row: i, length: t, left: left, width: w) {
                         let weight = arow[c], vj = vp + (bi * t + i - left + c) * ld + hi * dk
                         for e in 0..<dk { oi[e] += weight * vj[e] }
                     }
@@ -98,7 +98,7 @@ extension Tensor {
                     let (bi, hi) = (pair / h, pair % h)
                     for i in 0..<t {
                         let gi = gp + (bi * t + i) * ld + hi * dk
-                        for c in max(0, left - i)..<min(w, t - i + left) {
+                        for c in bandColumns(row: i, length: t, left: left, width: w) {
                             let j = i - left + c
                             if let da, let vForA {
                                 let vj = vForA.data + (bi * t + j) * ld + hi * dk
@@ -128,13 +128,20 @@ extension Tensor {
         let w = left + right + 1
         let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, w])
         for (b, l) in lengths.enumerated() {
-            for i in 0..<min(l, t) {
-                let first = max(0, left - i), end = min(w, min(l, t) - i + left)
-                for c in first..<max(first, end) where !chunked || contextAllows(i, i - left + c, context ?? (left, right), chunked: true) {
-                    m.data[(b * t + i) * w + c] = 0
-                }
+            let valid = 0..<min(l, t)
+            for i in valid {
+                let keys = contextKeys(of: i, context ?? (left, right), chunked: chunked).clamped(to: valid)
+                // Key j sits in column j − i + left.
+                let columns = (keys.lowerBound - i + left)..<(keys.upperBound - i + left)
+                (m.data + (b * t + i) * w + columns.lowerBound).update(repeating: 0, count: columns.count)
             }
         }
         return m
+    }
+
+    /// The columns of row i whose keys i − left + c lie inside 0..<T.
+    static func bandColumns(row i: Int, length t: Int, left: Int, width w: Int) -> Range<Int> {
+        let first = max(0, left - i)
+        return first..<max(first, min(w, t - i + left))
     }
 }

@@ -13,24 +13,27 @@ extension Tensor {
     }
 
     /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid and,
-    /// with a limited `context`, query i may see key j (`contextAllows`).
+    /// with a limited `context`, the key is one query i may see (`contextKeys`).
     public static func attentionMask(lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil, chunked: Bool = false) -> Tensor {
         let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
         for (b, l) in lengths.enumerated() {
-            for i in 0..<min(l, t) {
-                for j in 0..<min(l, t) where context.map({ contextAllows(i, j, $0, chunked: chunked) }) ?? true { m.data[(b * t + i) * t + j] = 0 }
+            let valid = 0..<min(l, t)
+            for i in valid {
+                let keys = context.map { contextKeys(of: i, $0, chunked: chunked).clamped(to: valid) } ?? valid
+                (m.data + (b * t + i) * t + keys.lowerBound).update(repeating: 0, count: keys.count)
             }
         }
         return m
     }
 
-    /// Whether query i may see key j under a limited context (−1 sides already made large):
-    /// `regular`, a window [i − left, i + right]; `chunked_limited` (NeMo's rule), chunks of
-    /// right + 1 frames, each seeing itself and left / (right + 1) chunks before it.
-    public static func contextAllows(_ i: Int, _ j: Int, _ context: (left: Int, right: Int), chunked: Bool) -> Bool {
-        guard chunked else { return j >= i - context.left && j <= i + context.right }
-        let size = context.right + 1, behind = i / size - j / size
-        return behind >= 0 && behind <= context.left / size
+    /// The keys query i may see under a limited context (−1 sides already made large), before
+    /// clamping to the valid frames: `regular`, the window [i − left, i + right];
+    /// `chunked_limited` (NeMo's rule), chunks of right + 1 frames, each seeing itself and
+    /// left / (right + 1) chunks before it.
+    public static func contextKeys(of i: Int, _ context: (left: Int, right: Int), chunked: Bool) -> Range<Int> {
+        guard chunked else { return (i - context.left)..<(i + context.right + 1) }
+        let size = context.right + 1, chunk = i / size
+        return ((chunk - context.left / size) * size)..<((chunk + 1) * size)
     }
 
     /// The band [left, right] around each query that holds every key a context allows.
