@@ -56,21 +56,8 @@ final class StreamingParityTests: XCTestCase {
         XCTAssertEqual(r.maskedTokens, 8)
         XCTAssertEqual(r.loss.scalar, try f.read("/train_step/loss").floats[0], accuracy: 1e-5)
         r.loss.backward()
-        let params = model.trainableParameters()
-        XCTAssertEqual(params.count, try f.datasetNames(in: "/train_step/grads").count)
-        for (name, p) in params {
-            let expected = try f.read("/train_step/grads/\(name)").floats
-            let scale = expected.map(abs).max() ?? 0
-            assertClose(p.grad?.array ?? [], expected, atol: max(1e-4 * scale, 2e-6), rtol: 1e-3, "grad \(name)")
-        }
-        let (fresh, _) = try Self.model()
-        let freshParams = fresh.trainableParameters()
-        for (name, p) in freshParams { p.grad = try f.tensor("/train_step/grads/\(name)") }
-        let optimizer = AdamW(parameters: freshParams, settings: .init(betas: (0.9, 0.98), eps: 1e-8, weightDecay: 1e-3))
-        optimizer.update(lr: try f.read("/optimizer_step_peak/lr").doubles[0])
-        for (name, p) in freshParams {
-            assertClose(p.array, try f.read("/optimizer_step_peak/weights/\(name)").floats, atol: 2e-7, rtol: 1e-6, "AdamW \(name)")
-        }
+        try f.assertGradientsMatch(model.trainableParameters())
+        try f.assertAdamWStepMatches(try Self.model().0.trainableParameters(), group: "/optimizer_step_peak")
     }
 
     func testLimitedContextCausalLayerNormLayerMatchesNeMo() throws {
