@@ -215,8 +215,8 @@ public final class Trainer {
 
     /// The next `accumulate_grad_batches` batches in order, and the seconds spent waiting for
     /// them; unreadable audio is reported, and too long a run of empty batches stops training.
-    /// The batches of the next step; nil when a stop is requested while waiting for them (the
-    /// position is then the first batch not taken, so a resume reads it again).
+    /// nil when a stop is requested while waiting (the position is then the first batch not
+    /// taken, so a resume reads it again).
     private func nextWindow(_ prefetcher: BatchPrefetcher, _ loader: BatchLoader, stopRequested: () -> Bool) throws -> ([Batch], Double)? {
         var window: [Batch] = [], wait = 0.0
         let start = state.position
