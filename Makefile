@@ -57,10 +57,17 @@ gpu-check: bundle
 ## without OpenBLAS's worker pool its exit-time shutdown cannot deadlock the test runner.
 ## OPENBLAS_CORETYPE: the test runner gets the kernel nest-train selects for this CPU (the
 ## executables restart themselves with it; the runner cannot), unless the caller set one.
+## Every test on the CPU, then again on the checking device (Sources/Tensor/Backend/CheckingBackend.swift:
+## the CPU's kernels over memory of its own, reached only through explicit copies), which proves
+## the backend seam without a GPU. The second pass leaves out the CUDA tests (no engine in them)
+## and the 300-kill SIGKILL loop (its resume path is covered by the other resume tests).
+TEST_ENV = NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 \
+	OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}"
 test: setup nvrtc
 	$(SWIFT) build -c release --build-tests
-	NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}" \
-	  $(SWIFT) test -c release --skip-build --disable-swift-testing
+	$(TEST_ENV) $(SWIFT) test -c release --skip-build --disable-swift-testing
+	$(TEST_ENV) NEST_TRAIN_BACKEND=checking $(SWIFT) test -c release --skip-build --disable-swift-testing \
+	  --skip CUDATests --skip ReliabilityTests.testRandomSIGKILLsThenResumeEqualsUninterrupted
 
 ## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data
 ## loader on the demo corpus (release build); figures go to BENCHMARKS.md by hand.

@@ -75,7 +75,7 @@ public struct FeatureExtractor {
                 let row: [String: Any] = ["audio_filepath": path, "duration": NSNull(), "text": "-", "feature_path": featurePath]
                 manifest += String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
             }
-            BufferPool.shared.endStep()
+            Device.default.backend.endStep()
         }
         try manifest.write(toFile: output + "/features.json", atomically: true, encoding: .utf8)
         return inputs.count

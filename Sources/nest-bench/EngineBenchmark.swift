@@ -57,9 +57,13 @@ struct EngineBenchmark {
             // a core from the engine (measured: the engine at half its rate). The pause lets them
             // sleep before the engine runs.
             openblas_set_num_threads(Int32(ProcessInfo.processInfo.activeProcessorCount))
-            let raw = median(21) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.storage.pointer, Int32(k), w.storage.pointer, Int32(k), 0, c.storage.pointer, Int32(n))
-            }
+            // The CPU's host views are its memory itself: no copies in the timed call.
+            let raw = a.withHostValues { pa in w.withHostValues { pw in c.withMutableHostValues { pc in
+                median(21) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(k),
+                                pw.baseAddress, Int32(k), 0, pc.baseAddress, Int32(n))
+                }
+            } } }
             openblas_set_num_threads(1)
             usleep(500_000)
             let engine = median(21) { _ = withoutGrad { Tensor.linear(a, weight: w, bias: nil) } }
@@ -74,11 +78,13 @@ struct EngineBenchmark {
         let x = Tensor(zeros: [4096, 512]), y = Tensor(zeros: [4096, 512])
         RandomGenerator(seed: 3).fillUniform(x, -3, 3)
         let bytes = Double(2 * n * 4)
+        // The CPU's host views are its memory itself (the engine's tensors on the CPU device).
+        let (xp, yp) = (x.withHostValues { $0.baseAddress! }, y.withMutableHostValues { $0.baseAddress! })
         let w = Tensor(repeating: 1, shape: [512]), b = Tensor(zeros: [512])
         let cases: [() -> Void] = [
             // memcpy split over the same threads as the kernels, so the ratio compares like with like.
-            { Parallel.forRanges(n) { r in (y.storage.pointer + r.lowerBound).update(from: x.storage.pointer + r.lowerBound, count: r.count) } },
-            { y.storage.pointer.update(from: x.storage.pointer, count: n) },   // one plain memcpy call
+            { Parallel.forRanges(n) { r in (yp + r.lowerBound).update(from: xp + r.lowerBound, count: r.count) } },
+            { yp.update(from: xp, count: n) },   // one plain memcpy call
             { _ = withoutGrad { x.silu() } },
             { _ = withoutGrad { x.layerNorm(weight: w, bias: b) } },
             {

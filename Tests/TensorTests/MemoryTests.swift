@@ -6,7 +6,10 @@ import XCTest
 final class MemoryTests: XCTestCase {
     let n = 1 << 18   // 1 MiB per tensor, far above anything else a test leaves around
 
-    private func liveMiB() -> Double { Double(BufferPool.shared.currentLiveBytes) / Double(1 << 20) }
+    /// Where a CPU tensor's values are (its host view is its memory): identity only.
+    private func memory(of t: Tensor) -> UnsafePointer<Float>? { t.withHostValues { $0.baseAddress } }
+    /// Bytes that tensors on the default device hold now (the device the graph below runs on).
+    private func liveMiB() -> Double { Double(Device.default.backend.memory.live) / Double(1 << 20) }
 
     func testRecordingKeepsOnlyWhatBackwardRulesRead() {
         let x = Tensor(zeros: [n], requiresGrad: true)
@@ -43,17 +46,17 @@ final class MemoryTests: XCTestCase {
         // Start from a pool with nothing idle, whatever earlier tests left behind.
         for _ in 0...BufferPool.idleStepsKept { BufferPool.shared.endStep() }
         XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
-        var pointer: UnsafeMutablePointer<Float>?
-        do { let t = Tensor(uninitializedShape: [n + 1000]); pointer = t.storage.pointer }
+        var address: UnsafePointer<Float>?
+        do { let t = Tensor(uninitializedShape: [n + 1000], on: .cpu); address = memory(of: t) }
         let held = BufferPool.shared.currentHeldBytes
         XCTAssertGreaterThanOrEqual(held, n * 4, "a dropped tensor's buffer is kept for reuse")
         do {
-            let t = Tensor(uninitializedShape: [n + 2000])   // same size class
-            XCTAssertEqual(t.storage.pointer, pointer, "a request of the same class reuses the idle buffer")
+            let t = Tensor(uninitializedShape: [n + 2000], on: .cpu)   // same size class
+            XCTAssertEqual(memory(of: t), address, "a request of the same class reuses the idle buffer")
         }
         do {
-            let t = Tensor(uninitializedShape: [n - n / 8])   // three classes smaller
-            XCTAssertEqual(t.storage.pointer, pointer, "a smaller request reuses a buffer up to four classes larger")
+            let t = Tensor(uninitializedShape: [n - n / 8], on: .cpu)   // three classes smaller
+            XCTAssertEqual(memory(of: t), address, "a smaller request reuses a buffer up to four classes larger")
         }
         for _ in 0..<BufferPool.idleStepsKept {   // idle for fewer steps than the limit: kept
             BufferPool.shared.endStep()
@@ -65,11 +68,11 @@ final class MemoryTests: XCTestCase {
 
     func testAMissFreesOlderIdleBuffersTooSmallForIt() {
         for _ in 0...BufferPool.idleStepsKept { BufferPool.shared.endStep() }
-        do { _ = Tensor(uninitializedShape: [n]) }   // idle after this step…
+        do { _ = Tensor(uninitializedShape: [n], on: .cpu) }   // idle after this step…
         BufferPool.shared.endStep()
         XCTAssertGreaterThanOrEqual(BufferPool.shared.currentHeldBytes, n * 4, "kept for the next steps")
         // …until a longer batch needs fresh pages: the smaller idle buffer makes room.
-        let big = Tensor(uninitializedShape: [4 * n])
+        let big = Tensor(uninitializedShape: [4 * n], on: .cpu)
         XCTAssertEqual(BufferPool.shared.currentHeldBytes, 0)
         withExtendedLifetime(big) {}
     }

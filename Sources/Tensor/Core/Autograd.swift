@@ -7,6 +7,8 @@ import Foundation
 /// to the pool as soon as the forward code drops it, instead of living until `backward()`.
 public final class TapeEntry {
     public let shape: [Int]
+    /// Where the tensor, and so its gradient, lives.
+    public let device: Device
     /// Accumulated gradient, same shape as the tensor.
     public internal(set) var grad: Tensor?
     /// How the tensor was computed; nil for leaves and once its backward rule has run.
@@ -18,14 +20,17 @@ public final class TapeEntry {
         didSet { precondition(gradientHome.map { $0.shape == shape } ?? true, "gradient home of shape \(gradientHome!.shape) for \(shape)") }
     }
 
-    init(shape: [Int]) { self.shape = shape }
+    init(shape: [Int], device: Device) {
+        self.shape = shape
+        self.device = device
+    }
 
     /// The gradient, for a rule that writes it in place (a GEMM with beta 0 or 1): the
     /// existing gradient, which the rule adds to (`adds`), else the home or a new tensor, which
     /// it overwrites. Saves the temporary and the pass of `accumulate`.
     public func writableGradient() -> (tensor: Tensor, adds: Bool) {
         if let g = grad { return (g, true) }
-        let fresh = gradientHome ?? Tensor(uninitializedShape: shape)
+        let fresh = gradientHome ?? Tensor(uninitializedShape: shape, on: device)
         grad = fresh
         return (fresh, false)
     }
@@ -39,15 +44,17 @@ public final class TapeEntry {
         let count = Shape.count(shape)
         precondition(g.count == count, "gradient of shape \(g.shape) for tensor \(shape)")
         if let existing = grad {
-            Vector.add(existing.data, g.data, into: existing.data, count: count)
+            // Same count, possibly another shape (a reshape's gradient): added as one run.
+            let values = Tensor(shape: shape, storage: g.storage)
+            Device.common("gradient accumulation", [existing, values]).backend.binary(.add, existing, values, into: existing)
         } else if let home = gradientHome {
-            Vector.copy(g.data, into: home.data, count: count)
+            home.assign(g)
             grad = home
         } else if owned {
             grad = Tensor(shape: shape, storage: g.storage)
         } else {
-            let copy = Tensor(uninitializedShape: shape)
-            Vector.copy(g.data, into: copy.data, count: count)
+            let copy = Tensor(uninitializedShape: shape, on: device)
+            copy.assign(g)
             grad = copy
         }
     }
@@ -108,7 +115,7 @@ extension Tensor {
         guard GradMode.isEnabled else { return self }
         let entries = inputs.compactMap(\.tapeEntry)
         guard !entries.isEmpty else { return self }
-        let entry = TapeEntry(shape: shape)
+        let entry = TapeEntry(shape: shape, device: device)
         entry.node = Node(inputs: entries, backward: backward)
         tapeEntry = entry
         return self
@@ -119,7 +126,7 @@ extension Tensor {
     public func backward() {
         precondition(count == 1, "backward() needs a scalar, got shape \(shape)")
         guard requiresGrad else { return }
-        backward(seed: Tensor(repeating: 1, shape: shape))
+        backward(seed: Tensor(repeating: 1, shape: shape, on: device))
     }
 
     /// Backward from a non-scalar output with an explicit upstream gradient (vector–Jacobian

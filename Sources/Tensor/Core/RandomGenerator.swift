@@ -112,11 +112,11 @@ public final class RandomGenerator {
     }
 
     public func fillUniform(_ t: Tensor, _ lo: Float, _ hi: Float) {
-        for i in 0..<t.count { t.data[i] = lo + (hi - lo) * uniformFloat() }
+        t.withMutableHostValues { values in for i in values.indices { values[i] = lo + (hi - lo) * uniformFloat() } }
     }
 
     public func fillNormal(_ t: Tensor, mean: Float = 0, std: Float) {
-        for i in 0..<t.count { t.data[i] = mean + std * Float(normal()) }
+        t.withMutableHostValues { values in for i in values.indices { values[i] = mean + std * Float(normal()) } }
     }
 }
 

@@ -1,36 +1,44 @@
 import Foundation
 
-/// A 64-byte aligned block of Float32 owned by one or more tensors (reshape shares it).
+/// A block of one device's memory owned by one or more tensors (reshape shares it).
 ///
-/// When the last tensor using it goes away the block returns to `BufferPool`, so a training
-/// step whose shapes repeat reuses the previous step's memory instead of faulting in fresh pages.
+/// It comes from its device's allocator and goes back to it when the last tensor using it goes
+/// away (the CPU's is `BufferPool`: a training step whose shapes repeat reuses the previous
+/// step's memory instead of faulting in fresh pages). Host code reaches the values only
+/// through the tensor's explicit host views and copies; the address is for kernels.
 public final class Storage {
-    /// Host memory of the CPU backend. Public for three users only: the engine benchmark of the
-    /// raw kernels, the allocator's tests, and data parallelism's non-blocking gradient sums
-    /// over bucket slices (until `ProcessGroup` takes device buffers). Everything else reads a
-    /// tensor through `Tensor.withHostValues` / `withMutableHostValues` or copies (`array`).
-    public let pointer: UnsafeMutablePointer<Float>
-    /// Floats allocated, at least the count asked for (the pool rounds up to its size class).
+    public let device: Device
+    public let elementType: ElementType
+    /// Elements reserved, at least the count asked for (allocators round up to a size class).
     public let capacity: Int
+    /// The block's address in its device's memory, for the backend's kernels only.
+    let address: UnsafeMutablePointer<Float>
+    /// The storage a slice lies in, kept alive by it; nil for a block of its own.
+    private let parent: Storage?
 
-    /// What keeps a slice's memory alive; nil for the pool's own blocks.
-    private let owner: AnyObject?
-
-    init(capacity: Int) {
-        (pointer, self.capacity) = BufferPool.shared.acquire(capacity)
-        owner = nil
+    init(capacity: Int, on device: Device) {
+        self.device = device
+        elementType = .float32
+        (address, self.capacity) = device.backend.allocate(capacity)
+        parent = nil
     }
 
-    /// `count` floats at `pointer`, inside memory that `owner` keeps alive (a slice of a larger
-    /// buffer, such as the gradient buckets of data-parallel training); nothing is returned to
-    /// the pool when it goes away.
-    public init(slice pointer: UnsafeMutablePointer<Float>, count: Int, keepingAlive owner: AnyObject) {
-        self.pointer = pointer
+    private init(slice address: UnsafeMutablePointer<Float>, count: Int, of parent: Storage) {
+        device = parent.device
+        elementType = parent.elementType
+        self.address = address
         capacity = count
-        self.owner = owner
+        self.parent = parent
     }
 
-    deinit { if owner == nil { BufferPool.shared.release(pointer, capacity: capacity) } }
+    /// `count` elements from `offset`, sharing this block's memory (the gradient buckets of
+    /// data-parallel training hand out such slices as gradient homes).
+    public func slice(offset: Int, count: Int) -> Storage {
+        precondition(offset >= 0 && offset + count <= capacity, "slice \(offset)..<\(offset + count) of a storage of \(capacity)")
+        return Storage(slice: address + offset, count: count, of: self)
+    }
+
+    deinit { if parent == nil { device.backend.release(address, capacity: capacity) } }
 }
 
 /// Free lists of aligned buffers by size class, trimmed to what the recent steps used.
@@ -42,7 +50,10 @@ public final class Storage {
 /// and `endStep()` frees buffers that sat idle through several steps (as they do after a batch
 /// of unusual length).
 public final class BufferPool: @unchecked Sendable {
+    /// The CPU's memory.
     public static let shared = BufferPool()
+
+    public init() {}
 
     private struct Idle { let pointer: UnsafeMutablePointer<Float>; let generation: Int }
     private var idle: [Int: [Idle]] = [:]
@@ -73,7 +84,7 @@ public final class BufferPool: @unchecked Sendable {
         return (n + step - 1) / step * step
     }
 
-    func acquire(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
+    public func acquire(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
         let capacity = Self.sizeClass(count)
         lock.lock()
         // The request's class or, when that is empty, one of the next four (at most 54 % larger):
@@ -121,7 +132,7 @@ public final class BufferPool: @unchecked Sendable {
         if capacity >= mappedFloats { munmap(pointer, capacity * MemoryLayout<Float>.stride) } else { free(pointer) }
     }
 
-    func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+    public func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
         let bytes = capacity * 4
         lock.lock()
         noteLive(-bytes)
@@ -160,6 +171,10 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     public var currentLiveBytes: Int { lock.lock(); defer { lock.unlock() }; return liveBytes }
+    public var statistics: DeviceMemory {
+        lock.lock(); defer { lock.unlock() }
+        return DeviceMemory(live: liveBytes, held: heldBytes, peakLive: peakLiveBytes, peakTotal: peakTotalBytes)
+    }
     public var currentHeldBytes: Int { lock.lock(); defer { lock.unlock() }; return heldBytes }
 
     private func noteLive(_ delta: Int) {

@@ -13,7 +13,7 @@ public final class Tensor {
     public var requiresGrad: Bool {
         get { tapeEntry != nil }
         set {
-            if newValue, tapeEntry == nil { tapeEntry = TapeEntry(shape: shape) }
+            if newValue, tapeEntry == nil { tapeEntry = TapeEntry(shape: shape, device: device) }
             if !newValue { tapeEntry = nil }
         }
     }
@@ -30,15 +30,18 @@ public final class Tensor {
 
     public var count: Int { Shape.count(shape) }
     public var rank: Int { shape.count }
-    /// The values in memory, for the engine's own kernels only; code above the engine uses the
-    /// explicit host views (`withHostValues`, `withMutableHostValues`) or copies (`array`).
-    var data: UnsafeMutablePointer<Float> { storage.pointer }
+    public var device: Device { storage.device }
+    /// The values' address in device memory, for the backend's kernels only (`Sources/Tensor/Kernels`);
+    /// ops call kernels, and code above the engine uses the explicit host views and copies.
+    var address: UnsafeMutablePointer<Float> { storage.address }
+    /// The backend of `device`, for ops whose operands are this tensor alone.
+    var backend: any Backend { storage.device.backend }
 
     /// Uninitialised storage of the given shape (for kernels that write every element).
-    public init(uninitializedShape shape: [Int]) {
+    public init(uninitializedShape shape: [Int], on device: Device = .default) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
-        self.storage = Storage(capacity: Shape.count(shape))
+        self.storage = Storage(capacity: Shape.count(shape), on: device)
     }
 
     /// A tensor over existing storage (a reshape's, or a slice of a larger buffer).
@@ -47,51 +50,74 @@ public final class Tensor {
         self.storage = storage
     }
 
-    public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
-        self.init(repeating: 0, shape: shape)
+    public convenience init(zeros shape: [Int], on device: Device = .default, requiresGrad: Bool = false) {
+        self.init(repeating: 0, shape: shape, on: device)
         self.requiresGrad = requiresGrad
     }
 
-    public convenience init(repeating value: Float, shape: [Int]) {
-        self.init(uninitializedShape: shape)
-        data.update(repeating: value, count: count)
+    public convenience init(repeating value: Float, shape: [Int], on device: Device = .default) {
+        self.init(uninitializedShape: shape, on: device)
+        backend.fill(self, with: value)
     }
 
-    public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
+    /// Host values copied to `device`.
+    public convenience init(_ values: [Float], shape: [Int], on device: Device = .default, requiresGrad: Bool = false) {
         precondition(values.count == Shape.count(shape), "\(values.count) values for shape \(shape)")
-        self.init(uninitializedShape: shape)
-        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
+        self.init(uninitializedShape: shape, on: device)
+        assign(values)
         self.requiresGrad = requiresGrad
     }
 
-    public convenience init(scalar: Float) { self.init([scalar], shape: []) }
+    public convenience init(scalar: Float, on device: Device = .default) { self.init([scalar], shape: [], on: device) }
 
-    public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+    /// The values copied to the host.
+    public var array: [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, n in
+            if count > 0 { backend.copy(from: storage, offset: 0, toHost: buffer.baseAddress!, count: count) }
+            n = count
+        }
+    }
 
     public var scalar: Float {
         precondition(count == 1, "scalar of a tensor of shape \(shape)")
-        return data[0]
+        return array[0]
     }
 
-    /// A copy that shares nothing and records nothing.
-    public func copy() -> Tensor {
-        let t = Tensor(uninitializedShape: shape)
-        Vector.copy(data, into: t.data, count: count)
+    /// A copy that shares nothing and records nothing, on the same device.
+    public func copy() -> Tensor { to(device, always: true) }
+
+    /// The same values on `device`: self when already there (unless `always`), else a copy
+    /// staged through the host. Records nothing.
+    public func to(_ device: Device, always: Bool = false) -> Tensor {
+        if device === self.device {
+            guard always else { return self }
+            let t = Tensor(uninitializedShape: shape, on: device)
+            backend.copy(self, offset: 0, into: t, offset: 0, count: count)
+            return t
+        }
+        let t = Tensor(uninitializedShape: shape, on: device)
+        withHostValues { t.assign($0) }
         return t
     }
 
-    /// Overwrites the values in place (same element count); used to load weights.
+    /// Overwrites the values in place from the host (same element count); used to load weights.
     public func assign(_ values: UnsafeBufferPointer<Float>) {
         precondition(values.count == count, "assigning \(values.count) values to shape \(shape)")
-        data.update(from: values.baseAddress!, count: count)
+        if count > 0 { backend.copy(fromHost: values.baseAddress!, to: storage, offset: 0, count: count) }
     }
+
+    public func assign(_ values: [Float]) { values.withUnsafeBufferPointer { assign($0) } }
 
     public func assign(_ other: Tensor) {
         precondition(other.count == count, "assigning shape \(other.shape) to \(shape)")
-        data.update(from: other.data, count: count)
+        if other.device === device {
+            backend.copy(other, offset: 0, into: self, offset: 0, count: count)
+        } else {
+            other.withHostValues { assign($0) }
+        }
     }
 
-    public func fill(_ value: Float) { data.update(repeating: value, count: count) }
+    public func fill(_ value: Float) { backend.fill(self, with: value) }
 
     /// The same values without autodiff history.
     public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }

@@ -30,6 +30,7 @@ struct BroadcastLoop {
     /// `inParallel` spreads the runs over the cores; only for callers whose runs write
     /// disjoint memory (every run owns its output slice).
     func forEachRun(inParallel: Bool = false, _ inner: (Int, Int, Int, Int, Int, Int) -> Void) {
+        if shape.contains(0) { return }   // nothing to visit (an empty batch's rows)
         let rank = shape.count
         let n = shape[rank - 1]
         let isa = stridesA[rank - 1], isb = stridesB[rank - 1]
@@ -64,27 +65,5 @@ struct BroadcastLoop {
         } else {
             runs(0..<outer)
         }
-    }
-}
-
-extension Tensor {
-    /// Sums `self` over the dimensions along which `shape` was broadcast to give `self.shape`
-    /// (the gradient of a broadcast). Returns self when nothing was broadcast.
-    public func summed(toShape target: [Int]) -> Tensor {
-        if target == shape { return self }
-        let out = Tensor(zeros: target)
-        let loop = BroadcastLoop(shape: shape, stridesA: Shape.broadcastStrides(target, to: shape),
-                                 stridesB: Shape.strides(shape))
-        let src = data, dst = out.data
-        loop.forEachRun { oa, _, oo, n, sa, _ in
-            if sa == 0 {
-                dst[oa] += Float(Vector.sum(src + oo, count: n))
-            } else if sa == 1 {
-                Vector.add(dst + oa, src + oo, into: dst + oa, count: n)
-            } else {
-                for i in 0..<n { dst[oa + i * sa] += src[oo + i] }
-            }
-        }
-        return out
     }
 }

@@ -84,10 +84,30 @@ public enum GEMM {
         var times: [Double] = []
         for _ in 0..<16 {
             let t = DispatchTime.now().uptimeNanoseconds
-            run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+            run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.address, lda: k, b: b.address, ldb: n, c: c.address, ldc: n)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
         }
         let median = times.dropFirst().sorted()[7]
         return 2 * Double(m * n * k) / median / 1e9
+    }
+}
+
+extension CPUBackend {
+    public func gemm(_ p: GEMMProblem, a: Tensor, b: Tensor, c: Tensor) {
+        let (pa, pb, pc) = (a.address + p.offsetA, b.address + p.offsetB, c.address + p.offsetC)
+        guard p.batches > 1 else {
+            GEMM.run(transposeA: p.transposeA, transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
+                     a: pa, lda: p.lda, b: pb, ldb: p.ldb, beta: p.beta, c: pc, ldc: p.ldc)
+            return
+        }
+        // Small products (attention heads) in parallel over the batch; a large one is split
+        // inside GEMM.run instead.
+        let grain = max(1, GEMM.parallelThreshold / max(p.m * p.n * p.k, 1))
+        Parallel.forRanges(p.batches, grain: grain) { range in
+            for i in range {
+                GEMM.run(transposeA: p.transposeA, transposeB: p.transposeB, m: p.m, n: p.n, k: p.k, alpha: p.alpha,
+                         a: pa + i * p.strideA, lda: p.lda, b: pb + i * p.strideB, ldb: p.ldb, beta: p.beta, c: pc + i * p.strideC, ldc: p.ldc)
+            }
+        }
     }
 }

@@ -20,11 +20,6 @@ public enum Pointwise {
         let s: Float
         @inline(__always) public func callAsFunction(_ x: Float) -> Float { x * s }
     }
-    /// a·s + b
-    public struct ScaleAdd: BinaryFunction {
-        let s: Float
-        @inline(__always) public func callAsFunction(_ a: Float, _ b: Float) -> Float { a * s + b }
-    }
     /// `value` where the mask is non-zero, x elsewhere.
     public struct Fill: BinaryFunction {
         let value: Float
@@ -68,17 +63,8 @@ public enum Vector {
         zip(a, b, into: out, count: count, Pointwise.Add())
     }
 
-    public static func mul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
-        zip(a, b, into: out, count: count, Pointwise.Mul())
-    }
-
     public static func scale(_ a: UnsafePointer<Float>, by s: Float, into out: UnsafeMutablePointer<Float>, count: Int) {
         map(a, into: out, count: count, Pointwise.Scale(s: s))
-    }
-
-    /// out[i] += s·a[i]
-    public static func addScaled(_ a: UnsafePointer<Float>, by s: Float, into out: UnsafeMutablePointer<Float>, count: Int) {
-        zip(a, out, into: out, count: count, Pointwise.ScaleAdd(s: s))
     }
 
     // MARK: reductions

@@ -1,31 +1,13 @@
 /// Broadcasting arithmetic: +, −, ×, ÷ between tensors, and scaling by a constant.
 extension Tensor {
     /// out = f(a, b) with NumPy broadcasting.
-    static func broadcasting<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor {
+    static func broadcasting(_ a: Tensor, _ b: Tensor, _ f: BinaryKernel) -> Tensor {
         guard let outShape = Shape.broadcast(a.shape, b.shape) else {
             preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        let out = Tensor(uninitializedShape: outShape)
-        if a.shape == b.shape {
-            Vector.zip(a.data, b.data, into: out.data, count: out.count, f)
-            return out
-        }
-        let loop = BroadcastLoop(shape: outShape, stridesA: Shape.broadcastStrides(a.shape, to: outShape),
-                                 stridesB: Shape.broadcastStrides(b.shape, to: outShape))
-        let pa = a.data, pb = b.data, po = out.data
-        loop.forEachRun(inParallel: true) { oa, ob, oo, n, sa, sb in
-            if sa == 1 && sb == 1 {
-                Vector.zip(pa + oa, pb + ob, into: po + oo, count: n, f)
-            } else if sa == 1 && sb == 0 {
-                let vb = pb[ob]
-                Vector.map(pa + oa, into: po + oo, count: n, Pointwise.BindRight(f: f, b: vb))
-            } else if sa == 0 && sb == 1 {
-                let va = pa[oa]
-                Vector.map(pb + ob, into: po + oo, count: n, Pointwise.BindLeft(f: f, a: va))
-            } else {
-                for i in 0..<n { po[oo + i] = f(pa[oa + i * sa], pb[ob + i * sb]) }
-            }
-        }
+        let device = Device.common("arithmetic", [a, b])
+        let out = Tensor(uninitializedShape: outShape, on: device)
+        device.backend.binary(f, a, b, into: out)
         return out
     }
 
@@ -33,7 +15,7 @@ extension Tensor {
     // recording an add or a product keeps no operand alive that its gradient does not need.
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        let out = broadcasting(a, b, Pointwise.Add())
+        let out = broadcasting(a, b, .add)
         let (ea, eb, shapeA, shapeB, shapeOut) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape, out.shape)
         return out.recording([a, b]) { g in
             // g belongs to this rule alone (see `TapeEntry.accumulate`): the first taker adopts it.
@@ -43,7 +25,7 @@ extension Tensor {
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        let out = broadcasting(a, b, Pointwise.Sub())
+        let out = broadcasting(a, b, .subtract)
         let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
         return out.recording([a, b]) { g in
             eb?.accumulate(g.scaled(-1, recording: false).summed(toShape: shapeB), owned: true)
@@ -52,7 +34,7 @@ extension Tensor {
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        let out = broadcasting(a, b, Pointwise.Mul())
+        let out = broadcasting(a, b, .multiply)
         let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
         // da needs b's values and db needs a's: keep each only if the other side wants a gradient.
         let bForA = ea == nil ? nil : b.detached(), aForB = eb == nil ? nil : a.detached()
@@ -65,7 +47,7 @@ extension Tensor {
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        let out = broadcasting(a, b, Pointwise.Div())
+        let out = broadcasting(a, b, .divide)
         let (ea, eb, shapeA, shapeB) = (a.tapeEntry, b.tapeEntry, a.shape, b.shape)
         let divisor = b.detached(), quotient = eb == nil ? nil : out.detached()
         return out.recording([a, b]) { g in
@@ -81,8 +63,8 @@ extension Tensor {
     public func scaled(_ s: Float) -> Tensor { scaled(s, recording: true) }
 
     func scaled(_ s: Float, recording: Bool) -> Tensor {
-        let out = Tensor(uninitializedShape: shape)
-        Vector.scale(data, by: s, into: out.data, count: count)
+        let out = Tensor(uninitializedShape: shape, on: device)
+        backend.unary(.scale(s), self, into: out)
         guard recording else { return out }
         let entry = tapeEntry
         return out.recording([self]) { g in entry?.accumulate(g.scaled(s, recording: false), owned: true) }
@@ -90,4 +72,13 @@ extension Tensor {
 
     public static func * (a: Tensor, s: Float) -> Tensor { a.scaled(s) }
     public static func * (s: Float, a: Tensor) -> Tensor { a.scaled(s) }
+
+    /// Sums `self` over the dimensions along which `shape` was broadcast to give `self.shape`
+    /// (the gradient of a broadcast). Returns self when nothing was broadcast.
+    public func summed(toShape target: [Int]) -> Tensor {
+        if target == shape { return self }
+        let out = Tensor(uninitializedShape: target, on: device)
+        backend.sumToShape(self, into: out)
+        return out
+    }
 }

@@ -16,15 +16,8 @@ extension Tensor {
 
     /// Copies `self` read through broadcast strides into a new tensor of shape `target`.
     public func expanded(to target: [Int]) -> Tensor {
-        let out = Tensor(uninitializedShape: target)
-        let loop = BroadcastLoop(shape: target, stridesA: Shape.broadcastStrides(shape, to: target),
-                                 stridesB: [Int](repeating: 0, count: target.count))
-        let src = data, dst = out.data
-        loop.forEachRun(inParallel: true) { oa, _, oo, n, sa, _ in
-            if sa == 1 { (dst + oo).update(from: src + oa, count: n) }
-            else if sa == 0 { (dst + oo).update(repeating: src[oa], count: n) }
-            else { for i in 0..<n { dst[oo + i] = src[oa + i * sa] } }
-        }
+        let out = Tensor(uninitializedShape: target, on: device)
+        backend.expand(self, into: out)
         let inputShape = shape, entry = tapeEntry
         return out.recording([self]) { g in entry?.accumulate(g.summed(toShape: inputShape), owned: true) }
     }
@@ -46,16 +39,8 @@ extension Tensor {
     }
 
     func permutedCopy(_ order: [Int]) -> Tensor {
-        let inStrides = Shape.strides(shape)
-        let outShape = order.map { shape[$0] }
-        let out = Tensor(uninitializedShape: outShape)
-        let loop = BroadcastLoop(shape: outShape, stridesA: order.map { inStrides[$0] },
-                                 stridesB: [Int](repeating: 0, count: rank))
-        let src = data, dst = out.data
-        loop.forEachRun(inParallel: true) { oa, _, oo, n, sa, _ in
-            if sa == 1 { (dst + oo).update(from: src + oa, count: n) }
-            else { for i in 0..<n { dst[oo + i] = src[oa + i * sa] } }
-        }
+        let out = Tensor(uninitializedShape: order.map { shape[$0] }, on: device)
+        backend.permute(self, order, into: out)
         return out
     }
 
@@ -70,12 +55,12 @@ extension Tensor {
         precondition(range.lowerBound >= 0 && range.upperBound <= shape[ax], "slice \(range) of axis \(ax) in \(shape)")
         var outShape = shape
         outShape[ax] = range.count
-        let out = Tensor(uninitializedShape: outShape)
-        Tensor.copyBlocks(from: self, axis: ax, offset: range.lowerBound, to: out, offset: 0, length: range.count)
+        let out = Tensor(uninitializedShape: outShape, on: device)
+        backend.copyBlocks(from: self, axis: ax, offset: range.lowerBound, to: out, offset: 0, length: range.count)
         let inputShape = shape, entry = tapeEntry
         return out.recording([self]) { g in
-            let full = Tensor(zeros: inputShape)
-            Tensor.copyBlocks(from: g, axis: ax, offset: 0, to: full, offset: range.lowerBound, length: range.count)
+            let full = Tensor(zeros: inputShape, on: g.device)
+            g.backend.copyBlocks(from: g, axis: ax, offset: 0, to: full, offset: range.lowerBound, length: range.count)
             entry?.accumulate(full, owned: true)
         }
     }
@@ -85,8 +70,8 @@ extension Tensor {
         let ax = Shape.axis(axis, rank: rank)
         var outShape = shape
         outShape[ax] += before + after
-        let out = Tensor(repeating: value, shape: outShape)
-        Tensor.copyBlocks(from: self, axis: ax, offset: 0, to: out, offset: before, length: shape[ax])
+        let out = Tensor(repeating: value, shape: outShape, on: device)
+        backend.copyBlocks(from: self, axis: ax, offset: 0, to: out, offset: before, length: shape[ax])
         let length = shape[ax], entry = tapeEntry
         return out.recording([self]) { g in entry?.accumulate(g.slice(axis: ax, before..<(before + length)), owned: true) }
     }
@@ -97,7 +82,8 @@ extension Tensor {
         let ax = Shape.axis(axis, rank: parts[0].rank)
         var outShape = parts[0].shape
         outShape[ax] = parts.reduce(0) { $0 + $1.shape[ax] }
-        let out = Tensor(uninitializedShape: outShape)
+        let device = Device.common("concat", parts)
+        let out = Tensor(uninitializedShape: outShape, on: device)
         var offset = 0
         var offsets: [Int] = []
         for p in parts {
@@ -105,7 +91,7 @@ extension Tensor {
             expected[ax] = p.shape[ax]
             precondition(p.shape == expected, "concat along \(ax): shape \(p.shape) does not fit \(outShape)")
             offsets.append(offset)
-            copyBlocks(from: p, axis: ax, offset: 0, to: out, offset: offset, length: p.shape[ax])
+            device.backend.copyBlocks(from: p, axis: ax, offset: 0, to: out, offset: offset, length: p.shape[ax])
             offset += p.shape[ax]
         }
         let pieces = parts.map { (entry: $0.tapeEntry, length: $0.shape[ax]) }
@@ -116,42 +102,27 @@ extension Tensor {
         }
     }
 
-    /// Copies `length` entries along `axis` between two tensors equal in every other dimension.
-    static func copyBlocks(from src: Tensor, axis: Int, offset so: Int, to dst: Tensor, offset d: Int, length: Int) {
-        let (outer, srcLen, inner) = src.split(at: axis)
-        let dstLen = dst.shape[axis]
-        let block = length * inner
-        for o in 0..<outer {
-            (dst.data + (o * dstLen + d) * inner).update(from: src.data + (o * srcLen + so) * inner, count: block)
-        }
-    }
-
     /// Rows `indices` of the first dimension, in that order (rows may repeat).
     public func gatherRows(_ indices: [Int]) -> Tensor {
-        let rowSize = count / max(shape[0], 1)
         var outShape = shape
         outShape[0] = indices.count
-        let out = Tensor(uninitializedShape: outShape)
-        for (r, i) in indices.enumerated() {
-            precondition(i >= 0 && i < shape[0], "row \(i) out of range 0..<\(shape[0])")
-            (out.data + r * rowSize).update(from: data + i * rowSize, count: rowSize)
-        }
+        for i in indices { precondition(i >= 0 && i < shape[0], "row \(i) out of range 0..<\(shape[0])") }
+        let out = Tensor(uninitializedShape: outShape, on: device)
+        backend.gatherRows(self, indices, into: out)
         let inputShape = shape, entry = tapeEntry
         return out.recording([self]) { g in
-            let full = Tensor(zeros: inputShape)
-            for (r, i) in indices.enumerated() {
-                Vector.add(full.data + i * rowSize, g.data + r * rowSize, into: full.data + i * rowSize, count: rowSize)
-            }
+            let full = Tensor(zeros: inputShape, on: g.device)
+            g.backend.scatterAddRows(g, indices, into: full)
             entry?.accumulate(full, owned: true)
         }
     }
 
     /// `value` where `mask` (broadcastable, 0 or 1) is non-zero, self elsewhere.
     public func maskedFill(_ mask: Tensor, with value: Float) -> Tensor {
-        let out = Tensor.broadcasting(self, mask, Pointwise.Fill(value: value))
+        let out = Tensor.broadcasting(self, mask, .fill(value))
         let entry = tapeEntry, inputShape = shape
         return out.recording([self]) { g in
-            let kept = Tensor.broadcasting(g, mask, Pointwise.Fill(value: 0))
+            let kept = Tensor.broadcasting(g, mask, .fill(0))
             entry?.accumulate(kept.summed(toShape: inputShape), owned: true)
         }
     }

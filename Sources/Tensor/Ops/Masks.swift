@@ -2,28 +2,31 @@ import Foundation
 
 /// Masks and frame edits of the NEST data path, as ops of the engine so that nothing above it
 /// loops over a tensor's memory. None records a gradient: masks are constants, and the frames
-/// they edit are features or a frozen embedding.
+/// they edit are features or a frozen embedding. They are built on the host (masks from
+/// lengths) or computed through host views (once per batch, small next to the encoder), and
+/// reach a device through the explicit copies like any host data.
 extension Tensor {
     /// 1 where t < lengths[b], in a tensor of `shape` whose only non-1 dimensions are B (first)
     /// and T (`length`).
     public static func timeMask(lengths: [Int], length t: Int, shape: [Int]) -> Tensor {
-        let m = Tensor(zeros: shape)
-        for (b, l) in lengths.enumerated() { (m.data + b * t).update(repeating: 1, count: min(l, t)) }
-        return m
+        var m = [Float](repeating: 0, count: Shape.count(shape))
+        for (b, l) in lengths.enumerated() { m.replaceSubrange((b * t)..<(b * t + min(l, t)), with: repeatElement(1, count: min(l, t))) }
+        return Tensor(m, shape: shape)
     }
 
     /// NeMo's attention mask [B, 1, T, T]: 1 (masked) unless both query and key are valid and,
     /// with a limited `context`, the key is one query i may see (`contextKeys`).
     public static func attentionMask(lengths: [Int], length t: Int, context: (left: Int, right: Int)? = nil, chunked: Bool = false) -> Tensor {
-        let m = Tensor(repeating: 1, shape: [lengths.count, 1, t, t])
+        var m = [Float](repeating: 1, count: lengths.count * t * t)
         for (b, l) in lengths.enumerated() {
             let valid = 0..<min(l, t)
             for i in valid {
                 let keys = context.map { contextKeys(of: i, $0, chunked: chunked).clamped(to: valid) } ?? valid
-                (m.data + (b * t + i) * t + keys.lowerBound).update(repeating: 0, count: keys.count)
+                let start = (b * t + i) * t + keys.lowerBound
+                m.replaceSubrange(start..<(start + keys.count), with: repeatElement(0, count: keys.count))
             }
         }
-        return m
+        return Tensor(m, shape: [lengths.count, 1, t, t])
     }
 
     /// The keys query i may see under a limited context (−1 sides already made large), before
@@ -46,11 +49,14 @@ extension Tensor {
     /// A key-padding attention mask [B, 1, T, T]: 1 (masked) for every key j ≥ lengths[b], in
     /// every query row (FlexAttention's `kv_idx < length` as NeMo's Transformer uses it).
     public static func keyMask(lengths: [Int], length t: Int) -> Tensor {
-        let m = Tensor(zeros: [lengths.count, 1, t, t])
+        var m = [Float](repeating: 0, count: lengths.count * t * t)
         for (b, l) in lengths.enumerated() where l < t {
-            for i in 0..<t { (m.data + (b * t + i) * t + l).update(repeating: 1, count: t - l) }
+            for i in 0..<t {
+                let start = (b * t + i) * t + l
+                m.replaceSubrange(start..<(start + t - l), with: repeatElement(1, count: t - l))
+            }
         }
-        return m
+        return Tensor(m, shape: [lengths.count, 1, t, t])
     }
 
     /// Means of consecutive blocks of `k` along the last dimension of [B, T]: [B, T/k] (a
@@ -59,15 +65,17 @@ extension Tensor {
         precondition(rank == 2 && k > 0, "blockMeans: [B, T] and k > 0, got \(shape) and \(k)")
         let (b, t) = (shape[0], shape[1])
         let blocks = t / k
-        let out = Tensor(uninitializedShape: [b, blocks])
-        for bi in 0..<b {
-            for j in 0..<blocks {
-                var s: Float = 0
-                for i in 0..<k { s += data[bi * t + j * k + i] }
-                out.data[bi * blocks + j] = s / Float(k)
+        var means = [Float](repeating: 0, count: b * blocks)
+        withHostValues { x in
+            for bi in 0..<b {
+                for j in 0..<blocks {
+                    var s: Float = 0
+                    for i in 0..<k { s += x[bi * t + j * k + i] }
+                    means[bi * blocks + j] = s / Float(k)
+                }
             }
         }
-        return out
+        return Tensor(means, shape: [b, blocks], on: device)
     }
 
     /// Features [B, F, T] with every frame where `mask` [B, T] is non-zero replaced by
@@ -76,9 +84,12 @@ extension Tensor {
         let (b, f, t) = (shape[0], shape[1], shape[2])
         precondition(mask.shape == [b, t] && embedding.count == f, "replacingFrames: mask \(mask.shape), embedding \(embedding.shape) for \(shape)")
         let out = detached().copy()
-        for bi in 0..<b {
-            for ti in 0..<t where mask.data[bi * t + ti] != 0 {
-                for fi in 0..<f { out.data[(bi * f + fi) * t + ti] = embedding.data[fi] }
+        let (m, e) = (mask.array, embedding.array)
+        out.withMutableHostValues { y in
+            for bi in 0..<b {
+                for ti in 0..<t where m[bi * t + ti] != 0 {
+                    for fi in 0..<f { y[(bi * f + fi) * t + ti] = e[fi] }
+                }
             }
         }
         return out
@@ -88,8 +99,8 @@ extension Tensor {
     public func paddingLastDimension(to n: Int) -> Tensor {
         let t = shape[rank - 1]
         precondition(n >= t, "paddingLastDimension: \(n) < \(t)")
-        let out = Tensor(zeros: shape.dropLast() + [n])
-        for r in 0..<(count / max(t, 1)) { (out.data + r * n).update(from: data + r * t, count: t) }
+        let out = Tensor(zeros: shape.dropLast() + [n], on: device)
+        if t > 0 { backend.copyBlocks(from: self, axis: rank - 1, offset: 0, to: out, offset: 0, length: t) }
         return out
     }
 
@@ -97,17 +108,16 @@ extension Tensor {
     /// sin(r·w_k), 2k+1 cos(r·w_k), computed in Double and rounded (as torch computes it).
     public static func relativePositions(length t: Int, frequencies: [Float]) -> Tensor {
         let d = 2 * frequencies.count
-        let table = Tensor(uninitializedShape: [2 * t - 1, d])
+        var table = [Float](repeating: 0, count: (2 * t - 1) * d)
         for m in 0..<(2 * t - 1) {
             let r = Float(t - 1 - m)
-            let row = table.data + m * d
             for (k, w) in frequencies.enumerated() {
                 let angle = r * w
-                row[2 * k] = Float(sin(Double(angle)))
-                row[2 * k + 1] = Float(cos(Double(angle)))
+                table[m * d + 2 * k] = Float(sin(Double(angle)))
+                table[m * d + 2 * k + 1] = Float(cos(Double(angle)))
             }
         }
-        return table
+        return Tensor(table, shape: [2 * t - 1, d])
     }
 }
 
@@ -116,11 +126,13 @@ extension Tensor {
     /// The index of each row's largest value (the first of equal ones), for R = count / V rows.
     public func rowArgmax() -> [Int] {
         let v = shape[rank - 1]
-        return (0..<(count / max(v, 1))).map { r in
-            let row = data + r * v
-            var best = 0
-            for c in 1..<v where row[c] > row[best] { best = c }
-            return best
+        return withHostValues { x in
+            (0..<(count / max(v, 1))).map { r in
+                let row = x.baseAddress! + r * v
+                var best = 0
+                for c in 1..<v where row[c] > row[best] { best = c }
+                return best
+            }
         }
     }
 
@@ -128,22 +140,25 @@ extension Tensor {
     public func elements(rows: [Int], columns: [Int]) -> [Float] {
         let v = shape[rank - 1]
         precondition(rows.count == columns.count, "elements: \(rows.count) rows, \(columns.count) columns")
-        return zip(rows, columns).map { r, c in
+        let indices = zip(rows, columns).map { r, c in
             precondition(r >= 0 && r < count / v && c >= 0 && c < v, "element (\(r), \(c)) outside \(shape)")
-            return data[r * v + c]
+            return r * v + c
         }
+        return backend.elements(self, at: indices)
     }
 
     /// Each consecutive group of `width` values scaled to unit L2 norm (norms below 1e-12 count
     /// as 1e-12, as torch's `F.normalize`).
     public func l2NormalizedGroups(width c: Int) -> Tensor {
         let x = detached().copy()
-        for v in 0..<(count / c) {
-            let p = x.data + v * c
-            var norm: Float = 0
-            for j in 0..<c { norm += p[j] * p[j] }
-            let inv = 1 / max(norm.squareRoot(), 1e-12)
-            for j in 0..<c { p[j] *= inv }
+        x.withMutableHostValues { values in
+            for v in 0..<(count / c) {
+                let p = values.baseAddress! + v * c
+                var norm: Float = 0
+                for j in 0..<c { norm += p[j] * p[j] }
+                let inv = 1 / max(norm.squareRoot(), 1e-12)
+                for j in 0..<c { p[j] *= inv }
+            }
         }
         return x
     }
@@ -158,43 +173,33 @@ extension Tensor {
         let positions = count / (n * c)
         precondition(codebooks.count == n * v * c, "nearestCodes: \(codebooks.count) code values for \(n) × \(v) × \(c)")
         var out = [Int](repeating: 0, count: positions * n)
-        out.withUnsafeMutableBufferPointer { tokens in
-            codebooks.withUnsafeBufferPointer { codes in
-                // Each position's nearest codes are independent of the others.
-                Parallel.forRanges(positions, grain: 8) { range in
-                    for pos in range {
-                        for book in 0..<n {
-                            let q = data + (pos * n + book) * c
-                            var best = 0
-                            var bestDistance = Double.infinity
-                            for code in 0..<v {
-                                let e = codes.baseAddress! + (book * v + code) * c
-                                var d = 0.0
-                                if cosine {
-                                    for j in 0..<c { d -= Double(q[j]) * e[j] }
-                                } else {
-                                    for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+        withHostValues { x in
+            out.withUnsafeMutableBufferPointer { tokens in
+                codebooks.withUnsafeBufferPointer { codes in
+                    // Each position's nearest codes are independent of the others.
+                    Parallel.forRanges(positions, grain: 8) { range in
+                        for pos in range {
+                            for book in 0..<n {
+                                let q = x.baseAddress! + (pos * n + book) * c
+                                var best = 0
+                                var bestDistance = Double.infinity
+                                for code in 0..<v {
+                                    let e = codes.baseAddress! + (book * v + code) * c
+                                    var d = 0.0
+                                    if cosine {
+                                        for j in 0..<c { d -= Double(q[j]) * e[j] }
+                                    } else {
+                                        for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
+                                    }
+                                    if d < bestDistance { bestDistance = d; best = code }
                                 }
-                                if d < bestDistance { bestDistance = d; best = code }
+                                tokens[pos * n + book] = best
                             }
-                            tokens[pos * n + book] = best
                         }
                     }
                 }
             }
         }
         return out
-    }
-}
-
-/// Explicit host access: the only way code above the engine reads or writes a tensor's values
-/// in place. On the CPU the view is the storage itself; a device backend will stage it.
-extension Tensor {
-    public func withHostValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeBufferPointer(start: data, count: count))
-    }
-
-    public func withMutableHostValues<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeMutableBufferPointer(start: data, count: count))
     }
 }

@@ -1,4 +1,4 @@
-/// Matrix products on OpenBLAS: (batched) matmul with optional transposes, and Linear.
+/// Matrix products: (batched) matmul with optional transposes, and Linear.
 extension Tensor {
     /// op(a)·op(b) over the last two dimensions. Leading dimensions must be equal, or `b` may be
     /// a plain matrix shared by every batch entry.
@@ -14,22 +14,15 @@ extension Tensor {
         let (k2, n) = transposeB ? (bc, br) : (br, bc)
         precondition(k == k2, "matmul inner dimensions \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
         let batches = batchShape.reduce(1, *)
-        let out = Tensor(uninitializedShape: batchShape + [m, n])
+        let device = Device.common("matmul", [a, b])
+        let out = Tensor(uninitializedShape: batchShape + [m, n], on: device)
         if sharedB {
             // One GEMM over all rows of a.
-            GEMM.run(transposeA: false, transposeB: transposeB, m: batches * m, n: n, k: k,
-                     a: a.data, lda: ac, b: b.data, ldb: bc, c: out.data, ldc: n)
+            device.backend.gemm(GEMMProblem(transposeB: transposeB, m: batches * m, n: n, k: k, lda: ac, ldb: bc, ldc: n), a: a, b: b, c: out)
         } else {
-            // Small products (attention heads) in parallel over the batch; a large one is
-            // split inside GEMM.run instead.
-            let grain = max(1, GEMM.parallelThreshold / max(m * n * k, 1))
-            Parallel.forRanges(batches, grain: grain) { range in
-                for i in range {
-                    GEMM.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                             a: a.data + i * ar * ac, lda: ac, b: b.data + (sharedB ? 0 : i * br * bc), ldb: bc,
-                             c: out.data + i * m * n, ldc: n)
-                }
-            }
+            var problem = GEMMProblem(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: ac, ldb: bc, ldc: n)
+            (problem.batches, problem.strideA, problem.strideB, problem.strideC) = (batches, ar * ac, br * bc, m * n)
+            device.backend.gemm(problem, a: a, b: b, c: out)
         }
         let (ea, eb) = (a.tapeEntry, b.tapeEntry)
         // dA needs B's values and dB needs A's: keep each only if the other side wants a gradient.
@@ -63,33 +56,31 @@ extension Tensor {
         let inF = weight.shape[weight.rank - 1], outF = weight.shape[0]
         precondition(x.shape.last == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
         let rows = x.count / inF
-        let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
+        let device = Device.common("linear", [x, weight, bias])
+        let out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF], on: device)
         var beta: Float = 0
         if let bias {
             precondition(bias.count == outF, "linear: bias \(bias.shape) for \(outF) outputs")
-            let o = out.data, b = bias.data
-            Parallel.forRanges(rows, grain: max(1, 32_768 / outF)) { r in
-                for row in r { (o + row * outF).update(from: b, count: outF) }
-            }
+            // Every row starts as the bias; the product adds to it.
+            device.backend.expand(Tensor(shape: [1, outF], storage: bias.storage), into: Tensor(shape: [rows, outF], storage: out.storage))
             beta = 1
         }
-        GEMM.run(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
-                 a: x.data, lda: inF, b: weight.data, ldb: inF, beta: beta, c: out.data, ldc: outF)
+        device.backend.gemm(GEMMProblem(transposeB: true, m: rows, n: outF, k: inF, beta: beta, lda: inF, ldb: inF, ldc: outF),
+                            a: x, b: weight, c: out)
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         let (ex, ew, eb, inputShape) = (x.tapeEntry, weight.tapeEntry, bias?.tapeEntry, x.shape)
         let weightValues = weight.detached(), xForWeight = ew == nil ? nil : x.detached()
         return out.recording(inputs) { g in
             if let ex {
-                let gx = Tensor(uninitializedShape: inputShape)
-                GEMM.run(transposeA: false, transposeB: false, m: rows, n: inF, k: outF,
-                         a: g.data, lda: outF, b: weightValues.data, ldb: inF, c: gx.data, ldc: inF)
+                let gx = Tensor(uninitializedShape: inputShape, on: device)
+                device.backend.gemm(GEMMProblem(m: rows, n: inF, k: outF, lda: outF, ldb: inF, ldc: inF), a: g, b: weightValues, c: gx)
                 ex.accumulate(gx, owned: true)
             }
             if let ew, let x = xForWeight {
                 // Straight into the gradient (beta = 1 adds to an existing one): no temporary.
                 let (gw, adds) = ew.writableGradient()
-                GEMM.run(transposeA: true, transposeB: false, m: outF, n: inF, k: rows,
-                         a: g.data, lda: outF, b: x.data, ldb: inF, beta: adds ? 1 : 0, c: gw.data, ldc: inF)
+                device.backend.gemm(GEMMProblem(transposeA: true, m: outF, n: inF, k: rows, beta: adds ? 1 : 0, lda: outF, ldb: inF, ldc: inF),
+                                    a: g, b: x, c: gw)
             }
             if let eb {
                 eb.accumulate(withoutGrad { g.reshaped([rows, outF]).summed(toShape: [1, outF]) }.reshaped(eb.shape), owned: true)

@@ -4,39 +4,20 @@ extension Tensor {
     public func layerNorm(weight: Tensor, bias: Tensor, eps: Float = 1e-5) -> Tensor {
         let d = shape[rank - 1], rows = count / d
         precondition(weight.count == d && bias.count == d, "layerNorm: weight \(weight.shape) for width \(d)")
-        let out = Tensor(uninitializedShape: shape)
+        let device = Device.common("layerNorm", [self, weight, bias])
+        let out = Tensor(uninitializedShape: shape, on: device)
         // Per-row mean and 1/σ, kept for backward.
-        let stats = Tensor(uninitializedShape: [rows, 2])
-        let x = data, y = out.data, w = weight.data, b = bias.data, st = stats.data
-        Parallel.forRanges(rows, grain: max(1, 16_384 / d)) { r in
-            for row in r {
-                let xr = x + row * d, yr = y + row * d
-                let mu = Vector.rowSum(xr, d) / Float(d)
-                let rs = 1 / (Vector.rowSquaredDeviation(xr, from: mu, d) / Float(d) + eps).squareRoot()
-                for i in 0..<d { yr[i] = (xr[i] - mu) * rs * w[i] + b[i] }
-                st[2 * row] = mu
-                st[2 * row + 1] = rs
-            }
-        }
+        let stats = Tensor(uninitializedShape: [rows, 2], on: device)
+        device.backend.layerNormForward(self, weight: weight, bias: bias, eps: eps, into: out, stats: stats)
         let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
         let input = detached(), weightValues = weight.detached()
         return out.recording([self, weight, bias]) { g in
-            // Read values through tensors the closure keeps alive (a raw pointer alone would let
-            // the pool hand the storage to another tensor).
-            let gp = g.data, st = stats.data, x = input.data, w = weightValues.data
-            let gx = ex.map { Tensor(uninitializedShape: $0.shape) }
-            let wantAffine = ew != nil || eb != nil
-            // Per row (see `Vector.layerNormRowBackward`); dw, db summed per row range, ranges in parallel.
-            let sums: [Float] = Parallel.columnSums(rows: rows, width: 2 * d, grain: max(1, 16_384 / d)) { r, partial in
-                for row in r {
-                    Vector.layerNormRowBackward(x: x + row * d, g: gp + row * d, weight: w, mean: st[2 * row],
-                                                inverseDeviation: st[2 * row + 1], width: d,
-                                                affine: wantAffine ? partial : nil, dx: gx.map { $0.data + row * d })
-                }
-            }
+            let gx = ex.map { Tensor(uninitializedShape: $0.shape, on: device) }
+            let sums = device.backend.layerNormBackward(input, g, weight: weightValues, stats: stats,
+                                                        affine: ew != nil || eb != nil, dx: gx)
             if let gx { ex?.accumulate(gx, owned: true) }
-            if let ew { ew.accumulate(Tensor(Array(sums[..<d]), shape: ew.shape), owned: true) }
-            if let eb { eb.accumulate(Tensor(Array(sums[d...]), shape: eb.shape), owned: true) }
+            if let ew { ew.accumulate(Tensor(Array(sums[..<d]), shape: ew.shape, on: device), owned: true) }
+            if let eb { eb.accumulate(Tensor(Array(sums[d...]), shape: eb.shape, on: device), owned: true) }
         }
     }
 
@@ -52,72 +33,41 @@ extension Tensor {
                           training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, sync: BatchNormSync? = nil) -> Tensor {
         let c = shape[rank - 1], rows = count / c
         precondition(weight.count == c && runningMean.count == c, "batchNorm: weight \(weight.shape) for \(c) channels")
+        let device = Device.common("batchNorm", [self, weight, bias, runningMean, runningVar])
         var mean = [Float](repeating: 0, count: c), rstd = mean
         var totalRows = Double(rows)
         if training {
             // Σx and Σx² per channel, in Double: E[x²] − E[x]² cancels badly in Float.
-            let x = data
-            var sums: [Double] = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
-                for row in r {
-                    let xr = x + row * c
-                    for i in 0..<c { let v = Double(xr[i]); partial[i] += v; partial[c + i] += v * v }
-                }
-            }
+            var sums = device.backend.batchNormSums(self)
             sums.append(Double(rows))
             (mean, rstd, totalRows) = Tensor.batchStatistics(&sums, runningMean: runningMean, runningVar: runningVar,
                                                              momentum: momentum, eps: eps, sync: sync)
         } else {
+            let (runningMeans, runningVars) = (runningMean.array, runningVar.array)
             for i in 0..<c {
-                mean[i] = runningMean.data[i]
-                rstd[i] = 1 / (runningVar.data[i] + eps).squareRoot()
+                mean[i] = runningMeans[i]
+                rstd[i] = 1 / (runningVars[i] + eps).squareRoot()
             }
         }
-        let out = Tensor(uninitializedShape: shape)
-        let x = data, y = out.data, w = weight.data, b = bias.data
+        let out = Tensor(uninitializedShape: shape, on: device)
+        let w = weight.array, b = bias.array
         // y = x·k + o per channel.
         let k = (0..<c).map { rstd[$0] * w[$0] }, o = (0..<c).map { b[$0] - mean[$0] * rstd[$0] * w[$0] }
-        Parallel.forRanges(rows, grain: max(1, 16_384 / c)) { r in
-            for row in r {
-                let xr = x + row * c, yr = y + row * c
-                for i in 0..<c { yr[i] = xr[i] * k[i] + o[i] }
-            }
-        }
+        device.backend.batchNormApply(self, scale: k, shift: o, into: out)
         let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
-        let input = detached(), weightValues = weight.detached()
+        let input = detached()
         let result = out.recording([self, weight, bias]) { g in
-            let x = input.data, w = weightValues.data, gp = g.data
             // Σg and Σg·x̂ per channel (Double, like the forward sums): the bias and weight
             // gradients, and terms of dx.
-            var sums: [Double] = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
-                for row in r {
-                    let xr = x + row * c, gr = gp + row * c
-                    for i in 0..<c {
-                        let gi = Double(gr[i])
-                        partial[i] += gi
-                        partial[c + i] += gi * Double((xr[i] - mean[i]) * rstd[i])
-                    }
-                }
-            }
-            if let ew { ew.accumulate(Tensor(sums[c...].map { Float($0) }, shape: ew.shape), owned: true) }
-            if let eb { eb.accumulate(Tensor(sums[..<c].map { Float($0) }, shape: eb.shape), owned: true) }
+            var sums = device.backend.batchNormBackwardSums(input, g, mean: mean, rstd: rstd)
+            if let ew { ew.accumulate(Tensor(sums[c...].map { Float($0) }, shape: ew.shape, on: device), owned: true) }
+            if let eb { eb.accumulate(Tensor(sums[..<c].map { Float($0) }, shape: eb.shape, on: device), owned: true) }
             if training, let sync { sync.sumBackward(&sums) }
             let meanG = sums[..<c].map { Float($0 / totalRows) }, meanGXh = sums[c...].map { Float($0 / totalRows) }
             if let ex {
-                let gx = Tensor(uninitializedShape: ex.shape)
-                let dx = gx.data
-                Parallel.forRanges(rows, grain: max(1, 16_384 / c)) { r in
-                    for row in r {
-                        let xr = x + row * c, gr = gp + row * c, dr = dx + row * c
-                        for i in 0..<c {
-                            if training {
-                                let xh = (xr[i] - mean[i]) * rstd[i]
-                                dr[i] = w[i] * rstd[i] * (gr[i] - meanG[i] - xh * meanGXh[i])
-                            } else {
-                                dr[i] = gr[i] * k[i]
-                            }
-                        }
-                    }
-                }
+                let gx = Tensor(uninitializedShape: ex.shape, on: device)
+                let terms = BatchNormBackwardTerms(training: training, weight: w, mean: mean, rstd: rstd, meanG: meanG, meanGXh: meanGXh, scale: k)
+                device.backend.batchNormBackwardInput(input, g, terms, into: gx)
                 ex.accumulate(gx, owned: true)
             }
         }
@@ -134,15 +84,19 @@ extension Tensor {
         let rows = sums[2 * c]
         var mean = [Float](repeating: 0, count: c), rstd = mean
         guard rows > 0 else { return (mean, rstd, rows) }
+        var (runningMeans, runningVars) = (runningMean.array, runningVar.array)
         for i in 0..<c {
             let mu = sums[i] / rows
             let variance = max(sums[c + i] / rows - mu * mu, 0)
             mean[i] = Float(mu)
             rstd[i] = 1 / (Float(variance) + eps).squareRoot()
             let unbiased = rows > 1 ? variance * rows / (rows - 1) : variance
-            runningMean.data[i] = (1 - momentum) * runningMean.data[i] + momentum * Float(mu)
-            runningVar.data[i] = (1 - momentum) * runningVar.data[i] + momentum * Float(unbiased)
+            runningMeans[i] = (1 - momentum) * runningMeans[i] + momentum * Float(mu)
+            runningVars[i] = (1 - momentum) * runningVars[i] + momentum * Float(unbiased)
         }
+        // The running statistics are a few hundred values per layer: updated on the host.
+        runningMean.assign(runningMeans)
+        runningVar.assign(runningVars)
         return (mean, rstd, rows)
     }
 

@@ -20,6 +20,8 @@ final class GradientBuckets: BackwardObserver {
         var count = 0
         var complete = 0
         var sum: PendingSum?
+        /// The bucket's values as the sum reads and writes them (see `HostStage`).
+        var stage: HostStage?
     }
 
     private let group: ProcessGroup
@@ -65,7 +67,7 @@ final class GradientBuckets: BackwardObserver {
         for (b, bucket) in buckets.enumerated() {
             for (m, o) in zip(bucket.members, bucket.offsets) {
                 let p = parameters[m]
-                slices[m] = Tensor(shape: p.shape, storage: Storage(slice: buffer.pointer + bucketStart[b] + o, count: p.count, keepingAlive: buffer))
+                slices[m] = Tensor(shape: p.shape, storage: buffer.slice(offset: bucketStart[b] + o, count: p.count))
             }
         }
         self.buffer = buffer
@@ -84,6 +86,7 @@ final class GradientBuckets: BackwardObserver {
             }
             buckets[b].complete = 0
             buckets[b].sum = nil
+            buckets[b].stage = nil
         }
         nextToStart = 0
         oldestRunning = 0
@@ -112,7 +115,10 @@ final class GradientBuckets: BackwardObserver {
     func finish() {
         let t = now()
         while nextToStart < buckets.count { start(nextToStart) }
-        for bucket in buckets { bucket.sum?.wait() }
+        for bucket in buckets {
+            bucket.sum?.wait()
+            bucket.stage?.finish()
+        }
         for (p, anywhere) in zip(parameters, group.max(reached)) where anywhere == 0 { p.grad = nil }
         let elapsed = now() - t
         communicationSeconds += elapsed
@@ -130,7 +136,9 @@ final class GradientBuckets: BackwardObserver {
                 p.grad = slice
             }
         }
-        buckets[b].sum = group.startSum(buffer.pointer + bucketStart[b], count: buckets[b].count)
+        let stage = HostStage(Tensor(shape: [buckets[b].count], storage: buffer.slice(offset: bucketStart[b], count: buckets[b].count)))
+        buckets[b].stage = stage
+        buckets[b].sum = group.startSum(stage.values.baseAddress!, count: buckets[b].count)
         nextToStart += 1
     }
 

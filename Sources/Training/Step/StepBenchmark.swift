@@ -153,7 +153,7 @@ public enum StepBenchmark {
             "audio_seconds_per_second": r(Double(batch) * seconds / max(median(stepTimes), 1e-9), 3),
             "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(rssBuild, 1),
             // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
-            "tensor_peak_live_mib": BufferPool.shared.peakLiveBytes >> 20, "tensor_peak_with_idle_mib": BufferPool.shared.peakTotalBytes >> 20,
+            "tensor_peak_live_mib": Device.default.backend.memory.peakLive >> 20, "tensor_peak_with_idle_mib": Device.default.backend.memory.peakTotal >> 20,
             "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
             "page_faults_per_step": measuredCPU.minorFaults / max(steps, 1), "page_faults_all": rows.map { Int($0["faults"]!) },
             "build_s": r(buildSeconds, 2),

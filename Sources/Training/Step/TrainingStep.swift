@@ -119,7 +119,7 @@ public final class TrainingStep {
         let lr = schedule.rate(forUpdate: update)
         optimizer.update(lr: lr)
         Gradients.zero(parameters)
-        BufferPool.shared.endStep()
+        Device.default.backend.endStep()
         metrics.updateSeconds = now() - t2
         return (metrics, .updated(update: update, lr: lr, gradNorm: gradNorm))
     }
@@ -134,7 +134,7 @@ public final class TrainingStep {
         let t0 = now()
         withoutGrad { _ = forward(batch, into: &metrics) }
         metrics.forwardSeconds = now() - t0
-        BufferPool.shared.endStep()
+        Device.default.backend.endStep()
         return metrics
     }
 

@@ -1,0 +1,234 @@
+import Foundation
+
+/// What a storage block holds. Float32 is the only element type computed today; the tag is on
+/// every storage so that bf16 activations and Float64/Int64 state can join without a new
+/// storage type.
+public enum ElementType: String, Sendable {
+    case float32
+
+    public var byteSize: Int { 4 }
+}
+
+/// Where tensors live and which kernels compute on them: a device names one backend instance.
+///
+/// Every op checks that its operands share a device and allocates its result there (`Tensor`'s
+/// `init(uninitializedShape:on:)`); values cross between host and device only through the
+/// explicit copies (`Tensor(_:shape:on:)`, `array`, `withHostValues`, `withMutableHostValues`).
+public final class Device: CustomStringConvertible, @unchecked Sendable {
+    public let name: String
+    public let backend: any Backend
+
+    public init(name: String, backend: any Backend) {
+        self.name = name
+        self.backend = backend
+    }
+
+    public var description: String { name }
+
+    /// The process's CPU: today's kernels over host memory.
+    public static let cpu = Device(name: "cpu", backend: CPUBackend())
+
+    /// A test-only device (see `CheckingBackend`): separate memory reached through explicit
+    /// copies only, so code that still touches host memory behind the engine's back fails.
+    public static let checking = Device(name: "checking", backend: CheckingBackend())
+
+    /// Where tensors are created unless a caller says otherwise (as torch's default device).
+    /// `NEST_TRAIN_BACKEND=checking` starts a process on the checking device: how `make test`
+    /// runs parity, training and data-parallel tests through the seam.
+    nonisolated(unsafe) public static var `default`: Device = {
+        switch ProcessInfo.processInfo.environment["NEST_TRAIN_BACKEND"] {
+        case "checking": return .checking
+        case nil, "", "cpu": return .cpu
+        case let other?: fatalError("NEST_TRAIN_BACKEND=\(other): expected cpu or checking")
+        }
+    }()
+
+    /// The device every operand of `op` lives on; two devices are a programming error that
+    /// names the op (a tensor was not moved with `to(_:)`).
+    static func common(_ op: String, _ tensors: [Tensor?]) -> Device {
+        var device: Device?
+        for t in tensors {
+            guard let d = t?.device else { continue }
+            if let device { precondition(device === d, "\(op): operands on \(device) and \(d)") }
+            device = d
+        }
+        return device ?? .default
+    }
+}
+
+/// How much device memory tensors hold and held at most (bytes).
+public struct DeviceMemory: Sendable {
+    public var live: Int
+    public var held: Int
+    public var peakLive: Int
+    public var peakTotal: Int
+}
+
+/// A device's memory and kernels. Ops (`Sources/Tensor/Ops`) do shape checks, allocate results
+/// and record backward rules once; the arithmetic is here, as forward/backward kernel pairs
+/// named after the op (`softmaxForward` / `softmaxBackward`). `CPUBackend` (`Sources/Tensor/Kernels`)
+/// is the reference implementation every other backend is checked against.
+///
+/// Kernels write every element of their output unless they say they accumulate into it.
+/// Results are Float32; reductions that need more range return Double on the host.
+public protocol Backend: AnyObject {
+    // MARK: memory
+
+    /// `count` floats (at least) of device memory and the capacity actually reserved.
+    func allocate(_ count: Int) -> (address: UnsafeMutablePointer<Float>, capacity: Int)
+    func release(_ address: UnsafeMutablePointer<Float>, capacity: Int)
+    /// Whether host code may read the memory in place (the CPU): host views are then the
+    /// memory itself, else staged copies.
+    var isHostMemory: Bool { get }
+    func copy(fromHost source: UnsafePointer<Float>, to storage: Storage, offset: Int, count: Int)
+    func copy(from storage: Storage, offset: Int, toHost destination: UnsafeMutablePointer<Float>, count: Int)
+    /// End of a training step: the allocator may return memory idle for several steps.
+    func endStep()
+    var memory: DeviceMemory { get }
+
+    // MARK: moving values
+
+    func fill(_ t: Tensor, with value: Float)
+    /// dst[dstOffset ..< dstOffset + count] = src[srcOffset ..< srcOffset + count]
+    func copy(_ src: Tensor, offset srcOffset: Int, into dst: Tensor, offset dstOffset: Int, count: Int)
+    /// `length` entries along `axis` from `src` at `srcOffset` to `dst` at `dstOffset` (equal in
+    /// every other dimension).
+    func copyBlocks(from src: Tensor, axis: Int, offset srcOffset: Int, to dst: Tensor, offset dstOffset: Int, length: Int)
+    /// out[r] = x[indices[r]] over the first dimension.
+    func gatherRows(_ x: Tensor, _ indices: [Int], into out: Tensor)
+    /// out[indices[r]] += g[r] (out accumulates; rows may repeat).
+    func scatterAddRows(_ g: Tensor, _ indices: [Int], into out: Tensor)
+    /// out = x read through broadcast strides (x's shape broadcasts to out's).
+    func expand(_ x: Tensor, into out: Tensor)
+    /// out dimension i = x dimension order[i].
+    func permute(_ x: Tensor, _ order: [Int], into out: Tensor)
+    /// out = x summed over the dimensions along which out's shape was broadcast to x's.
+    func sumToShape(_ x: Tensor, into out: Tensor)
+    /// The values at flat `indices`, on the host.
+    func elements(_ x: Tensor, at indices: [Int]) -> [Float]
+    /// out[indices[i]] += value for each i (out accumulates).
+    func addValue(_ value: Float, at indices: [Int], into out: Tensor)
+
+    // MARK: pointwise
+
+    func unary(_ f: UnaryKernel, _ x: Tensor, into out: Tensor)
+    /// out = f(a, b) with NumPy broadcasting to out's shape.
+    func binary(_ f: BinaryKernel, _ a: Tensor, _ b: Tensor, into out: Tensor)
+    func activationForward(_ f: ActivationFunction, _ x: Tensor, into y: Tensor)
+    /// dx = g·f′(saved): saved is y or x as `f.derivativeFromOutput` says.
+    func activationBackward(_ f: ActivationFunction, saved: Tensor, _ g: Tensor, into dx: Tensor)
+    func gluForward(_ x: Tensor, into y: Tensor)
+    func gluBackward(_ x: Tensor, _ g: Tensor, into dx: Tensor)
+    /// y = x·keep/(1−p) with the keep decisions of `DropoutMask`.
+    func dropout(_ x: Tensor, into y: Tensor, _ mask: DropoutMask)
+
+    // MARK: rows
+
+    func softmaxForward(_ x: Tensor, mask: Tensor?, into y: Tensor)
+    func softmaxBackward(_ y: Tensor, _ g: Tensor, into dx: Tensor)
+    func logSoftmaxForward(_ x: Tensor, into y: Tensor)
+    func logSoftmaxBackward(_ y: Tensor, _ g: Tensor, into dx: Tensor)
+    /// y and per-row (mean, 1/σ) in `stats` [rows, 2].
+    func layerNormForward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: Tensor, stats: Tensor)
+    /// dx (when given) and, when `affine`, the sums [dw (d), db (d)] on the host.
+    func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, affine: Bool, dx: Tensor?) -> [Float]
+    /// [Σx (c), Σx² (c)] per channel over all rows, in Double.
+    func batchNormSums(_ x: Tensor) -> [Double]
+    /// y = x·scale + shift per channel.
+    func batchNormApply(_ x: Tensor, scale: [Float], shift: [Float], into y: Tensor)
+    /// [Σg (c), Σg·x̂ (c)] per channel, x̂ = (x − mean)·rstd, in Double.
+    func batchNormBackwardSums(_ x: Tensor, _ g: Tensor, mean: [Float], rstd: [Float]) -> [Double]
+    /// Training: dx = w·rstd·(g − meanG − x̂·meanGXh); evaluation: dx = g·scale.
+    func batchNormBackwardInput(_ x: Tensor, _ g: Tensor, _ terms: BatchNormBackwardTerms, into dx: Tensor)
+
+    // MARK: products
+
+    /// C = alpha·op(A)·op(B) + beta·C, `problem.batches` times at the given strides.
+    func gemm(_ problem: GEMMProblem, a: Tensor, b: Tensor, c: Tensor)
+    func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor)
+    func relPositionScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, _ g: Tensor,
+                                   dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor)
+    func attentionContextForward(_ a: Tensor, _ v: Tensor, into out: Tensor)
+    func attentionContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, _ g: Tensor, da: Tensor?, dv: Tensor?)
+    /// Banded scores: `s` is zero on entry.
+    func bandedScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, left: Int, into s: Tensor)
+    /// Gradients accumulate into zeroed outputs.
+    func bandedScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, left: Int, _ g: Tensor,
+                              dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor)
+    /// `out` is zero on entry.
+    func bandedContextForward(_ a: Tensor, _ v: Tensor, left: Int, into out: Tensor)
+    /// da is written, dv accumulates into zeros.
+    func bandedContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, left: Int, _ g: Tensor, da: Tensor?, dv: Tensor?)
+    func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geometry: Conv2dGeometry, into y: Tensor)
+    /// Gradients into zeroed dx, dw, db.
+    func conv2dBackward(_ x: Tensor, weight: Tensor, _ geometry: Conv2dGeometry, _ g: Tensor, dx: Tensor?, dw: Tensor?, db: Tensor?)
+    func depthwiseConv1dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, left: Int, into y: Tensor)
+    /// dx into zeros; dw written.
+    func depthwiseConv1dBackward(_ x: Tensor?, weight: Tensor, left: Int, _ g: Tensor, dx: Tensor?, dw: Tensor?)
+
+    // MARK: optimizer
+
+    func adamwUpdate(parameter: Tensor, gradient: Tensor, m: Tensor, v: Tensor, _ step: AdamWStep)
+    /// Σx² in Double.
+    func sumOfSquares(_ x: Tensor) -> Double
+}
+
+/// A pointwise function of one value, as kernels know it.
+public enum UnaryKernel: Equatable {
+    case scale(Float)
+}
+
+/// A pointwise function of two values, as kernels know it.
+public enum BinaryKernel: Equatable {
+    case add, subtract, multiply, divide
+    /// `value` where the right operand is non-zero, the left elsewhere.
+    case fill(Float)
+}
+
+/// The nonlinearities, each with its derivative.
+public enum ActivationFunction: Equatable {
+    case relu, sigmoid, silu, gelu
+
+    /// Whether f′ is computed from the output y rather than the input x: the backward rule then
+    /// keeps only y alive.
+    public var derivativeFromOutput: Bool { self == .relu || self == .sigmoid }
+}
+
+/// Inverted dropout's keep decisions, a pure function of the seed and each element's index in
+/// its batch row: `rows[b]` is the batch row that leading row b stands for (nil: row b).
+public struct DropoutMask {
+    public let p: Float
+    public let seed: UInt64
+    public let rows: [Int]?
+}
+
+/// One product C = alpha·op(A)·op(B) + beta·C (row-major, leading dimensions of the stored
+/// matrices), or `batches` of them at fixed strides (cuBLAS's strided-batched GEMM).
+public struct GEMMProblem {
+    public var transposeA = false, transposeB = false
+    public var m: Int, n: Int, k: Int
+    public var alpha: Float = 1, beta: Float = 0
+    public var lda: Int, ldb: Int, ldc: Int
+    public var offsetA = 0, offsetB = 0, offsetC = 0
+    public var batches = 1, strideA = 0, strideB = 0, strideC = 0
+
+    public init(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+                lda: Int, ldb: Int, ldc: Int) {
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        (self.m, self.n, self.k, self.alpha, self.beta, self.lda, self.ldb, self.ldc) = (m, n, k, alpha, beta, lda, ldb, ldc)
+    }
+}
+
+/// What BatchNorm's input gradient needs per channel.
+public struct BatchNormBackwardTerms {
+    public let training: Bool
+    public let weight: [Float], mean: [Float], rstd: [Float], meanG: [Float], meanGXh: [Float]
+    /// Evaluation's dx = g·scale.
+    public let scale: [Float]
+}
+
+/// One AdamW update's coefficients (torch's operation order; see `AdamW`).
+public struct AdamWStep {
+    public let decay: Float, w1: Float, b2: Float, w2: Float, bc2Sqrt: Float, eps: Float, stepSize: Float
+}

@@ -1,0 +1,49 @@
+/// Explicit host access: the only way code above the engine reads or writes a tensor's values
+/// in place. On the CPU the view is the memory itself; on a device whose memory the host may
+/// not touch (`Backend.isHostMemory` false) it is a staged copy, written back after a mutable
+/// view's body returns. A view's buffer is valid only inside its body.
+extension Tensor {
+    public func withHostValues<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        if backend.isHostMemory { return try body(UnsafeBufferPointer(start: address, count: count)) }
+        return try array.withUnsafeBufferPointer(body)
+    }
+
+    public func withMutableHostValues<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if backend.isHostMemory { return try body(UnsafeMutableBufferPointer(start: address, count: count)) }
+        var staged = array
+        let result = try staged.withUnsafeMutableBufferPointer { try body($0) }
+        assign(staged)
+        return result
+    }
+}
+
+/// A tensor's values on the host for work that outlives one call, such as a non-blocking sum
+/// across processes: the memory itself on a host-memory device, else a staged copy that
+/// `finish()` writes back. Host staging is how collectives reach device memory until a
+/// device-aware transport (NCCL) takes device buffers directly.
+public final class HostStage {
+    private let tensor: Tensor
+    private var staged: [Float]?
+    public let values: UnsafeMutableBufferPointer<Float>
+
+    public init(_ tensor: Tensor) {
+        self.tensor = tensor
+        if tensor.backend.isHostMemory {
+            staged = nil
+            values = UnsafeMutableBufferPointer(start: tensor.address, count: tensor.count)
+        } else {
+            let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: tensor.count)
+            _ = copy.initialize(from: tensor.array)
+            staged = []
+            values = copy
+        }
+    }
+
+    /// Writes a staged copy back to the device; nothing to do for host memory.
+    public func finish() {
+        guard staged != nil else { return }
+        tensor.assign(UnsafeBufferPointer(values))
+    }
+
+    deinit { if staged != nil { values.deallocate() } }
+}
