@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
         let group = m == .allreduce ? try ProcessGroup.fromLauncher() : .single
         guard m != .allreduce || group.isDistributed else { throw ValidationError("--mode allreduce runs under mpirun with at least 2 ranks") }
         defer { group.finalize() }
-        if let threads { Parallel.threads = max(1, threads) }
+        if let threads { Parallel.configure(threads: threads) }
         let cfg = try loadConfig(config, overrides: overrides + ["++seed=\(seed)"], requireData: m == .loader)
         if m == .loader {
             print(try StepBenchmark.loader(config: cfg, configName: (config as NSString).lastPathComponent, batches: steps))

@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
         }
         // The other ranks would wait for a failed one in their next collective: end the job.
         try reportingErrors(prefix: group.isDistributed ? "rank \(group.rank): " : "", cleanup: { if group.isDistributed { group.abort(code: 1) } }) {
-            if let threads { Parallel.threads = max(1, threads) }
+            if let threads { Parallel.configure(threads: threads) }
             let cfg = try loadConfig(config, overrides: overrides, requireData: true)
             let mode: Trainer.ResumeMode = fresh ? .fresh : resume.map { .from($0) } ?? .auto
             installStopHandlers()

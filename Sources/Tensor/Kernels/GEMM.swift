@@ -33,7 +33,7 @@ public enum GEMM {
     public static func run(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                            b: UnsafePointer<Float>, ldb: Int,
-                           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = Parallel.threads) {
         _ = singleThreadedBLAS
         if m == 0 || n == 0 { return }
         _ = nest_atomic_add(flopCount, 2 * m * n * k)
@@ -41,14 +41,14 @@ public enum GEMM {
             if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let parts = m * n * k >= parallelThreshold ? Parallel.threads : 1
+        let parts = m * n * k >= parallelThreshold ? threads : 1
         if parts <= 1 {
             single(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
         if m >= n {
             // Split rows of C: rows i of op(A) start at a + i·lda (stored rows) or a + i (columns).
-            Parallel.forRanges(m, grain: (m + parts - 1) / parts) { rows in
+            Parallel.forRanges(m, grain: (m + parts - 1) / parts, threads: threads) { rows in
                 let aRows = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
                 single(transposeA, transposeB, rows.count, n, k, alpha, aRows, lda, b, ldb, beta, c + rows.lowerBound * ldc, ldc)
             }
@@ -56,7 +56,7 @@ public enum GEMM {
             // Few rows (batch-1 inference, short utterances): split columns of C instead, so each
             // part keeps every row and OpenBLAS's blocking stays efficient. Columns j of op(B)
             // start at b + j (stored columns) or b + j·ldb (stored rows).
-            Parallel.forRanges(n, grain: (n + parts - 1) / parts) { cols in
+            Parallel.forRanges(n, grain: (n + parts - 1) / parts, threads: threads) { cols in
                 let bCols = transposeB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                 single(transposeA, transposeB, m, cols.count, k, alpha, a, lda, bCols, ldb, beta, c + cols.lowerBound, ldc)
             }
@@ -78,13 +78,11 @@ public enum GEMM {
         let (m, n, k) = (4096, 2048, 512)
         let a = Tensor(repeating: 0.5, shape: [m, k]), b = Tensor(repeating: 0.25, shape: [k, n])
         let c = Tensor(uninitializedShape: [m, n])
-        let saved = Parallel.threads
-        Parallel.threads = threads
-        defer { Parallel.threads = saved }
         var times: [Double] = []
         for _ in 0..<16 {
             let t = DispatchTime.now().uptimeNanoseconds
-            run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.address, lda: k, b: b.address, ldb: n, c: c.address, ldc: n)
+            run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.address, lda: k, b: b.address, ldb: n, c: c.address, ldc: n,
+                threads: threads)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
         }
         let median = times.dropFirst().sorted()[7]

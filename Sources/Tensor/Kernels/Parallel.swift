@@ -7,8 +7,16 @@ import Foundation
 /// everything (`WorkerPool`, libdispatch when it is busy), and nothing runs beside it, so using
 /// every core does not oversubscribe.
 public enum Parallel {
-    /// Number of worker threads for our kernels: the cores this process may run on.
-    nonisolated(unsafe) public static var threads = usableCores
+    /// Number of worker threads for our kernels: the cores this process may run on, unless
+    /// `configure(threads:)` said otherwise at start-up.
+    nonisolated(unsafe) public private(set) static var threads = usableCores
+
+    /// Sets the kernels' thread count (`--threads`), once, before the first kernel runs: the
+    /// count is read without a lock on every kernel call.
+    public static func configure(threads count: Int) {
+        precondition(pools.isEmpty, "the thread count is set before any kernel runs")
+        threads = max(1, count)
+    }
 
     /// The CPUs in this process's affinity mask (what `taskset`, cgroups' cpusets, Slurm and
     /// `mpirun --bind-to` allow); `activeProcessorCount` counts the machine's, so a process bound
@@ -21,7 +29,7 @@ public enum Parallel {
     /// Calls `body` on disjoint subranges covering `0..<count`. Work below `grain` items per
     /// thread runs inline: dispatch costs microseconds.
     @inline(__always)
-    public static func forRanges(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void) {
+    public static func forRanges(_ count: Int, grain: Int = 32_768, threads: Int = Parallel.threads, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, count / max(grain, 1))
         if parts <= 1 {
             body(0..<count)
