@@ -55,6 +55,20 @@ public final class AdamW {
         }
     }
 
+    /// One optimizer step from the accumulated gradients, as Lightning takes it: the global
+    /// gradient norm; when it is not finite, no update and the gradients dropped (nil);
+    /// otherwise clipping to `clipNorm` (0: none), the update at `lr`, and the gradients zeroed.
+    /// Returns the norm before clipping. The training step and the probe both step this way.
+    public func step(lr: Double, clipNorm: Double = 0) -> Double? {
+        let tensors = parameters.map(\.tensor)
+        let norm = Gradients.globalNorm(tensors)
+        defer { Gradients.zero(tensors) }
+        guard norm.isFinite else { return nil }
+        if clipNorm > 0 { Gradients.clip(tensors, maxNorm: clipNorm, norm: norm) }
+        update(lr: lr)
+        return norm
+    }
+
     /// Restores moments saved in a checkpoint (name → (m, v)); parameters it has none for keep
     /// zero moments.
     public func restore(step: Int, moments saved: [String: (m: Tensor, v: Tensor)]) {

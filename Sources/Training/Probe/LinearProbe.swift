@@ -61,8 +61,7 @@ public enum LinearProbe {
                 let x = stack(batch.map { train[$0] })
                 let loss = logits(x, count: batch.count).logSoftmax().nllLoss(rows: Array(batch.indices), targets: batch.map { trainLabels[$0] })
                 loss.backward()
-                optimizer.update(lr: settings.learningRate)
-                Gradients.zero(optimizer.parameters.map(\.tensor))
+                _ = optimizer.step(lr: settings.learningRate)
             }
         }
         let predicted = withoutGrad { () -> [Int] in

@@ -105,20 +105,15 @@ public final class TrainingStep {
             metrics.communicationSeconds = buckets.communicationSeconds
             metrics.exposedCommunicationSeconds = buckets.exposedSeconds
         }
-        let parameters = optimizer.parameters.map(\.tensor)
         metrics = metrics.summed(over: group, stop: stopRequested())
-        // One pass over the gradients: the norm is non-finite when any element is. The sums are
-        // identical on every process, so are the norm and the decisions below.
-        let gradNorm = Gradients.globalNorm(parameters)
-        guard metrics.loss.isFinite, gradNorm.isFinite else {
-            Gradients.zero(parameters)
+        // The gradient norm is non-finite when any element is. The sums are identical on every
+        // process, so are the norm and the decisions below.
+        let lr = schedule.rate(forUpdate: update)
+        guard metrics.loss.isFinite, let gradNorm = optimizer.step(lr: lr, clipNorm: clipNorm) else {
+            Gradients.zero(optimizer.parameters.map(\.tensor))
             snapshot.restore()
             return (metrics, .skipped)
         }
-        if clipNorm > 0 { Gradients.clip(parameters, maxNorm: clipNorm, norm: gradNorm) }
-        let lr = schedule.rate(forUpdate: update)
-        optimizer.update(lr: lr)
-        Gradients.zero(parameters)
         Device.default.backend.endStep()
         metrics.updateSeconds = now() - t2
         return (metrics, .updated(update: update, lr: lr, gradNorm: gradNorm))
