@@ -69,6 +69,12 @@ public struct DeviceMemory: Sendable {
 /// named after the op (`softmaxForward` / `softmaxBackward`). `CPUBackend` (`Sources/Tensor/Kernels`)
 /// is the reference implementation every other backend is checked against.
 ///
+/// Order: kernels and copies take effect in the order they are called, as if queued on one
+/// stream per device; the CPU runs each at once. A copy to the host (and a kernel returning a
+/// host value, such as `elements` or `batchNormSums`) returns when everything queued before
+/// it is done, so host code never sees a value early; a GPU backend queues kernels on its
+/// stream and synchronises only there.
+///
 /// Kernels write every element of their output unless they say they accumulate into it.
 /// Results are Float32; reductions that need more range return Double on the host.
 public protocol Backend: AnyObject {
