@@ -10,7 +10,7 @@ APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-
 # CI), over shared memory without probing for fabrics.
 MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun
 
-.PHONY: setup nvrtc bundle gpu-check build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard
+.PHONY: setup nvrtc bundle gpu-check build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard curve-vs-nemo
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -65,6 +65,7 @@ TEST_ENV = NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREAD
 	OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}"
 test: setup nvrtc
 	$(SWIFT) build -c release --build-tests
+	python3 Tests/Interop/test_curve_stats.py
 	$(TEST_ENV) $(SWIFT) test -c release --skip-build --disable-swift-testing
 	$(TEST_ENV) NEST_TRAIN_BACKEND=checking $(SWIFT) test -c release --skip-build --disable-swift-testing \
 	  --skip CUDATests --skip ReliabilityTests.testRandomSIGKILLsThenResumeEqualsUninterrupted
@@ -136,6 +137,13 @@ nemo-venv:
 	@test -x $(NEMO_VENV)/bin/python || { python3 -m venv $(NEMO_VENV) && \
 	  $(NEMO_VENV)/bin/pip install -q "torch==2.13.0+cpu" && echo "torch==2.13.0+cpu" > $(NEMO_VENV)/constraints.txt && \
 	  $(NEMO_VENV)/bin/pip install -q -c $(NEMO_VENV)/constraints.txt "nemo-toolkit[asr]==3.0.0"; }
+
+## Same recipe, same data, same initial weights: 3 seeds each of nest-train and of NeMo 3.0.0
+## (Lightning on the CPU) training Configs/demo.yaml for 600 steps, every checkpoint of both
+## scored on the same validation batches and masks; writes Checkpoints/curve-vs-nemo/curve.{json,svg,md}.
+## About 40 minutes on 2 cores (Tests/Interop/curve_vs_nemo.py says how it works).
+curve-vs-nemo: build data nemo-venv
+	$(NEMO_VENV)/bin/python Tests/Interop/curve_vs_nemo.py
 
 ## After `make demo`: NeMo restores the exported .nemo strictly and its encoder must reproduce
 ## nest-train's extracted features (all layers) on five dev utterances.

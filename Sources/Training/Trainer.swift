@@ -286,47 +286,18 @@ public final class Trainer {
         for s in batch.skipped { log("skipped: \(s)") }
     }
 
-    /// Masked-token loss and accuracy over the validation set in evaluation mode, over all its
-    /// masked tokens (`mask_draws` fixed masks per utterance), with the baselines a model that
-    /// ignores its input would reach and standard errors; logged and kept for ranking
-    /// checkpoints. Augmentation and masks come from fixed per-batch generators (draw d uses
-    /// epoch d), so two validations of the same weights agree.
+    /// Validates (see `Validation`), logs the result and keeps the loss for ranking checkpoints.
     func validate(_ loader: BatchLoader, into metricsFile: MetricsWriter?) throws {
-        var local = StepMetrics()
-        for draw in 0..<loader.settings.maskDraws {
-            // Rank r evaluates batches r, r + N, …: whole batches, so each is what one process makes.
-            for index in stride(from: group.rank, to: loader.batchesPerEpoch, by: group.size) {
-                // Errors propagate as in training (skip_bad_audio: false makes a bad file fatal).
-                let batch = try loader.batch(at: DataPosition(epoch: draw, index: index))
-                if draw == 0 { reportSkipped(batch) }
-                local += step.evaluate(batch)
-            }
-        }
-        let total = local.summedForValidation(over: group, classes: config.model.quantizer.numClasses)
-        let valLoss = total.maskedTokens > 0 ? total.loss : .nan
+        let classes = config.model.quantizer.numClasses
+        let total = try Validation.evaluate(loader, step: step, group: group, classes: classes, reportSkipped: reportSkipped)
         if state.step > 0 {
+            let valLoss = Validation.loss(total)
             state.valLoss = valLoss
             valLosses[state.step] = valLoss
         }
         guard let metricsFile else { return }
-        let t = total.targets
-        var row = MetricsRow(step: state.step)
-        for (key, value) in [("val_loss", valLoss), ("val_loss_se", t.lossError), ("val_masked_acc", total.maskedAccuracy), ("val_masked_acc_se", t.accuracyError),
-                             ("val_prior_acc", t.priorAccuracy), ("val_prior_acc_se", t.priorAccuracyError), ("val_target_entropy", t.entropy),
-                             ("val_target_entropy_se", t.entropyError), ("val_info_gain", t.informationGain), ("val_info_gain_se", t.informationGainError),
-                             ("val_nonsilent_acc", t.nonMajorityAccuracy), ("val_majority_share", t.majorityShare),
-                             ("val_codebook_usage", t.codebookUsage(classes: config.model.quantizer.numClasses))] {
-            row.add(key, value)
-        }
-        row.add("val_masked_tokens", total.maskedTokens)
-        row.add("val_mask_draws", loader.settings.maskDraws)
-        row.add("val_augmented", loader.settings.augmentation != nil)
-        try metricsFile.append(row)
-        log(String(format: "step %d: val_loss %.4f ± %.4f vs target entropy %.4f ± %.4f (information gain %.4f ± %.4f); "
-                   + "val_masked_acc %.4f ± %.4f vs prior %.4f ± %.4f; %d masked tokens%@",
-                   state.step, valLoss, t.lossError, t.entropy, t.entropyError, t.informationGain, t.informationGainError,
-                   total.maskedAccuracy, t.accuracyError, t.priorAccuracy, t.priorAccuracyError, total.maskedTokens,
-                   loader.settings.augmentation == nil ? ", clean" : ", augmented"))
+        try metricsFile.append(Validation.row(step: state.step, total, settings: loader.settings, classes: classes))
+        log(Validation.summary(step: state.step, total, settings: loader.settings))
         do { try CurvePlot.write(run: folder.path) } catch { log("warning: curves.svg not written: \(error)") }
     }
 }

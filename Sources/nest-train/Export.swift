@@ -10,9 +10,11 @@ struct Export: ParsableCommand {
 
     @Option(help: "A nest-train checkpoint (.h5).") var checkpoint: String?
     @Option(help: "A NeMo .nemo model (e.g. NVIDIA's ssl_en_nest_large_v1.0), converted without training.") var nemo: String?
+    @Option(help: "A training config: its seeded initial model, the weights a run with it starts from at step 0.") var config: String?
     @Option(help: "Output file.") var output: String
     @Option(help: "h5, safetensors or nemo.") var format = "h5"
     @Option(help: "Comma-separated substrings of the keys to keep (NeMo's include rule), or 'all'. Ignored for nemo, which always holds every key.") var include = "encoder"
+    @Argument(help: "Overrides of --config (key=value, ++key=value, ~key), e.g. seed=7.") var overrides: [String] = []
 
     func run() throws {
         try reportingErrors {
@@ -20,10 +22,12 @@ struct Export: ParsableCommand {
                 throw ValidationError("--format must be one of \(Exporter.Format.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let source: Exporter.Source
-            switch (checkpoint, nemo) {
-            case let (c?, nil): source = .checkpoint(c)
-            case let (nil, n?): source = .nemo(n)
-            default: throw ValidationError("give exactly one of --checkpoint and --nemo")
+            guard config != nil || overrides.isEmpty else { throw ValidationError("overrides apply to --config only") }
+            switch (checkpoint, nemo, config) {
+            case let (c?, nil, nil): source = .checkpoint(c)
+            case let (nil, n?, nil): source = .nemo(n)
+            case let (nil, nil, c?): source = .initial(try loadConfig(c, overrides: overrides, requireData: false), file: c)
+            default: throw ValidationError("give exactly one of --checkpoint, --nemo and --config")
             }
             let n = try Exporter.export(source, output: output, format: f, include: include.split(separator: ",").map(String.init))
             log("exported \(n) tensors to \(output)")

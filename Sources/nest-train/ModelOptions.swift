@@ -11,8 +11,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A NeMo .nemo model: its own config and weights.") var nemo: String?
 
     /// The config and the model; `withWeights: false` keeps the config's (seeded) random
-    /// initialisation.
-    func load(overrides: [String] = [], withWeights: Bool = true) throws -> (RunConfig, NESTModel) {
+    /// initialisation; `everyKey` loads the whole model from --weights, not only the encoder.
+    func load(overrides: [String] = [], withWeights: Bool = true, everyKey: Bool = false) throws -> (RunConfig, NESTModel) {
         if let nemo {
             guard checkpoint == nil, weights == nil else { throw ValidationError("--nemo brings its own weights: drop --checkpoint and --weights") }
             let (model, cfg) = try Exporter.loadNemo(nemo, overrides: overrides)
@@ -22,7 +22,7 @@ struct ModelOptions: ParsableArguments {
         guard let config else { throw ValidationError("give --config (with --checkpoint or --weights), or --nemo") }
         let cfg = try loadConfig(config, overrides: overrides, requireData: false)
         let model = ModelFactory.make(cfg).0
-        if withWeights { try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights) }
+        if withWeights { try WeightsFile.loadEncoder(into: model, checkpoint: checkpoint, weights: weights, everyKey: everyKey) }
         return (cfg, model)
     }
 }

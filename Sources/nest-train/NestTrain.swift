@@ -31,7 +31,7 @@ struct NestTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nest-train",
         abstract: "NEST self-supervised speech pretraining (NeMo's recipe) on the CPU.",
-        subcommands: [Train.self, Info.self, Export.self, Extract.self, Bench.self, Tar.self, Plot.self, Probe.self, GPUCheck.self],
+        subcommands: [Train.self, Info.self, Export.self, Extract.self, Bench.self, Tar.self, Plot.self, Probe.self, Validate.self, GPUCheck.self],
         defaultSubcommand: Train.self)
 }
 

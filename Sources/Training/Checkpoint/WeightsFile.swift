@@ -27,11 +27,12 @@ public enum WeightsFile {
     }
 
     /// Loads the encoder of `model` (every `encoder.` key, none missing) from a checkpoint or a
-    /// weights file; other keys of a weights file are ignored.
-    public static func loadEncoder(into model: NESTModel, checkpoint: String?, weights: String?) throws {
+    /// weights file; other keys of a weights file are ignored unless `everyKey` asks for the
+    /// whole model (quantizer, mask embedding, decoder: what scoring the objective needs).
+    public static func loadEncoder(into model: NESTModel, checkpoint: String?, weights: String?, everyKey: Bool = false) throws {
         switch (checkpoint, weights) {
         case let (c?, nil): _ = try Checkpoint.read(from: c, model: model, optimizer: nil)
-        case let (nil, w?): try StateDictLoader.load(model, from: try open(w), policy: .init(strict: true, include: { $0.hasPrefix("encoder.") }))
+        case let (nil, w?): try StateDictLoader.load(model, from: try open(w), policy: .init(strict: true, include: { everyKey || $0.hasPrefix("encoder.") }))
         default: throw NestError("give exactly one of --checkpoint and --weights")
         }
     }

@@ -33,7 +33,9 @@ public enum Exporter {
         return (model, config)
     }
 
-    public enum Source { case checkpoint(String), nemo(String) }
+    /// A checkpoint, a `.nemo` file, or the seeded initial model of a config (step 0 of a run
+    /// with that config and seed: how another trainer starts from the same weights).
+    public enum Source { case checkpoint(String), nemo(String), initial(RunConfig, file: String) }
 
     /// Writes the model of a checkpoint or of a `.nemo` file in `format`.
     public static func export(_ source: Source, output: String, format: Format, include: [String]) throws -> Int {
@@ -42,6 +44,7 @@ public enum Exporter {
         switch source {
         case .checkpoint(let path): (model, config) = try loadCheckpoint(path); origin = path
         case .nemo(let path): (model, config) = try loadNemo(path); origin = path
+        case .initial(let run, let file): (model, config) = (ModelFactory.make(run).0, run); origin = "\(file) (initial weights, seed \(run.seed))"
         }
         // A .nemo must hold the complete SSL state dict: NeMo restores it strictly.
         let entries = format == .nemo ? model.stateDict() : select(model, include: include)
