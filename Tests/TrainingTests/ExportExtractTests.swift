@@ -17,6 +17,44 @@ final class ExportExtractTests: XCTestCase {
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// `validate` scores weights exactly as training validates: the run's last validation row
+    /// from its final checkpoint, and its step-0 row from `export --config` (the config's seeded
+    /// initial model) written as a .nemo, which is how NeMo's checkpoints are scored against
+    /// nest-train's (Tests/Interop/curve_vs_nemo.py).
+    func testValidateReproducesTheRunsValidationFromTheCheckpointAndFromTheInitialWeights() throws {
+        let dir = CLI.temporaryDirectory()
+        let run = ["exp_manager.exp_dir=\(dir)", "seed=5"]
+        let r = try CLI.run(["--config", "Configs/tiny.yaml"] + run)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ckpt = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let metrics = try String(contentsOfFile: dir + "/NEST-tiny/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.filter { $0["val_loss"] != nil }
+        let (first, last) = (metrics.first!, metrics.last!)
+        XCTAssertEqual(first["step"] as? Int, 0)
+        XCTAssertGreaterThan(last["step"] as! Int, 0)
+
+        func score(_ arguments: [String]) throws -> [String: Any] {
+            let v = try CLI.run(["validate", "--config", "Configs/tiny.yaml"] + arguments + run)
+            XCTAssertEqual(v.status, 0, v.stderr)
+            let line = v.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            return try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        }
+        let final = try score(["--checkpoint", ckpt])
+        let initial = dir + "/initial.nemo"
+        let e = try CLI.run(["export", "--config", "Configs/tiny.yaml", "--format", "nemo", "--output", initial] + run)
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let start = try score(["--nemo", initial])
+        for key in ["val_loss", "val_masked_acc", "val_prior_acc", "val_target_entropy", "val_masked_tokens"] {
+            XCTAssertEqual("\(final[key]!)", "\(last[key]!)", "\(key) of the final checkpoint")
+            XCTAssertEqual("\(start[key]!)", "\(first[key]!)", "\(key) of the initial weights")
+        }
+        XCTAssertNotEqual("\(start["val_loss"]!)", "\(final["val_loss"]!)", "training moved the weights")
+        // The .nemo's model must agree with the config it is scored under.
+        let mismatch = try CLI.run(["validate", "--config", "Configs/tiny.yaml", "--nemo", initial, "model.encoder.n_layers=3"] + run)
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.stderr.contains("n_layers"), mismatch.stderr)
+    }
+
     func testExportH5AndSafetensorsHoldTheEncoderUnderNeMoKeys() throws {
         let ckpt = try checkpoint()
         let dir = CLI.temporaryDirectory()
