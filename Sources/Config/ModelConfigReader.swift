@@ -97,8 +97,14 @@ public enum ModelConfigReader {
         encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(encoder.dropoutAtt)))
         try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
         try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
-        try require(doc, "\(e).conv_norm_type", oneOf: ["batch_norm", "layer_norm"])
-        encoder.convNormType = EncoderConfig.ConvNormType(rawValue: try doc.string("\(e).conv_norm_type") ?? "batch_norm") ?? .batchNorm
+        let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"
+        guard let convNormType = EncoderConfig.ConvNormType(name: convNorm) else {
+            throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm or group_normN)")
+        }
+        if case .groupNorm(let groups) = convNormType, encoder.dModel % groups != 0 {
+            throw NestError("\(doc.file): \(e).conv_norm_type: \(convNorm) needs d_model (\(encoder.dModel)) divisible by \(groups) groups")
+        }
+        encoder.convNormType = convNormType
         // Options nest-train does not build yet are refused, never built as something else.
         encoder.causalDownsampling = try doc.bool("\(e).causal_downsampling", default: false)
         if !(try doc.bool("\(e).untie_biases", default: true)) {

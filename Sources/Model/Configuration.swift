@@ -50,9 +50,29 @@ public struct EncoderConfig: Equatable {
         case transformer = "TransformerEncoder"
     }
 
-    public enum ConvNormType: String, Equatable, Sendable {
-        case batchNorm = "batch_norm"
-        case layerNorm = "layer_norm"
+    public enum ConvNormType: Equatable, Sendable {
+        case batchNorm, layerNorm
+        /// `group_normN`: torch's GroupNorm with N groups over d_model channels.
+        case groupNorm(groups: Int)
+
+        /// NeMo's name of the norm (`conv_norm_type`), or nil for one nest-train does not build.
+        public init?(name: String) {
+            switch name {
+            case "batch_norm": self = .batchNorm
+            case "layer_norm": self = .layerNorm
+            default:
+                guard name.hasPrefix("group_norm"), let groups = Int(name.dropFirst("group_norm".count)), groups > 0 else { return nil }
+                self = .groupNorm(groups: groups)
+            }
+        }
+
+        public var name: String {
+            switch self {
+            case .batchNorm: "batch_norm"
+            case .layerNorm: "layer_norm"
+            case .groupNorm(let groups): "group_norm\(groups)"
+            }
+        }
     }
 
     public static func == (a: EncoderConfig, b: EncoderConfig) -> Bool {

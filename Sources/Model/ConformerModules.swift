@@ -23,7 +23,8 @@ public final class ConformerFeedForward: Module {
 /// NeMo's `ConformerConvolution` on channels-last [B, T, D]: pointwise d→2d, GLU (first half
 /// value, second half gate), zero padded steps, depthwise conv k, BatchNorm (or, with
 /// `conv_norm_type: layer_norm`, a LayerNorm over each frame's channels, padded frames too;
-/// NeMo keeps the name `batch_norm` for either), Swish, pointwise.
+/// with `group_normN`, GroupNorm over each utterance's frames, padded ones too; NeMo keeps the
+/// name `batch_norm` for each), Swish, pointwise.
 public final class ConformerConvolution: Module {
     public let pointwiseConv1: PointwiseConv1d
     public let depthwiseConv: DepthwiseConv1d
@@ -33,11 +34,13 @@ public final class ConformerConvolution: Module {
     public enum Norm {
         case batch(BatchNorm1d)
         case layer(LayerNorm)
+        case group(GroupNorm)
 
         var module: Module {
             switch self {
             case .batch(let m): m
             case .layer(let m): m
+            case .group(let m): m
             }
         }
 
@@ -45,6 +48,7 @@ public final class ConformerConvolution: Module {
             switch self {
             case .batch(let m): m(x)
             case .layer(let m): m(x)
+            case .group(let m): m(x)
             }
         }
     }
@@ -55,7 +59,11 @@ public final class ConformerConvolution: Module {
         let context = config.convContext
         depthwiseConv = DepthwiseConv1d(channels: d, kernelSize: config.convKernelSize, left: context.left,
                                         right: context.right, bias: config.useBias, rng: rng)
-        norm = config.convNormType == .layerNorm ? .layer(LayerNorm(d)) : .batch(BatchNorm1d(d))
+        switch config.convNormType {
+        case .batchNorm: norm = .batch(BatchNorm1d(d))
+        case .layerNorm: norm = .layer(LayerNorm(d))
+        case .groupNorm(let groups): norm = .group(GroupNorm(groups: groups, channels: d))
+        }
         pointwiseConv2 = PointwiseConv1d(inputChannels: d, outputChannels: d, bias: config.useBias, rng: rng)
         super.init()
         child("pointwise_conv1", pointwiseConv1)

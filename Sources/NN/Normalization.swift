@@ -18,6 +18,25 @@ public final class LayerNorm: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
 }
 
+/// `nn.GroupNorm(G, C)` applied to channels-last input [B, …, C] (see `Tensor.groupNorm`).
+public final class GroupNorm: Module {
+    public let groups: Int
+    public let weight: Tensor, bias: Tensor
+    public let eps: Float
+
+    public init(groups: Int, channels: Int, eps: Float = 1e-5) {
+        self.groups = groups
+        weight = Tensor(repeating: 1, shape: [channels])
+        bias = Tensor(zeros: [channels])
+        self.eps = eps
+        super.init()
+        parameter("weight", weight)
+        parameter("bias", bias)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps) }
+}
+
 /// `nn.BatchNorm1d(C)` applied to channels-last input [.., C]: batch statistics and a momentum
 /// update of the running statistics in training, running statistics in evaluation.
 public final class BatchNorm1d: Module {

@@ -99,6 +99,17 @@ final class StreamingParityTests: XCTestCase {
         }
     }
 
+    /// `group_normN` builds torch's GroupNorm under NeMo's name `batch_norm`: a weight and a bias,
+    /// no running statistics.
+    func testGroupNormConvolutionNorm() throws {
+        let doc = try ConfigDocument(contentsOf: Self.configPath, overrides: ["model.encoder.conv_norm_type=group_norm4"])
+        let config = try ModelConfigReader.read(doc)
+        XCTAssertEqual(config.encoder.convNormType, .groupNorm(groups: 4))
+        let model = NESTModel(config: config, window: Tensor(zeros: [400]), filterbank: Tensor(zeros: [1, 128, 257]), seed: 1)
+        let keys = model.stateDict().map(\.key).filter { $0.hasPrefix("encoder.layers.0.conv.batch_norm.") }
+        XCTAssertEqual(Set(keys), ["encoder.layers.0.conv.batch_norm.weight", "encoder.layers.0.conv.batch_norm.bias"])
+    }
+
     /// What the recipe's options beyond these would build is refused by name, never built as
     /// something else.
     func testUnbuiltStreamingOptionsAreRefusedByName() throws {
@@ -112,6 +123,7 @@ final class StreamingParityTests: XCTestCase {
         for (override, key) in [("model.encoder.att_context_style=sliding", "att_context_style"),
                                 ("model.encoder.att_context_size=[[70,13],[70,0]]", "several context sizes"),
                                 ("model.encoder.conv_norm_type=groupnorm", "conv_norm_type"),
+                                ("model.encoder.conv_norm_type=group_norm5", "divisible by 5 groups"),
                                 ("++model.encoder.untie_biases=false", "untie_biases")] {
             XCTAssertThrowsError(try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: [override]))) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(override): \(error)")

@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import XCTest
 import _TestSupport
 
@@ -17,6 +18,28 @@ final class RecipeVariantTests: XCTestCase {
 
     func rows(_ dir: String) throws -> [[String: Any]] {
         try CLI.trainingRows(dir + "/NEST").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// The streaming recipe with `conv_norm_type: group_norm4` trains, and its .nemo carries the
+    /// norm to a model that reads the same weights back.
+    func testGroupNormVariantTrainsAndRoundTripsThroughNemo() throws {
+        let dir = CLI.temporaryDirectory()
+        let r = try CLI.run(arguments("nemo-streaming", dir, batch: 4, steps: 3) + ["model.encoder.conv_norm_type=group_norm4"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let losses = try rows(dir).map { $0["loss"] as! Double }
+        XCTAssertEqual(losses.count, 3)
+        XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
+        let ckpt = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let nemo = dir + "/model.nemo"
+        XCTAssertEqual(try CLI.run(["export", "--checkpoint", ckpt, "--output", nemo, "--format", "nemo"]).status, 0)
+        let back = dir + "/back.h5"
+        let e = try CLI.run(["export", "--nemo", nemo, "--output", back, "--include", "batch_norm"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let original = try HDF5File(path: ckpt, mode: .readOnly), roundTrip = try HDF5File(path: back, mode: .readOnly)
+        let keys = try roundTrip.datasetNames(in: "/weights")
+        XCTAssertEqual(Set(keys), ["encoder.layers.0.conv.batch_norm.weight", "encoder.layers.0.conv.batch_norm.bias",
+                                   "encoder.layers.1.conv.batch_norm.weight", "encoder.layers.1.conv.batch_norm.bias"])
+        for k in keys { XCTAssertEqual(try roundTrip.read("/weights/\(k)"), try original.read("/weights/\(k)"), k) }
     }
 
     func testStreamingAndTransformerTrainResumeAndRunDataParallel() throws {

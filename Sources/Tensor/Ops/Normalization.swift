@@ -138,3 +138,23 @@ public final class BatchNormSync {
     /// Forgets owed backward sums: no process runs a backward this time.
     public func forgiveOwedBackwards() { backwardsDue = 0 }
 }
+
+extension Tensor {
+    /// torch's GroupNorm on channels-last input [B, …, C]: the C channels form `groups` groups of
+    /// C/G consecutive channels, and each (batch item, group) is normalised over all its
+    /// positions and channels together (biased variance, eps inside the sqrt), then scaled and
+    /// shifted per channel. Built from LayerNorm over each group's values laid out as one row, so
+    /// its backward is LayerNorm's and the permutes'.
+    public func groupNorm(groups: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5) -> Tensor {
+        let c = shape[rank - 1], b = shape[0]
+        precondition(groups > 0 && c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
+        precondition(weight.count == c && bias.count == c, "groupNorm: weight \(weight.shape), bias \(bias.shape) for \(c) channels")
+        let positions = count / (b * c), width = c / groups
+        // [B, P, G, C/G] → [B, G, P, C/G] → rows [B, G, P·C/G], one per (item, group).
+        let rows = reshaped([b, positions, groups, width]).permuted([0, 2, 1, 3]).reshaped([b, groups, positions * width])
+        let unit = Tensor(repeating: 1, shape: [positions * width], on: device), zero = Tensor(zeros: [positions * width], on: device)
+        let normalized = rows.layerNorm(weight: unit, bias: zero, eps: eps)
+            .reshaped([b, groups, positions, width]).permuted([0, 2, 1, 3]).reshaped(shape)
+        return normalized * weight + bias
+    }
+}

@@ -34,7 +34,7 @@ public struct NemoReport {
                 .merging(e.architecture == .transformer
                          ? ["ff_expansion": e.ffExpansion, "qkv_bias": e.qkvBias, "qk_norm": e.qkNorm, "pre_block_norm": e.preBlockNorm]
                          : ["ff_expansion_factor": e.ffExpansionFactor, "conv_kernel_size": e.convKernelSize, "use_bias": e.useBias,
-                            "conv_norm_type": e.convNormType.rawValue]) { a, _ in a },
+                            "conv_norm_type": e.convNormType.name]) { a, _ in a },
             "quantizer": ["num_classes": config.model.quantizer.numClasses, "num_books": config.model.quantizer.numBooks,
                           "code_dim": config.model.quantizer.codeDim],
             "sample_rate": config.sampleRate,
