@@ -28,6 +28,7 @@ OUT/curve.md (the tables for BENCHMARKS.md).
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def overrides(args, seed):
 
 def nest_train_run(args, seed, out, log):
     folder = os.path.join(out, "nest-train", f"seed-{seed}")
+    shutil.rmtree(folder, ignore_errors=True)
     cmd = [args.nest_train, "--config", args.config, "--fresh", f"exp_manager.exp_dir={folder}", f"trainer.max_steps={args.steps}",
            f"trainer.val_check_interval={args.val_every}", f"exp_manager.checkpoint_callback_params.every_n_train_steps={args.steps}",
            "--threads", str(args.threads)] + overrides(args, seed)
@@ -70,10 +72,14 @@ def nemo_train_run(args, seed, out, log):
     folder = os.path.join(out, "nemo", f"seed-{seed}")
     os.makedirs(folder, exist_ok=True)
     init = os.path.join(folder, "step-0.nemo")
-    run([args.nest_train, "export", "--config", args.config, "--format", "nemo", "--output", init] + overrides(args, seed), log)
-    run([sys.executable, os.path.abspath(__file__), "--nemo-train", "--seed", str(seed), "--init", init, "--out", folder,
-         "--config", args.config, "--steps", str(args.steps), "--val-every", str(args.val_every), "--threads", str(args.threads)]
-        + sum((["--override", o] for o in args.override), []), log)
+    saved = [os.path.join(folder, f"step-{step}.nemo") for step in range(0, args.steps + 1, args.val_every)]
+    if args.reuse_nemo and all(os.path.exists(p) for p in saved):
+        print(f"seed {seed}: NeMo's checkpoints of an earlier run reused (--reuse-nemo)", flush=True)
+    else:
+        run([args.nest_train, "export", "--config", args.config, "--format", "nemo", "--output", init] + overrides(args, seed), log)
+        run([sys.executable, os.path.abspath(__file__), "--nemo-train", "--seed", str(seed), "--init", init, "--out", folder,
+             "--config", args.config, "--steps", str(args.steps), "--val-every", str(args.val_every), "--threads", str(args.threads)]
+            + sum((["--override", o] for o in args.override), []), log)
     scores = {}
     for step in range(0, args.steps + 1, args.val_every):
         nemo = os.path.join(folder, f"step-{step}.nemo")
@@ -142,6 +148,8 @@ def main():
     p.add_argument("--out", default="Checkpoints/curve-vs-nemo")
     p.add_argument("--nest-train", default=".build/release/nest-train")
     p.add_argument("--override", action="append", default=[], help="an override for both systems (repeatable)")
+    p.add_argument("--reuse-nemo", action="store_true", help="score NeMo's checkpoints of an earlier run in --out instead of training again "
+                   "(after a change to nest-train only)")
     p.add_argument("--nemo-train", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     p.add_argument("--init", help=argparse.SUPPRESS)
