@@ -62,7 +62,7 @@ def svg(panels, title):
     "baseline": optional (label, {step: value})}; every seed a thin line, each system's mean a
     thick one."""
     pw, ph, margin = 420, 300, 50
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{pw * len(panels)}" height="{ph + 40}" font-family="sans-serif" font-size="11">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{pw * len(panels)}" height="{ph + 56}" font-family="sans-serif" font-size="11">',
            f'<text x="10" y="16" font-size="13">{title}</text>']
     for p, panel in enumerate(panels):
         x0 = p * pw
@@ -95,13 +95,13 @@ def svg(panels, title):
         if panel.get("baseline"):
             label, curve = panel["baseline"]
             out.append(_polyline([at(s, curve[s]) for s in sorted(curve)], "gray", 1.5, 0.8).replace("/>", ' stroke-dasharray="4 3"/>'))
-            out.append(f'<text x="{x0 + pw - margin - 90}" y="{at(s_hi, curve[max(curve)])[1] - 4:.1f}" fill="gray">{label}</text>')
+            out.append(f'<text x="{x0 + margin}" y="{ph + 50}" fill="gray">- - {label}</text>')
         for k, (name, color, runs) in enumerate(panel["systems"]):
             for curve in runs.values():
                 out.append(_polyline([at(s, curve[s]) for s in sorted(curve)], color, 0.8, 0.6))
             mean_steps = common_steps(runs)
             mean = {s: sum(c[s] for c in runs.values()) / len(runs) for s in mean_steps}
             out.append(_polyline([at(s, mean[s]) for s in mean_steps], color, 2.5))
-            out.append(f'<text x="{x0 + pw - margin - 90}" y="{60 + 14 * k}" fill="{color}">{name} ({len(runs)} seeds)</text>')
+            out.append(f'<text x="{x0 + margin + 150 * k}" y="{ph + 34}" fill="{color}">{name} ({len(runs)} seeds)</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
