@@ -141,7 +141,7 @@ nemo-venv:
 ## Same recipe, same data, same initial weights: 3 seeds each of nest-train and of NeMo 3.0.0
 ## (Lightning on the CPU) training Configs/demo.yaml for 600 steps, every checkpoint of both
 ## scored on the same validation batches and masks; writes Checkpoints/curve-vs-nemo/curve.{json,svg,md}.
-## About 40 minutes on 2 cores (Tests/Interop/curve_vs_nemo.py says how it works).
+## About 30 minutes on 2 cores without other load (Tests/Interop/curve_vs_nemo.py says how it works).
 curve-vs-nemo: build data nemo-venv
 	$(NEMO_VENV)/bin/python Tests/Interop/curve_vs_nemo.py
 

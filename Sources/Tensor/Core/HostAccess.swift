@@ -23,27 +23,28 @@ extension Tensor {
 /// device-aware transport (NCCL) takes device buffers directly.
 public final class HostStage {
     private let tensor: Tensor
-    private var staged: [Float]?
+    /// Whether `values` is a copy of its own (device memory), not the memory itself.
+    private let isStaged: Bool
     public let values: UnsafeMutableBufferPointer<Float>
 
     public init(_ tensor: Tensor) {
         self.tensor = tensor
         if tensor.backend.isHostMemory {
-            staged = nil
+            isStaged = false
             values = UnsafeMutableBufferPointer(start: tensor.address, count: tensor.count)
         } else {
             let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: tensor.count)
             _ = copy.initialize(from: tensor.array)
-            staged = []
+            isStaged = true
             values = copy
         }
     }
 
     /// Writes a staged copy back to the device; nothing to do for host memory.
     public func finish() {
-        guard staged != nil else { return }
+        guard isStaged else { return }
         tensor.assign(UnsafeBufferPointer(values))
     }
 
-    deinit { if staged != nil { values.deallocate() } }
+    deinit { if isStaged { values.deallocate() } }
 }
