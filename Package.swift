@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
         // NeMo's YAML: documents, Hydra overrides, interpolations, and the model sections read
         // into NESTConfig (the run settings are Training's RunConfig).
-        .target(name: "Config", dependencies: ["Model", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
+        .target(name: "Config", dependencies: ["Model", "Tensor", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA"], swiftSettings: settings),

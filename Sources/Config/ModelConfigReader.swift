@@ -1,6 +1,7 @@
 import Model
 import NN
 import Formats
+import Tensor
 
 /// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a
 /// NeMo config into `NESTConfig`, checking types and combinations before any work starts.
@@ -24,7 +25,7 @@ public enum ModelConfigReader {
         for (section, target) in sectionClasses {
             guard let named = try doc.string("model.\(section)._target_") else { continue }
             let expected = String(target.split(separator: ".").last!), name = named.split(separator: ".").last.map(String.init)
-            if section == "encoder" && name == EncoderConfig.Architecture.transformer.rawValue { continue }
+            if section == "encoder" && EncoderConfig.Architecture(rawValue: name ?? "") != nil { continue }
             if name != expected {
                 throw NestError("\(doc.file): model.\(section)._target_: \(named) is not supported (nest-train builds \(target))")
             }
@@ -35,10 +36,10 @@ public enum ModelConfigReader {
         try checkTargets(doc)
         var c = NESTConfig()
         let e = "model.encoder"
-        if try doc.string("\(e)._target_").map({ $0.hasSuffix(".TransformerEncoder") }) ?? false {
-            try readTransformer(doc, e, into: &c.encoder)
-        } else {
-            try readConformer(doc, e, into: &c.encoder)
+        switch try architecture(doc) {
+        case .transformer: try readTransformer(doc, e, into: &c.encoder)
+        case .conformer: try readConformer(doc, e, into: &c.encoder)
+        case .asrTransformer: try readASRTransformer(doc, e, into: &c.encoder)
         }
 
         let m = "model.masking"
@@ -75,6 +76,31 @@ public enum ModelConfigReader {
         return c
     }
 
+    /// The encoder class `model.encoder._target_` names (by its last component, as NeMo accepts
+    /// module-qualified spellings); ConformerEncoder when the key is absent.
+    public static func architecture(_ doc: ConfigDocument) throws -> EncoderConfig.Architecture {
+        guard let target = try doc.string("model.encoder._target_"), let name = target.split(separator: ".").last else { return .conformer }
+        return EncoderConfig.Architecture(rawValue: String(name)) ?? .conformer
+    }
+
+    /// `ASRTransformerEncoder` (NeMo's main branch; the Transformer NEST recipes' class): the
+    /// Conformer encoder's keys without the convolution module's, which its constructor does not
+    /// take, plus `post_ln` (default true) and `ffn_act` (default relu).
+    static func readASRTransformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
+        for key in ["conv_kernel_size", "conv_norm_type", "conv_context_size", "conv_dual_mode"] where doc.node("\(e).\(key)") != nil {
+            throw NestError("\(doc.file): \(e).\(key) is a ConformerEncoder argument; ASRTransformerEncoder has no convolution module")
+        }
+        try readConformer(doc, e, into: &encoder)
+        encoder.architecture = .asrTransformer
+        encoder.postLayerNorm = try doc.bool("\(e).post_ln", default: true)
+        let activations: [String: ActivationFunction] = ["relu": .relu, "gelu": .gelu, "silu": .silu]
+        let act = try doc.string("\(e).ffn_act") ?? "relu"
+        guard let f = activations[act] else {
+            throw NestError("\(doc.file): \(e).ffn_act: '\(act)' is not built by nest-train (supported: gelu, relu, silu)")
+        }
+        encoder.ffnActivation = f
+    }
+
     /// `ConformerEncoder`'s keys (FastConformer).
     static func readConformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
         encoder.featIn = try doc.int("\(e).feat_in", default: encoder.featIn)
@@ -96,7 +122,17 @@ public enum ModelConfigReader {
         encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(encoder.dropoutEmb)))
         encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(encoder.dropoutAtt)))
         try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
-        try require(doc, "\(e).self_attention_model", oneOf: ["rel_pos"])
+        try require(doc, "\(e).self_attention_model", oneOf: EncoderConfig.SelfAttentionModel.allCases.map(\.rawValue))
+        encoder.selfAttentionModel = try doc.string("\(e).self_attention_model").flatMap(EncoderConfig.SelfAttentionModel.init) ?? .relPos
+        if let n = try doc.int("\(e).global_tokens"), n != 0 {
+            throw NestError("\(doc.file): \(e).global_tokens (\(n)): global tokens of local attention are not supported; use 0")
+        }
+        if try doc.bool("\(e).global_attn_separate", default: false) {
+            throw NestError("\(doc.file): \(e).global_attn_separate: separate global-token projections are not supported")
+        }
+        if let reduction = try doc.string("\(e).reduction"), reduction != "null" {
+            throw NestError("\(doc.file): \(e).reduction: '\(reduction)': reduction inside the encoder is not supported")
+        }
         let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"
         guard let convNormType = EncoderConfig.ConvNormType(name: convNorm) else {
             throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm or group_normN)")
@@ -115,7 +151,20 @@ public enum ModelConfigReader {
         // chunked_limited with an unlimited right side is NeMo's plain left window.
         encoder.attentionChunked = try doc.string("\(e).att_context_style") == "chunked_limited"
             && (encoder.attentionContext.map { $0.right < Int.max / 4 } ?? false)
+        if encoder.selfAttentionModel == .relPosLocalAttn { try checkLocalAttention(doc, e, encoder) }
         encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
+    }
+
+    /// `rel_pos_local_attn` needs a finite window on both sides (NeMo slices its positions by
+    /// them) and computes that window whatever `att_context_style` says, so only `regular` is
+    /// accepted.
+    static func checkLocalAttention(_ doc: ConfigDocument, _ e: String, _ encoder: EncoderConfig) throws {
+        guard let ctx = encoder.attentionContext, ctx.left < Int.max / 4, ctx.right < Int.max / 4, max(ctx.left, ctx.right) > 0 else {
+            throw NestError("\(doc.file): \(e).att_context_size: rel_pos_local_attn needs a window [left, right] with both ≥ 0 and one > 0")
+        }
+        if try encoder.attentionChunked || (doc.string("\(e).att_context_style") ?? "regular") != "regular" {
+            throw NestError("\(doc.file): \(e).att_context_style: rel_pos_local_attn computes a sliding window; only 'regular' is supported")
+        }
     }
 
     /// NeMo 3.0's `TransformerEncoder`: absent keys take its class defaults (which differ from

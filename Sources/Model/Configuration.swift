@@ -1,3 +1,5 @@
+import Tensor
+
 /// The model sections of NeMo's `nest_fast-conformer.yaml`, with its values as defaults (the
 /// recipe's values; what a config that leaves a key out gets is NeMo's class default, in
 /// Config's `NeMoDefaults`).
@@ -43,11 +45,30 @@ public struct EncoderConfig: Equatable {
     /// `att_context_style: chunked_limited`: frames form chunks of right + 1; a query sees its
     /// own chunk and left / (right + 1) chunks before it (NeMo's rule), not a sliding window.
     public var attentionChunked = false
+    /// NeMo's `self_attention_model`: which attention and positional encoding the layers use.
+    public var selfAttentionModel = SelfAttentionModel.relPos
+    /// `ASRTransformerEncoder`: a LayerNorm after each residual add (`post_ln: true`, the
+    /// class default) or before each sublayer, and the feed-forward activation (`ffn_act`).
+    public var postLayerNorm = true
+    public var ffnActivation = ActivationFunction.relu
     public init() {}
+
+    public enum SelfAttentionModel: String, Equatable, Sendable, CaseIterable {
+        /// Transformer-XL relative positions (`RelPositionMultiHeadAttention`).
+        case relPos = "rel_pos"
+        /// The same attention over a sliding window [left, right] (NeMo's Longformer class,
+        /// without global tokens), with `LocalAttRelPositionalEncoding`.
+        case relPosLocalAttn = "rel_pos_local_attn"
+        /// Sinusoids added to the input, plain scaled dot-product attention (`MultiHeadAttention`).
+        case absPos = "abs_pos"
+    }
 
     public enum Architecture: String, Equatable, Sendable {
         case conformer = "ConformerEncoder"
         case transformer = "TransformerEncoder"
+        /// NeMo's `ASRTransformerEncoder` (the Transformer recipes' class): built like the
+        /// Conformer encoder, with attention + feed-forward layers and no convolution module.
+        case asrTransformer = "ASRTransformerEncoder"
     }
 
     public enum ConvNormType: Equatable, Sendable {
@@ -85,7 +106,8 @@ public struct EncoderConfig: Equatable {
             && a.architecture == b.architecture && a.qkvBias == b.qkvBias && a.qkNorm == b.qkNorm && a.ffExpansion == b.ffExpansion
             && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate && a.layerDropProbabilities == b.layerDropProbabilities
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
-            && a.attentionChunked == b.attentionChunked
+            && a.attentionChunked == b.attentionChunked && a.selfAttentionModel == b.selfAttentionModel
+            && a.postLayerNorm == b.postLayerNorm && a.ffnActivation == b.ffnActivation
     }
 
     public var headDim: Int { dModel / nHeads }

@@ -1,22 +1,33 @@
 import NN
 import Tensor
 
-/// NeMo's `ConformerEncoder` (FastConformer): subsampling, xscale + dropout, relative
-/// positions, Conformer layers. Works channels-last: the output is [B, T′, D] (NeMo returns
-/// the transpose [B, D, T′]).
+/// One layer of the encoder's stack: the residual stream [B, T, D] in and out.
+public protocol EncoderLayer: Module {
+    /// `positions`: the attention's relative table (nil for `abs_pos`); `validSteps`: [B, T, 1],
+    /// 1 for t < length.
+    func callAsFunction(_ x: Tensor, positions: Tensor?, attentionMask: AttentionMask, validSteps: Tensor) -> Tensor
+}
+
+/// NeMo's `ConformerEncoder` (FastConformer): subsampling, xscale + positional encoding +
+/// dropout, Conformer layers; and NeMo's `ASRTransformerEncoder`, which NeMo builds the same
+/// way (same subsampling, encodings, masks and stochastic depth) with `ASRTransformerLayer`s.
+/// Works channels-last: the output is [B, T′, D] (NeMo returns the transpose [B, D, T′]).
 public final class ConformerEncoder: Module, SpeechEncoder {
     public let config: EncoderConfig
     public let preEncode: ConvSubsampling
-    public let posEnc: RelPositionalEncoding
+    public let posEnc: PositionalEncoding
     let stochasticDepth: [StochasticDepth]
-    public let layers: [ConformerLayer]
+    public let layers: [any EncoderLayer]
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
         precondition(config.dModel % config.nHeads == 0, "encoder.d_model \(config.dModel) is not divisible by encoder.n_heads \(config.nHeads)")
         self.config = config
         preEncode = ConvSubsampling(config: config, rng: rng)
-        posEnc = RelPositionalEncoding(config: config, rng: rng)
-        layers = (0..<config.nLayers).map { _ in ConformerLayer(config: config, rng: rng) }
+        posEnc = PositionalEncoding(config: config, rng: rng)
+        layers = (0..<config.nLayers).map { _ -> any EncoderLayer in
+            if config.architecture == .asrTransformer { return ASRTransformerLayer(config: config, rng: rng) }
+            return ConformerLayer(config: config, rng: rng)
+        }
         stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
         super.init()
         child("pre_encode", preEncode)

@@ -80,10 +80,10 @@ public final class ConformerConvolution: Module {
 }
 
 /// NeMo's `ConformerLayer` (macaron): ½·FF, self-attention, convolution, ½·FF, final LayerNorm.
-public final class ConformerLayer: Module {
+public final class ConformerLayer: Module, EncoderLayer {
     public let normFeedForward1: LayerNorm, feedForward1: ConformerFeedForward
     public let normConv: LayerNorm, conv: ConformerConvolution
-    public let normSelfAtt: LayerNorm, selfAttn: RelPositionMultiHeadAttention
+    public let normSelfAtt: LayerNorm, selfAttn: MultiHeadSelfAttention
     public let normFeedForward2: LayerNorm, feedForward2: ConformerFeedForward
     public let normOut: LayerNorm
     let dropout: Dropout
@@ -95,7 +95,7 @@ public final class ConformerLayer: Module {
         normConv = LayerNorm(d)
         conv = ConformerConvolution(config: config, rng: rng)
         normSelfAtt = LayerNorm(d)
-        selfAttn = RelPositionMultiHeadAttention(config: config, rng: rng)
+        selfAttn = MultiHeadSelfAttention(config: config, rng: rng)
         normFeedForward2 = LayerNorm(d)
         feedForward2 = ConformerFeedForward(config: config, rng: rng)
         dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
@@ -114,7 +114,7 @@ public final class ConformerLayer: Module {
         child("norm_out", normOut)
     }
 
-    public func callAsFunction(_ x: Tensor, positions: Tensor, attentionMask: AttentionMask, validSteps: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, positions: Tensor?, attentionMask: AttentionMask, validSteps: Tensor) -> Tensor {
         var residual = x + dropout(feedForward1(normFeedForward1(x))) * 0.5
         residual = residual + dropout(selfAttn(normSelfAtt(residual), positions: positions, mask: attentionMask))
         residual = residual + dropout(conv(normConv(residual), validSteps: validSteps))

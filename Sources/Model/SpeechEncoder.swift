@@ -2,7 +2,7 @@ import NN
 import Tensor
 
 /// What NEST needs of an encoder, whichever NeMo class it is (`ConformerEncoder`,
-/// `TransformerEncoder`): features [B, F, T] with valid lengths in, [B, T′, D] out.
+/// `ASRTransformerEncoder`, `TransformerEncoder`): features [B, F, T] with valid lengths in, [B, T′, D] out.
 public protocol SpeechEncoder: Module {
     var config: EncoderConfig { get }
     /// `captureLayers`: indices of layers whose outputs to keep (−1: the subsampling output
@@ -27,7 +27,7 @@ public struct EncoderOutput {
 /// The encoder of `config.architecture`.
 public func makeEncoder(_ config: EncoderConfig, rng: RandomGenerator) -> any SpeechEncoder {
     switch config.architecture {
-    case .conformer: ConformerEncoder(config: config, rng: rng)
+    case .conformer, .asrTransformer: ConformerEncoder(config: config, rng: rng)
     case .transformer: TransformerEncoder(config: config, rng: rng)
     }
 }

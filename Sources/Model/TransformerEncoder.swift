@@ -11,7 +11,7 @@ import Tensor
 public final class TransformerEncoder: Module, SpeechEncoder {
     public let config: EncoderConfig
     public let preEncode: FeatureStacking
-    public let posEnc: RelPositionalEncoding
+    public let posEnc: PositionalEncoding
     public let embedNorm: LayerNorm?
     let stochasticDepth: [StochasticDepth]
     public let layers: [TransformerBlock]
@@ -20,7 +20,7 @@ public final class TransformerEncoder: Module, SpeechEncoder {
     public init(config: EncoderConfig, rng: RandomGenerator) {
         self.config = config
         preEncode = FeatureStacking(factor: config.subsamplingFactor, featIn: config.featIn, dModel: config.dModel, rng: rng)
-        posEnc = RelPositionalEncoding(config: config, rng: rng)
+        posEnc = PositionalEncoding(config: config, rng: rng)
         embedNorm = config.preBlockNorm ? LayerNorm(config.dModel) : nil
         layers = (0..<config.nLayers).map { _ in TransformerBlock(config: config, rng: rng) }
         finalNorm = LayerNorm(config.dModel)
@@ -39,7 +39,9 @@ public final class TransformerEncoder: Module, SpeechEncoder {
 
     public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
         let (stacked, encodedLengths) = preEncode(features, lengths: lengths)
-        var (x, positions) = posEnc(stacked)
+        var (x, table) = posEnc(stacked)
+        // NeMo 3.0's Transformer has relative positions only (the reader refuses the others).
+        let positions = table!
         var captured: [Int: Tensor] = [:]
         if captureLayers.contains(-1) { captured[-1] = x }
         if let embedNorm { x = embedNorm(x) }
@@ -102,7 +104,7 @@ public final class TransformerBlock: Module {
 /// NeMo's Transformer `MultiHeadAttention` with relative positions: one fused `w_qkv`
 /// projection (q, then k, then v, head-major), an optional LayerNorm over each head's
 /// channels on q and k (`q_norm`, `k_norm`, shared by the heads, before the position biases),
-/// then the Transformer-XL scores of `RelPositionMultiHeadAttention`, softmax, `out_proj`.
+/// then the Transformer-XL scores of `MultiHeadSelfAttention`, softmax, `out_proj`.
 public final class TransformerAttention: Module {
     public let posBiasU: Tensor, posBiasV: Tensor
     public let wQKV: Linear, outProj: Linear, linearPos: Linear

@@ -96,21 +96,23 @@ final class ConfigTests: XCTestCase {
     }
 
     /// An encoder (or any section) of another class is refused by name instead of being built
-    /// as a Conformer (NeMo's `nest_transformer.yaml` was counted at 214,897,792 parameters, the
-    /// Conformer's, where NeMo counts 119,300,224).
+    /// as a Conformer (NeMo's `nest_transformer.yaml` was once counted at 214,897,792 parameters,
+    /// the Conformer's, where NeMo counts 119,300,224).
     func testSectionsOfOtherClassesAreRefusedByName() throws {
         let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
-        for (from, to, key) in [("nemo.collections.asr.modules.ConformerEncoder", "nemo.collections.asr.modules.ASRTransformerEncoder", "model.encoder._target_"),
+        for (from, to, key) in [("nemo.collections.asr.modules.ConformerEncoder", "nemo.collections.asr.modules.SqueezeformerEncoder", "model.encoder._target_"),
                                 ("nemo.collections.asr.modules.MultiSoftmaxDecoder", "nemo.collections.asr.modules.ConvASRDecoder", "model.decoder._target_")] {
             XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: yaml.replacingOccurrences(of: from, with: to), file: "x.yaml"), requireData: false)) { error in
                 XCTAssertTrue("\(error)".contains("x.yaml: \(key): \(to) is not supported"), "\(error)")
             }
         }
-        // NeMo 3.0's TransformerEncoder is built, but a Conformer argument under it is refused as
-        // its constructor would refuse it.
-        let transformer = yaml.replacingOccurrences(of: "nemo.collections.asr.modules.ConformerEncoder", with: "nemo.collections.asr.modules.TransformerEncoder")
-        XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: transformer, file: "x.yaml"), requireData: false)) { error in
-            XCTAssertTrue("\(error)".contains("x.yaml: model.encoder.conv_kernel_size is a ConformerEncoder argument"), "\(error)")
+        // NeMo's two Transformer encoders are built, but a convolution-module argument under
+        // either is refused as its constructor would refuse it.
+        for target in ["TransformerEncoder", "ASRTransformerEncoder"] {
+            let transformer = yaml.replacingOccurrences(of: "nemo.collections.asr.modules.ConformerEncoder", with: "nemo.collections.asr.modules.\(target)")
+            XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: transformer, file: "x.yaml"), requireData: false)) { error in
+                XCTAssertTrue("\(error)".contains("x.yaml: model.encoder.conv_kernel_size is a ConformerEncoder argument"), "\(error)")
+            }
         }
         let qualified = yaml.replacingOccurrences(of: "nemo.collections.asr.modules.ConformerEncoder", with: "nemo.collections.asr.modules.conformer_encoder.ConformerEncoder")
         XCTAssertNoThrow(try RunConfig(try ConfigDocument(text: qualified, file: "x.yaml"), requireData: false))

@@ -104,20 +104,22 @@ extension Tensor {
         return out
     }
 
-    /// The sinusoid table [2T−1, D] of relative positions: row m is position T−1−m, channel 2k
-    /// sin(r·w_k), 2k+1 cos(r·w_k), computed in Double and rounded (as torch computes it).
-    public static func relativePositions(length t: Int, frequencies: [Float]) -> Tensor {
+    /// A sinusoid table [N, D], one row per position: channel 2k sin(r·w_k), 2k+1 cos(r·w_k)
+    /// for position r, computed in Double and rounded (as torch computes it); a nil position
+    /// gives a row of zeros.
+    public static func sinusoids(positions: [Int?], frequencies: [Float]) -> Tensor {
         let d = 2 * frequencies.count
-        var table = [Float](repeating: 0, count: (2 * t - 1) * d)
-        for m in 0..<(2 * t - 1) {
-            let r = Float(t - 1 - m)
+        var table = [Float](repeating: 0, count: positions.count * d)
+        for (m, position) in positions.enumerated() {
+            guard let position else { continue }
+            let r = Float(position)
             for (k, w) in frequencies.enumerated() {
                 let angle = r * w
                 table[m * d + 2 * k] = Float(sin(Double(angle)))
                 table[m * d + 2 * k + 1] = Float(cos(Double(angle)))
             }
         }
-        return Tensor(table, shape: [2 * t - 1, d])
+        return Tensor(table, shape: [positions.count, d])
     }
 }
 

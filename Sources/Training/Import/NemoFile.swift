@@ -36,13 +36,17 @@ public struct NemoFile {
     /// Keys that define the architecture: each must be in the file (or have a class default in
     /// `NeMoDefaults`), and a `--config` given beside the file must agree on every one. A
     /// `TransformerEncoder`'s own keys have class defaults the reader applies, so only the shared
-    /// ones are required of it.
-    public static func architectureKeys(transformer: Bool) -> [String] {
-        transformer ? sharedKeys : sharedKeys + conformerKeys
+    /// ones are required of it; `ASRTransformerEncoder` has no convolution module.
+    public static func architectureKeys(_ architecture: EncoderConfig.Architecture) -> [String] {
+        switch architecture {
+        case .conformer: sharedKeys + convSubsamplingKeys + convModuleKeys
+        case .asrTransformer: sharedKeys + convSubsamplingKeys
+        case .transformer: sharedKeys
+        }
     }
 
-    static let conformerKeys = ["encoder.ff_expansion_factor", "encoder.conv_kernel_size", "encoder.use_bias", "encoder.subsampling",
-                                "encoder.subsampling_conv_channels", "encoder.conv_norm_type"]
+    static let convSubsamplingKeys = ["encoder.ff_expansion_factor", "encoder.use_bias", "encoder.subsampling", "encoder.subsampling_conv_channels"]
+    static let convModuleKeys = ["encoder.conv_kernel_size", "encoder.conv_norm_type"]
 
     static let sharedKeys = [
         "encoder.feat_in", "encoder.n_layers", "encoder.d_model", "encoder.n_heads", "encoder.xscaling", "encoder.subsampling_factor",
@@ -62,13 +66,19 @@ public struct NemoFile {
         if let target = try plain.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
             throw NestError("\(file): target \(target) is not NeMo's NEST model (EncDecDenoiseMaskedTokenPredModel)")
         }
-        // The class defaults of the encoder keys are ConformerEncoder's; TransformerEncoder's own
-        // are applied by the reader.
-        let transformer = try plain.string("model.encoder._target_")?.hasSuffix(".TransformerEncoder") ?? false
-        let defaults = NeMoDefaults.table.filter { !plain.has("model.\($0.key)") && !(transformer && $0.key.hasPrefix("encoder.")) }
-            .map { "++model.\($0.key)=\($0.classDefault)" }
+        // The class defaults of the encoder keys are ConformerEncoder's (ASRTransformerEncoder
+        // shares those it has); TransformerEncoder's own are applied by the reader.
+        let architecture = try ModelConfigReader.architecture(plain)
+        let defaults = NeMoDefaults.table.filter { entry in
+            guard !plain.has("model.\(entry.key)") else { return false }
+            switch architecture {
+            case .conformer: return true
+            case .asrTransformer: return !Self.convModuleKeys.contains(entry.key)
+            case .transformer: return !entry.key.hasPrefix("encoder.")
+            }
+        }.map { "++model.\($0.key)=\($0.classDefault)" }
         let doc = try ConfigDocument(text: configYAML, file: file, overrides: defaults + overrides)
-        for key in Self.architectureKeys(transformer: transformer) where !doc.has("model.\(key)") {
+        for key in Self.architectureKeys(architecture) where !doc.has("model.\(key)") {
             throw NestError("\(file): model.\(key) is missing and nest-train does not assume NeMo's class default for it")
         }
         return try RunConfig(doc, requireData: false)
@@ -77,7 +87,7 @@ public struct NemoFile {
     /// The first architecture key on which `config` and this file differ, as an error.
     public func checkAgreement(with config: RunConfig, configFile: String) throws {
         let mine = try runConfig().document
-        for key in Self.architectureKeys(transformer: false) {
+        for key in Self.architectureKeys(.conformer) {
             let a = try mine.string("model.\(key)"), b = try config.document.string("model.\(key)")
             if let a, let b, a.lowercased() != b.lowercased(), Double(a).map({ $0 != Double(b) }) ?? true {
                 throw NestError("\(configFile): model.\(key) is \(b), but \(path) has \(a)")

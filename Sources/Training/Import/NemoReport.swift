@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Model
 import Formats
 
 /// `nest-train info --nemo`: what a `.nemo` file holds, read from its config and the torch
@@ -31,14 +32,22 @@ public struct NemoReport {
             "target": (try doc.string("model.target")) ?? "unknown",
             "encoder": ["class": e.architecture.rawValue, "n_layers": e.nLayers, "d_model": e.dModel, "n_heads": e.nHeads,
                         "subsampling_factor": e.subsamplingFactor, "xscaling": e.xscaling]
-                .merging(e.architecture == .transformer
-                         ? ["ff_expansion": e.ffExpansion, "qkv_bias": e.qkvBias, "qk_norm": e.qkNorm, "pre_block_norm": e.preBlockNorm]
-                         : ["ff_expansion_factor": e.ffExpansionFactor, "conv_kernel_size": e.convKernelSize, "use_bias": e.useBias,
-                            "conv_norm_type": e.convNormType.name]) { a, _ in a },
+                .merging(Self.encoderFields(e)) { a, _ in a },
             "quantizer": ["num_classes": config.model.quantizer.numClasses, "num_books": config.model.quantizer.numBooks,
                           "code_dim": config.model.quantizer.codeDim],
             "sample_rate": config.sampleRate,
         ]
+    }
+
+    /// The keys of the encoder's own class.
+    static func encoderFields(_ e: EncoderConfig) -> [String: Any] {
+        switch e.architecture {
+        case .transformer: ["ff_expansion": e.ffExpansion, "qkv_bias": e.qkvBias, "qk_norm": e.qkNorm, "pre_block_norm": e.preBlockNorm]
+        case .conformer: ["ff_expansion_factor": e.ffExpansionFactor, "conv_kernel_size": e.convKernelSize, "use_bias": e.useBias,
+                          "conv_norm_type": e.convNormType.name, "self_attention_model": e.selfAttentionModel.rawValue]
+        case .asrTransformer: ["ff_expansion_factor": e.ffExpansionFactor, "use_bias": e.useBias, "post_ln": e.postLayerNorm,
+                               "self_attention_model": e.selfAttentionModel.rawValue]
+        }
     }
 
     public var json: String {

@@ -1,13 +1,18 @@
 import NN
 import Tensor
 
-/// NeMo's `RelPositionMultiHeadAttention` (Transformer-XL relative attention, untied biases).
+/// NeMo's `RelPositionMultiHeadAttention` (Transformer-XL relative attention, untied biases;
+/// also its Longformer subclass for `rel_pos_local_attn`, whose weights and window scores are
+/// the same), and, built without positions, its base `MultiHeadAttention` (`abs_pos`).
 ///
 /// s[n,i,j] = ((Q_i + u)·K_j + (Q_i + v)·P_{i−j}) / √d_k; masked scores −10000, masked
-/// probabilities 0; dropout on the probabilities; heads concatenated and projected.
-public final class RelPositionMultiHeadAttention: Module {
+/// probabilities 0; dropout on the probabilities; heads concatenated and projected. Without
+/// positions u, v and P are zero constants, so s = Q_i·K_j / √d_k through the same score
+/// kernels (no NEST recipe uses `abs_pos`; one path for every scheme outweighs the idle terms).
+public final class MultiHeadSelfAttention: Module {
     public let posBiasU: Tensor, posBiasV: Tensor
-    public let linearQ: Linear, linearK: Linear, linearV: Linear, linearOut: Linear, linearPos: Linear
+    public let linearQ: Linear, linearK: Linear, linearV: Linear, linearOut: Linear
+    public let linearPos: Linear?
     let dropout: Dropout
     let heads: Int, headDim: Int
 
@@ -21,26 +26,30 @@ public final class RelPositionMultiHeadAttention: Module {
         linearK = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
         linearV = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
         linearOut = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
-        linearPos = Linear(inputFeatures: d, outputFeatures: d, bias: false, rng: rng)
+        let relative = config.selfAttentionModel != .absPos
+        linearPos = relative ? Linear(inputFeatures: d, outputFeatures: d, bias: false, rng: rng) : nil
         dropout = Dropout(config.dropoutAtt, keys: DropoutKeys(seed: 0))
         super.init()
-        parameter("pos_bias_u", posBiasU)
-        parameter("pos_bias_v", posBiasV)
+        if relative {
+            parameter("pos_bias_u", posBiasU)
+            parameter("pos_bias_v", posBiasV)
+        }
         child("linear_q", linearQ)
         child("linear_k", linearK)
         child("linear_v", linearV)
         child("linear_out", linearOut)
-        child("linear_pos", linearPos)
+        if let linearPos { child("linear_pos", linearPos) }
         child("dropout", dropout)
     }
 
-    /// x [B, T, D], positions [2T−1, D], mask (1 = masked) → [B, T, D].
-    public func callAsFunction(_ x: Tensor, positions: Tensor, mask: AttentionMask) -> Tensor {
+    /// x [B, T, D], positions [2T−1, D] (nil for `abs_pos`), mask (1 = masked) → [B, T, D].
+    public func callAsFunction(_ x: Tensor, positions: Tensor?, mask: AttentionMask) -> Tensor {
         let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
         // Heads stay in the projections' [B, T, H, d_k] layout (see `Tensor.relPositionScores`).
         let splitHeads = { (y: Tensor) in y.reshaped([b, t, self.heads, self.headDim]) }
         let q = splitHeads(linearQ(x)), k = splitHeads(linearK(x)), v = splitHeads(linearV(x))
-        let p = linearPos(positions).reshaped([2 * t - 1, heads, headDim])
+        let p = linearPos.flatMap { linear in positions.map { linear($0) } }?.reshaped([2 * t - 1, heads, headDim])
+            ?? Tensor(zeros: [2 * t - 1, heads, headDim])
         let scale = 1 / Float(headDim).squareRoot()
         switch mask {
         case .dense(let m):

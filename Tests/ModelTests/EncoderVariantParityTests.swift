@@ -1,0 +1,104 @@
+import Config
+import Formats
+import Foundation
+import Model
+import NN
+import Tensor
+import XCTest
+import _TestSupport
+
+/// Parity with NeMo for encoder options the shared fixtures do not cover, against the small
+/// files `Tests/Interop/make_variant_fixtures.py` wrote with NeMo 3.0.0 (its docstring says how):
+/// `abs_pos`, `rel_pos_local_attn` with windows [4, 2], [2, 5] and [3, 3], and the Transformer
+/// recipes' `ASRTransformerEncoder` post-LN, pre-LN (with chunked_limited context, no biases)
+/// and with abs_pos and GELU. Each checks the encoded input, every layer, the output, and the
+/// gradient of a fixed scalar loss for every parameter.
+final class EncoderVariantParityTests: XCTestCase {
+    struct Reference {
+        let file: SafetensorsReader
+        let encoder: any SpeechEncoder
+        let lengths: [Int]
+
+        init(_ name: String) throws {
+            let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Interop/Resources/\(name).safetensors").path
+            file = try SafetensorsReader(try Bytes.mapping(path))
+            let config = try ModelConfigReader.read(try ConfigDocument(text: file.metadata["config"] ?? "", file: name)).encoder
+            encoder = makeEncoder(config, rng: RandomGenerator(seed: 1))
+            try StateDictLoader.load(encoder, from: file, policy: .init(strict: true, include: { $0.hasPrefix("encoder.") }), prefix: "encoder.")
+            lengths = try JSONDecoder().decode([Int].self, from: Data((file.metadata["lengths"] ?? "").utf8))
+        }
+
+        /// The model config the fixture was made from.
+        static func config(_ name: String) throws -> String {
+            try Reference(name).file.metadata["config"] ?? ""
+        }
+
+        func tensor(_ name: String) throws -> Tensor {
+            let a = try file.read(name)
+            return Tensor(a.floats, shape: a.shape)
+        }
+    }
+
+    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try Reference(name)
+        r.encoder.eval()
+        let out = r.encoder(try r.tensor("features"), lengths: r.lengths, captureLayers: [-1, 0, 1])
+        let expectedLengths = try JSONDecoder().decode([Int].self, from: Data((r.file.metadata["encoded_lengths"] ?? "").utf8))
+        XCTAssertEqual(out.lengths, expectedLengths, "\(name): encoded lengths", file: file, line: line)
+        assertClose(out.layerOutputs[-1]!.array, try r.tensor("pos_enc_output").array, atol: 1e-4, "\(name): encoded input", file: file, line: line)
+        for i in 0..<2 {
+            assertClose(out.layerOutputs[i]!.array, try r.tensor(String(format: "layer_%02d", i)).array, atol: 1e-4, "\(name): layer \(i)", file: file, line: line)
+        }
+        assertClose(out.encoded.array, try r.tensor("output").array, atol: 1e-4, "\(name): output", file: file, line: line)
+        let loss = (out.encoded * (try r.tensor("loss_weights"))).sum()
+        XCTAssertEqual(loss.scalar, Float(r.file.metadata["loss"] ?? "") ?? .nan, accuracy: 1e-3, "\(name): loss", file: file, line: line)
+        loss.backward()
+        let parameters = r.encoder.trainableParameters()
+        XCTAssertEqual(parameters.count, try r.file.names().filter { $0.hasPrefix("grad.") }.count, "\(name): trainable parameters", file: file, line: line)
+        for (key, p) in parameters {
+            let expected = try r.file.read("grad.encoder.\(key)").floats
+            let scale = expected.map(abs).max() ?? 0
+            assertClose(p.grad?.array ?? [], expected, atol: max(1e-4 * scale, 2e-6), rtol: 1e-3, "\(name): grad \(key)", file: file, line: line)
+        }
+    }
+
+    func testAbsolutePositionConformer() throws { try check("conformer-abs-pos") }
+
+    /// NeMo's local attention pairs offsets with positions exactly only for a symmetric window;
+    /// the asymmetric ones test that nest-train pairs them as NeMo does (`localPosition`).
+    func testLocalAttentionConformer() throws {
+        for name in ["conformer-local-attn-3-3", "conformer-local-attn-4-2", "conformer-local-attn-2-5"] { try check(name) }
+    }
+
+    func testASRTransformerEncoder() throws {
+        for name in ["asr-transformer-post-ln", "asr-transformer-pre-ln", "asr-transformer-abs-pos-gelu"] { try check(name) }
+    }
+
+    /// The layouts NeMo's state dicts have: abs_pos attention has no position parts; the
+    /// Transformer layer has no convolution module and two norms.
+    func testStateDictLayouts() throws {
+        let abs = try Reference("conformer-abs-pos").encoder.stateDict().map(\.key)
+        XCTAssertFalse(abs.contains { $0.contains("pos_bias") || $0.contains("linear_pos") })
+        let asr = try Reference("asr-transformer-post-ln").encoder.stateDict().map(\.key).filter { $0.hasPrefix("layers.0.") }
+        XCTAssertEqual(Set(asr.map { $0.split(separator: ".")[2] }), ["norm_self_att", "self_attn", "norm_feed_forward", "feed_forward"])
+    }
+
+    /// What these classes would build beyond the fixtures is refused by name, never built as
+    /// something else.
+    func testUnbuiltOptionsAreRefusedByName() throws {
+        let local = try Reference.config("conformer-local-attn-4-2"), asr = try Reference.config("asr-transformer-post-ln")
+        for (yaml, override, message) in [
+            (local, "model.encoder.att_context_size=[-1,4]", "rel_pos_local_attn needs a window"),
+            (local, "model.encoder.att_context_style=chunked_limited", "only 'regular' is supported"),
+            (local, "++model.encoder.global_tokens=2", "model.encoder.global_tokens (2)"),
+            (local, "model.encoder.self_attention_model=rel_pos_longformer", "'rel_pos_longformer' is not supported"),
+            (asr, "model.encoder.ffn_act=tanh", "model.encoder.ffn_act: 'tanh'"),
+            (asr, "++model.encoder.conv_norm_type=layer_norm", "ASRTransformerEncoder has no convolution module"),
+        ] {
+            XCTAssertThrowsError(try ModelConfigReader.read(try ConfigDocument(text: yaml, file: "x.yaml", overrides: [override])), override) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(override): \(error)")
+            }
+        }
+    }
+}
