@@ -72,6 +72,19 @@ public enum ModelConfigReader {
         c.loss.combineTimeSteps = try doc.int("\(l).combine_time_steps", default: c.loss.combineTimeSteps)
         c.loss.maskThreshold = Float(try doc.double("\(l).mask_threshold", default: Double(c.loss.maskThreshold)))
 
+        try require(doc, "model.mask_position", oneOf: ["pre_conv", "post_conv"])
+        if try doc.string("model.mask_position") == NESTConfig.MaskPosition.postConv.rawValue {
+            c.maskPosition = .postConv
+            // NeMo's model constructor rewrites these for post_conv, whatever the config says.
+            c.quantizer.featIn = c.encoder.dModel
+            c.masking.featIn = c.encoder.dModel
+            c.masking.blockSize /= c.encoder.subsamplingFactor
+            c.loss.combineTimeSteps = 1
+            if c.quantizer.combineTimeSteps != 1 {
+                throw NestError("\(doc.file): \(q).combine_time_steps (\(c.quantizer.combineTimeSteps)) must be 1 with model.mask_position: post_conv: "
+                    + "NeMo sets the loss's to 1 but not the quantizer's, which then stacks encoder frames (and fails unless T′ is a multiple of it)")
+            }
+        }
         try validate(c, file: doc.file)
         return c
     }
@@ -135,7 +148,7 @@ public enum ModelConfigReader {
         }
         let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"
         guard let convNormType = EncoderConfig.ConvNormType(name: convNorm) else {
-            throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm or group_normN)")
+            throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm, instance_norm or group_normN)")
         }
         if case .groupNorm(let groups) = convNormType, encoder.dModel % groups != 0 {
             throw NestError("\(doc.file): \(e).conv_norm_type: \(convNorm) needs d_model (\(encoder.dModel)) divisible by \(groups) groups")
@@ -269,15 +282,17 @@ public enum ModelConfigReader {
             let why = key == "model.quantizer.num_classes" && value < 2 ? " (one class makes the objective trivial: loss 0, accuracy 1)" : ""
             try fail("\(key) (\(value)) must be in \(range.lowerBound)…\(range.upperBound)\(why)")
         }
-        if c.quantizer.featIn != e.featIn { try fail("model.quantizer.feat_in (\(c.quantizer.featIn)) must equal model.encoder.feat_in (\(e.featIn)) for pre_conv masking") }
-        if c.quantizer.combineTimeSteps != e.subsamplingFactor || c.loss.combineTimeSteps != e.subsamplingFactor {
-            try fail("model.quantizer.combine_time_steps and model.loss.combine_time_steps must equal model.encoder.subsampling_factor (\(e.subsamplingFactor))")
+        if c.maskPosition == .preConv {
+            if c.quantizer.featIn != e.featIn { try fail("model.quantizer.feat_in (\(c.quantizer.featIn)) must equal model.encoder.feat_in (\(e.featIn)) for pre_conv masking") }
+            if c.quantizer.combineTimeSteps != e.subsamplingFactor || c.loss.combineTimeSteps != e.subsamplingFactor {
+                try fail("model.quantizer.combine_time_steps and model.loss.combine_time_steps must equal model.encoder.subsampling_factor (\(e.subsamplingFactor))")
+            }
         }
         if c.decoder.featIn != e.dModel { try fail("model.decoder.feat_in (\(c.decoder.featIn)) must equal model.encoder.d_model (\(e.dModel))") }
         if c.decoder.numClasses != c.quantizer.numClasses || c.decoder.numDecoders != c.quantizer.numBooks {
             try fail("model.decoder.num_classes/num_decoders must equal model.quantizer.num_classes/num_books")
         }
-        if c.masking.featIn != e.featIn { try fail("model.masking.feat_in (\(c.masking.featIn)) must equal model.encoder.feat_in (\(e.featIn))") }
+        if c.maskPosition == .preConv && c.masking.featIn != e.featIn { try fail("model.masking.feat_in (\(c.masking.featIn)) must equal model.encoder.feat_in (\(e.featIn))") }
         if c.masking.blockSize <= 0 || !(0...1).contains(c.masking.maskProb) { try fail("model.masking: block_size must be positive and mask_prob in [0, 1]") }
     }
 }

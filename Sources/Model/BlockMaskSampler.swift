@@ -5,12 +5,24 @@ import Tensor
 /// mask embedding, so that the data loader draws masks without holding any part of the model.
 public struct BlockMaskSampler: Sendable {
     public let config: MaskingConfig
+    /// The frames masks are drawn on for n feature frames: the features themselves, or the
+    /// encoder frames of `mask_position: post_conv`.
+    public let grid: @Sendable (Int) -> Int
 
-    public init(config: MaskingConfig) { self.config = config }
+    public init(config: MaskingConfig, grid: @escaping @Sendable (Int) -> Int = { $0 }) {
+        self.config = config
+        self.grid = grid
+    }
 
-    /// A frame mask [B, T] (1 = masked) for utterances of `lengths` valid frames, utterance b
-    /// drawing from `rngs[b]`.
-    public func drawMask(lengths: [Int], frames t: Int, rngs: [RandomGenerator]) -> Tensor {
+    /// The sampler of a model's masks.
+    public init(model: NESTConfig) {
+        self.init(config: model.masking, grid: { model.maskFrames($0) })
+    }
+
+    /// A frame mask [B, grid(T)] (1 = masked) for utterances of `featureLengths` valid feature
+    /// frames out of T, utterance b drawing from `rngs[b]`.
+    public func drawMask(featureLengths: [Int], featureFrames: Int, rngs: [RandomGenerator]) -> Tensor {
+        let lengths = featureLengths.map(grid), t = grid(featureFrames)
         precondition(rngs.count == lengths.count, "one generator per utterance")
         var mask = [Float](repeating: 0, count: lengths.count * t)
         for (b, length) in lengths.enumerated() {

@@ -73,6 +73,9 @@ public struct EncoderConfig: Equatable {
 
     public enum ConvNormType: Equatable, Sendable {
         case batchNorm, layerNorm
+        /// `instance_norm`: torch's InstanceNorm1d (each channel over each utterance's frames,
+        /// no parameters).
+        case instanceNorm
         /// `group_normN`: torch's GroupNorm with N groups over d_model channels.
         case groupNorm(groups: Int)
 
@@ -81,6 +84,7 @@ public struct EncoderConfig: Equatable {
             switch name {
             case "batch_norm": self = .batchNorm
             case "layer_norm": self = .layerNorm
+            case "instance_norm": self = .instanceNorm
             default:
                 guard name.hasPrefix("group_norm"), let groups = Int(name.dropFirst("group_norm".count)), groups > 0 else { return nil }
                 self = .groupNorm(groups: groups)
@@ -91,6 +95,7 @@ public struct EncoderConfig: Equatable {
             switch self {
             case .batchNorm: "batch_norm"
             case .layerNorm: "layer_norm"
+            case .instanceNorm: "instance_norm"
             case .groupNorm(let groups): "group_norm\(groups)"
             }
         }
@@ -111,6 +116,15 @@ public struct EncoderConfig: Equatable {
     }
 
     public var headDim: Int { dModel / nHeads }
+
+    /// The encoder frames the subsampling makes of n feature frames (a valid length or a padded
+    /// count alike): ⌈n/2⌉ per stride-2 stage (⌊n/2⌋ + 1 when causal), ⌈n/k⌉ for stacking.
+    public func encoderFrames(_ n: Int) -> Int {
+        if architecture == .transformer { return (n + subsamplingFactor - 1) / subsamplingFactor }
+        var frames = n
+        for _ in 0..<subsamplingFactor.trailingZeroBitCount { frames = ConvSubsampling.strided(frames, causal: causalDownsampling) }
+        return frames
+    }
     public var convContext: (left: Int, right: Int) {
         if let c = convContextSize, c.count == 2 { return (c[0], c[1]) }
         return ((convKernelSize - 1) / 2, (convKernelSize - 1) / 2)
@@ -154,10 +168,21 @@ public struct LossConfig: Equatable {
 }
 
 public struct NESTConfig: Equatable {
+    /// Where frames are masked (NeMo's `mask_position`): the features before subsampling, or
+    /// the subsampling's output (`post_conv`; targets then come from the subsampled clean
+    /// features, and masks, quantizer and loss work on encoder frames).
+    public var maskPosition = MaskPosition.preConv
     public var encoder = EncoderConfig()
     public var masking = MaskingConfig()
     public var quantizer = QuantizerConfig()
     public var decoder = DecoderConfig()
     public var loss = LossConfig()
     public init() {}
+
+    public enum MaskPosition: String, Equatable, Sendable {
+        case preConv = "pre_conv", postConv = "post_conv"
+    }
+
+    /// The frames masks are drawn on for n feature frames.
+    public func maskFrames(_ n: Int) -> Int { maskPosition == .postConv ? encoder.encoderFrames(n) : n }
 }

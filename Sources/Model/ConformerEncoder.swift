@@ -38,9 +38,9 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
     }
 
-    /// features [B, F, T] with valid lengths → encoder output.
-    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
-        let (subsampled, encodedLengths) = preEncode(features, lengths: lengths)
+    public func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) { preEncode(features, lengths: lengths) }
+
+    public func encode(subsampled: Tensor, lengths encodedLengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
         var (x, positions) = posEnc(subsampled)
         let (b, t) = (x.shape[0], x.shape[1])
         let attentionMask = AttentionMask.make(lengths: encodedLengths, length: t, context: config.attentionContext, chunked: config.attentionChunked)

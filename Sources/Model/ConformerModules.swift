@@ -23,8 +23,9 @@ public final class ConformerFeedForward: Module {
 /// NeMo's `ConformerConvolution` on channels-last [B, T, D]: pointwise d→2d, GLU (first half
 /// value, second half gate), zero padded steps, depthwise conv k, BatchNorm (or, with
 /// `conv_norm_type: layer_norm`, a LayerNorm over each frame's channels, padded frames too;
-/// with `group_normN`, GroupNorm over each utterance's frames, padded ones too; NeMo keeps the
-/// name `batch_norm` for each), Swish, pointwise.
+/// with `group_normN`, GroupNorm over each utterance's frames, padded ones too, and with
+/// `instance_norm` the same per channel without parameters; NeMo keeps the name `batch_norm`
+/// for each), Swish, pointwise.
 public final class ConformerConvolution: Module {
     public let pointwiseConv1: PointwiseConv1d
     public let depthwiseConv: DepthwiseConv1d
@@ -63,6 +64,7 @@ public final class ConformerConvolution: Module {
         case .batchNorm: norm = .batch(BatchNorm1d(d))
         case .layerNorm: norm = .layer(LayerNorm(d))
         case .groupNorm(let groups): norm = .group(GroupNorm(groups: groups, channels: d))
+        case .instanceNorm: norm = .group(GroupNorm(groups: d, channels: d, affine: false))
         }
         pointwiseConv2 = PointwiseConv1d(inputChannels: d, outputChannels: d, bias: config.useBias, rng: rng)
         super.init()

@@ -36,6 +36,11 @@ public final class NESTModel: Module {
         child("quantizer", quantizer)
         child("mask_processor", maskProcessor)
         child("decoder", decoder)
+        if config.maskPosition == .postConv, let preEncode = encoder.child(named: "pre_encode") {
+            let wrapper = ConvFeatureMaskingWrapper(preEncode: preEncode, masking: maskProcessor)
+            encoder.replaceChild("pre_encode", with: wrapper)
+            child("pre_encoder", wrapper)
+        }
         rebindDropout(self)
     }
 
@@ -62,10 +67,27 @@ public final class NESTModel: Module {
 
     /// The NEST objective for one batch: targets from clean features, the encoder on masked
     /// noisy features, the loss on masked tokens only (the decoder runs on those rows alone).
+    /// `frameMask` is on `config.maskFrames` of the features' frames.
+    ///
+    /// With `mask_position: post_conv` (NeMo's `ConvFeatureMaksingWrapper`) the targets are the
+    /// tokens of the subsampled clean features, and the mask replaces frames of the subsampled
+    /// noisy ones; NeMo detaches that masked input, so the subsampling gets no gradient from the
+    /// loss (its weights stay as they are: AdamW skips a parameter without a gradient).
     public func maskedTokenLoss(clean: Tensor, noisy: Tensor, noisyLengths: [Int], frameMask: Tensor) -> StepResult {
-        let targetsAll = quantizer.tokens(clean)
-        let masked = maskProcessor.apply(noisy, frameMask: frameMask)
-        let encoded = encoder(masked, lengths: noisyLengths).encoded
+        let targetsAll: [Int], encoded: Tensor
+        switch config.maskPosition {
+        case .preConv:
+            targetsAll = quantizer.tokens(clean)
+            encoded = encoder(maskProcessor.apply(noisy, frameMask: frameMask), lengths: noisyLengths).encoded
+        case .postConv:
+            let (cleanFrames, noisyFrames, lengths) = withoutGrad {
+                let c = encoder.subsample(clean, lengths: noisyLengths).0.transposed(1, 2)
+                let (n, l) = encoder.subsample(noisy, lengths: noisyLengths)
+                return (c, maskProcessor.apply(n.transposed(1, 2), frameMask: frameMask).transposed(1, 2), l)
+            }
+            targetsAll = quantizer.tokens(cleanFrames)
+            encoded = encoder.encode(subsampled: noisyFrames, lengths: lengths, captureLayers: []).encoded
+        }
         let tokenMask = loss.tokenMask(frameMask: frameMask)
         // Token j of utterance b is encoder frame j. With causal subsampling the encoder gives one
         // frame more than there are tokens (T/8 + 1); like NeMo's current MultiMLMLoss the loss

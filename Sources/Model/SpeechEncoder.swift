@@ -5,14 +5,17 @@ import Tensor
 /// `ASRTransformerEncoder`, `TransformerEncoder`): features [B, F, T] with valid lengths in, [B, T′, D] out.
 public protocol SpeechEncoder: Module {
     var config: EncoderConfig { get }
-    /// `captureLayers`: indices of layers whose outputs to keep (−1: the subsampling output
-    /// after xscale, the probe's layer 0).
-    func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput
+    /// NeMo's `pre_encode`: features [B, F, T] with valid lengths → [B, T′, D] and T′ lengths.
+    func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int])
+    /// Everything after `pre_encode`. `captureLayers`: indices of layers whose outputs to keep
+    /// (−1: the subsampled input after xscale, the probe's layer 0).
+    func encode(subsampled: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput
 }
 
 extension SpeechEncoder {
-    public func callAsFunction(_ features: Tensor, lengths: [Int]) -> EncoderOutput {
-        callAsFunction(features, lengths: lengths, captureLayers: [])
+    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int> = []) -> EncoderOutput {
+        let (subsampled, encodedLengths) = subsample(features, lengths: lengths)
+        return encode(subsampled: subsampled, lengths: encodedLengths, captureLayers: captureLayers)
     }
 }
 

@@ -37,9 +37,10 @@ public final class TransformerEncoder: Module, SpeechEncoder {
         child("final_norm", finalNorm)
     }
 
-    public func callAsFunction(_ features: Tensor, lengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
-        let (stacked, encodedLengths) = preEncode(features, lengths: lengths)
-        var (x, table) = posEnc(stacked)
+    public func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) { preEncode(features, lengths: lengths) }
+
+    public func encode(subsampled: Tensor, lengths encodedLengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
+        var (x, table) = posEnc(subsampled)
         // NeMo 3.0's Transformer has relative positions only (the reader refuses the others).
         let positions = table!
         var captured: [Int: Tensor] = [:]

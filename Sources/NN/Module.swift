@@ -43,6 +43,16 @@ open class Module {
         return module
     }
 
+    /// Puts `module` in the place of child `name` (as NeMo assigns `encoder.pre_encode = wrapper`):
+    /// the same position in the state-dict order, under the new subtree's keys.
+    public func replaceChild(_ name: String, with module: Module) {
+        guard let i = children.firstIndex(where: { $0.0 == name }) else { preconditionFailure("no child \(name) to replace") }
+        children[i] = (name, module)
+    }
+
+    /// The child registered as `name`.
+    public func child(named name: String) -> Module? { children.first { $0.0 == name }?.1 }
+
     /// Switches training behaviour (dropout, BatchNorm statistics, dither) for the whole subtree.
     public func train(_ on: Bool = true) {
         isTraining = on
@@ -65,11 +75,20 @@ open class Module {
         return out
     }
 
-    /// Trainable parameters with their keys, in state-dict order.
+    /// Trainable parameters with their keys, in state-dict order; a tensor the tree holds under
+    /// several keys (a module registered in two places) once, under its first key, as
+    /// PyTorch's `named_parameters()` lists it.
     public func trainableParameters() -> [(name: String, tensor: Tensor)] {
-        stateDict().compactMap { e in
+        uniqueStateDict().compactMap { e in
             if e.isTrainable, case .float32(let t) = e.value { return (e.key, t) }
             return nil
         }
+    }
+
+    /// `stateDict()` with each storage once, under its first key (what PyTorch's
+    /// `parameters()` and `buffers()` count).
+    public func uniqueStateDict() -> [StateEntry] {
+        var seen = Set<ObjectIdentifier>()
+        return stateDict().filter { seen.insert($0.value.identity).inserted }
     }
 }

@@ -18,20 +18,23 @@ public final class LayerNorm: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
 }
 
-/// `nn.GroupNorm(G, C)` applied to channels-last input [B, …, C] (see `Tensor.groupNorm`).
+/// `nn.GroupNorm(G, C)` applied to channels-last input [B, …, C] (see `Tensor.groupNorm`);
+/// without `affine`, `nn.InstanceNorm1d(C)` (G = C, no parameters, no running statistics).
 public final class GroupNorm: Module {
     public let groups: Int
     public let weight: Tensor, bias: Tensor
     public let eps: Float
 
-    public init(groups: Int, channels: Int, eps: Float = 1e-5) {
+    public init(groups: Int, channels: Int, eps: Float = 1e-5, affine: Bool = true) {
         self.groups = groups
         weight = Tensor(repeating: 1, shape: [channels])
         bias = Tensor(zeros: [channels])
         self.eps = eps
         super.init()
-        parameter("weight", weight)
-        parameter("bias", bias)
+        if affine {
+            parameter("weight", weight)
+            parameter("bias", bias)
+        }
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps) }

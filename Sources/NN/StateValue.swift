@@ -39,6 +39,15 @@ public enum StateValue {
 
     public var count: Int { shape.reduce(1, *) }
 
+    /// The storage's identity: equal for two keys of one tensor (a module registered twice).
+    public var identity: ObjectIdentifier {
+        switch self {
+        case .float32(let t): ObjectIdentifier(t)
+        case .float64(let t): ObjectIdentifier(t)
+        case .int64(let t): ObjectIdentifier(t)
+        }
+    }
+
     public var dtype: DType {
         switch self {
         case .float32: .float32

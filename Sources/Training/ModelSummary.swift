@@ -12,8 +12,9 @@ public struct ModelSummary {
     public let estimatedBytes: Int
 
     public init(model: NESTModel, config: NESTConfig, batch: Int, seconds: Double) {
-        let stateDict = model.stateDict()
-        entries = stateDict.count
+        // Entries as the state dict lists them; counts over distinct storages, as NeMo counts.
+        entries = model.stateDict().count
+        let stateDict = model.uniqueStateDict()
         let params = stateDict.filter(\.isParameter)
         total = params.reduce(0) { $0 + $1.value.count }
         trainable = params.filter(\.isTrainable).reduce(0) { $0 + $1.value.count }

@@ -125,7 +125,7 @@ public final class Trainer {
     /// Trains until `trainer.max_steps` or a stop request; returns the path of the last checkpoint.
     @discardableResult
     public func run(stopRequested: @escaping () -> Bool = { false }) throws -> String? {
-        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
                                      sampleRate: config.sampleRate, seed: config.seed, training: true,
                                      share: DataShare(ranks: group.size, rank: group.rank), report: log)
         if loader.tarred != nil && group.isDistributed {
@@ -138,7 +138,7 @@ public final class Trainer {
         log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
             + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
         let validation = try config.validation.map {
-            try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+            try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
                             sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
         }
         let valInterval = config.valCheckEpochFraction.map { max(1, Int(Double(loader.batchesPerEpoch) * $0)) } ?? config.valCheckInterval

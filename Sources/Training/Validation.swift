@@ -60,7 +60,7 @@ public enum Validation {
     public static func score(_ model: NESTModel, config: RunConfig, log: @escaping (String) -> Void) throws -> (json: String, summary: String) {
         guard let settings = config.validation else { throw NestError("the config has no model.validation_ds to validate on") }
         let frontEnd = FilterbankFeatures(settings: config.frontEnd)
-        let loader = try BatchLoader(settings: settings, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+        let loader = try BatchLoader(settings: settings, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
                                      sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
         let step = TrainingStep(model: model, config: config)
         let classes = config.model.quantizer.numClasses

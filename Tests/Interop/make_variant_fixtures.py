@@ -1,8 +1,8 @@
 """Writes the small NeMo reference files under Tests/Interop/Resources/ for encoder options
 that ../shared/fixtures does not cover: `self_attention_model: abs_pos` and
 `rel_pos_local_attn` (three windows, since NeMo's local attention pairs positions with offsets
-differently when left != right), and the Transformer NEST recipes' `ASRTransformerEncoder`
-(post-LN and pre-LN).
+differently when left != right), `conv_norm_type` `instance_norm` and `group_norm4`, and the
+Transformer NEST recipes' `ASRTransformerEncoder` (post-LN, pre-LN, abs_pos with GELU).
 
 Run with NeMo 3.0.0 (`make check-nemo` installs it in .venv-nemo):
     .venv-nemo/bin/python Tests/Interop/make_variant_fixtures.py
@@ -81,6 +81,8 @@ VARIANTS = {
                                      xscaling=True, use_bias=True),
     "conformer-local-attn-3-3": dict(self_attention_model="rel_pos_local_attn", att_context_size=[3, 3], conv_norm_type="batch_norm",
                                      xscaling=True, use_bias=True),
+    "conformer-instance-norm": dict(self_attention_model="rel_pos", conv_norm_type="instance_norm", xscaling=True, use_bias=True),
+    "conformer-group-norm4": dict(self_attention_model="rel_pos", conv_norm_type="group_norm4", xscaling=False, use_bias=False),
     "asr-transformer-post-ln": dict(asr_transformer=True, post_ln=True, self_attention_model="rel_pos", xscaling=True, use_bias=True),
     "asr-transformer-pre-ln": dict(asr_transformer=True, post_ln=False, self_attention_model="rel_pos", xscaling=False, use_bias=False,
                                    att_context_size=[4, 1], att_context_style="chunked_limited"),

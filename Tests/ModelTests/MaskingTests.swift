@@ -18,7 +18,7 @@ final class MaskingTests: XCTestCase {
         var frames = 0.0, tokens = 0.0
         let runs = 400
         for _ in 0..<runs {
-            let mask = m.drawMask(lengths: [1000], frames: 1008, rngs: [rng])
+            let mask = m.drawMask(featureLengths: [1000], featureFrames: 1008, rngs: [rng])
             frames += Double(mask.array.prefix(1000).reduce(0, +)) / 1000
             let t = loss.tokenMask(frameMask: mask)
             tokens += Double(t.prefix(125).filter { $0 }.count) / 125
@@ -33,12 +33,12 @@ final class MaskingTests: XCTestCase {
     func testShortUtterancesMaskTheFirstEightFrames() {
         let m = masking()
         for length in [20, 50] {   // 40 ≥ 0.8·L
-            let mask = m.drawMask(lengths: [length], frames: 64, rngs: [RandomGenerator(seed: 3)])
+            let mask = m.drawMask(featureLengths: [length], featureFrames: 64, rngs: [RandomGenerator(seed: 3)])
             XCTAssertEqual(Array(mask.array.prefix(10)), [1, 1, 1, 1, 1, 1, 1, 1, 0, 0], "L = \(length)")
         }
         // L = 100 (1 s): P(no block) = 0.99^60 ≈ 0.55.
         let rng = RandomGenerator(seed: 4)
-        let empty = (0..<2000).filter { _ in m.drawMask(lengths: [100], frames: 112, rngs: [rng]).array.allSatisfy { $0 == 0 } }.count
+        let empty = (0..<2000).filter { _ in m.drawMask(featureLengths: [100], featureFrames: 112, rngs: [rng]).array.allSatisfy { $0 == 0 } }.count
         XCTAssertEqual(Double(empty) / 2000, 0.547, accuracy: 0.03)
     }
 
@@ -70,7 +70,7 @@ final class MaskingTests: XCTestCase {
         let rng = RandomGenerator(seed: 5)
         var fraction = 0.0
         for _ in 0..<300 {
-            let mask = m.drawMask(lengths: [1000], frames: 1008, rngs: [rng])
+            let mask = m.drawMask(featureLengths: [1000], featureFrames: 1008, rngs: [rng])
             fraction += Double(mask.array.reduce(0, +)) / 1000
         }
         XCTAssertEqual(fraction / 300, 0.3, accuracy: 0.03)

@@ -148,7 +148,7 @@ final class TarredDatasetTests: XCTestCase {
             let doc = try ConfigDocument(text: yaml, file: "tiny.yaml", overrides: tarredOverrides(dir) + ["++model.train_ds.skip_bad_audio=\(skip)", "model.train_ds.min_duration=0.1"])
             let config = try RunConfig(doc)
             return try BatchLoader(settings: config.train, frontEnd: FilterbankFeatures(settings: config.frontEnd),
-                                   masks: BlockMaskSampler(config: config.model.masking), sampleRate: 16000, seed: 1, training: true, report: reports)
+                                   masks: BlockMaskSampler(model: config.model), sampleRate: 16000, seed: 1, training: true, report: reports)
         }
         var reports: [String] = []
         let skipping = try loader(skip: true) { reports.append($0) }

@@ -104,9 +104,6 @@ public struct RunConfig {
         if frontEnd.padTo % model.encoder.subsamplingFactor != 0 {
             throw NestError("\(doc.file): \(p).pad_to (\(frontEnd.padTo)) must be a multiple of model.encoder.subsampling_factor")
         }
-        if try doc.string("model.mask_position").map({ $0 != "pre_conv" }) ?? false {
-            throw NestError("\(doc.file): model.mask_position: only pre_conv is supported")
-        }
 
         train = try Self.readData(doc, "model.train_ds", require: requireData)
         if doc.has("model.validation_ds"), (try? doc.string("model.validation_ds.manifest_filepath")) != "???" || requireData {

@@ -33,20 +33,20 @@ extension Batch {
                 skipped: [String] = [], slots: [Int]? = nil) {
         let (clean, _) = frontEnd(audio, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(1) } : nil)
         let (noisyFeatures, noisyLengths) = frontEnd(noisy, lengths: lengths, dither: dither ? slotRNGs.map { $0.derived(2) } : nil)
-        let frameMask = masks.drawMask(lengths: noisyLengths, frames: noisyFeatures.shape[2], rngs: slotRNGs.map { $0.derived(3) })
+        let frameMask = masks.drawMask(featureLengths: noisyLengths, featureFrames: noisyFeatures.shape[2], rngs: slotRNGs.map { $0.derived(3) })
         self.init(position: position, slots: slots ?? Array(audio.indices), clean: clean, noisy: noisyFeatures, lengths: noisyLengths, frameMask: frameMask,
                   audioSeconds: Double(lengths.reduce(0, +)) / Double(sampleRate), utterances: utterances, skipped: skipped)
     }
 
-    /// The same batch with `frames` feature frames (zeros appended): every process pads to the
-    /// global batch's length, as one process holding the whole batch would.
-    func padded(toFrames frames: Int) -> Batch {
-        let t = clean.shape[2]
-        guard frames > t else { return self }
-        // [..., t] → [..., frames], each row's frames first.
-        func pad(_ x: Tensor) -> Tensor { x.paddingLastDimension(to: frames) }
-        return Batch(position: position, slots: slots, clean: pad(clean), noisy: pad(noisy), lengths: lengths,
-                     frameMask: pad(frameMask), audioSeconds: audioSeconds, utterances: utterances, skipped: skipped)
+    /// The same batch with `frames` feature frames (zeros appended) and the mask on `maskFrames`
+    /// of its grid: every process pads to the global batch's length, as one process holding the
+    /// whole batch would.
+    func padded(toFrames frames: Int, maskFrames: Int) -> Batch {
+        guard frames > clean.shape[2] else { return self }
+        // [..., t] → [..., n], each row's frames first.
+        return Batch(position: position, slots: slots, clean: clean.paddingLastDimension(to: frames), noisy: noisy.paddingLastDimension(to: frames),
+                     lengths: lengths, frameMask: frameMask.paddingLastDimension(to: maskFrames), audioSeconds: audioSeconds,
+                     utterances: utterances, skipped: skipped)
     }
 }
 

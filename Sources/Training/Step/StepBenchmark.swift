@@ -38,7 +38,7 @@ public enum StepBenchmark {
     /// are padding (what batching by duration and buckets is for).
     public static func loader(config: RunConfig, configName: String, batches: Int) throws -> String {
         let frontEnd = FilterbankFeatures(settings: config.frontEnd)
-        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(config: config.model.masking),
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
                                      sampleRate: config.sampleRate, seed: config.seed, training: true)
         var position = DataPosition(epoch: 0, index: 0)
         var audioSeconds = 0.0, validFrames = 0, paddedFrames = 0, utterances = 0
@@ -68,7 +68,7 @@ public enum StepBenchmark {
         let rssBuild = peakRSSMiB()
         let trainingStep = TrainingStep(model: model, config: config, group: group)
         let training = mode == .train || mode == .allreduce
-        let masks = BlockMaskSampler(config: config.model.masking)
+        let masks = BlockMaskSampler(model: config.model)
         let samples = Int(seconds * Double(config.sampleRate))
         let lengths = [Int](repeating: samples, count: batch)
         let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }

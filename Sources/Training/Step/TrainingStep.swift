@@ -78,7 +78,7 @@ public final class TrainingStep {
                 // No rows here: join the BatchNorm sums the others make.
                 for bn in batchNorms { bn.joinWithoutRows() }
             } else {
-                let batch = share.padded(toFrames: frames[k])
+                let batch = share.padded(toFrames: frames[k], maskFrames: model.config.maskFrames(frames[k]))
                 let result = forward(batch, into: &metrics)
                 let t1 = now()
                 metrics.forwardSeconds += t1 - t0
