@@ -14,19 +14,22 @@ public struct BatchSampler {
     public var dropLast: Bool
     /// Batches by seconds of audio instead of a count (`batch_duration`).
     public var duration: DurationBatching? = nil
+    /// Weighted inputs (`input_cfg`): the epoch's utterances are the mixture's draws.
+    public var mixture: InputMixture? = nil
 
-    public init(batchSize: Int, shuffle: Bool, dropLast: Bool, duration: DurationBatching? = nil) {
+    public init(batchSize: Int, shuffle: Bool, dropLast: Bool, duration: DurationBatching? = nil, mixture: InputMixture? = nil) {
         self.batchSize = batchSize
         self.shuffle = shuffle
         self.dropLast = dropLast
         self.duration = duration
+        self.mixture = mixture
     }
 
     public func batches(durations: [Double], seed: UInt64, epoch: Int) -> [[Int]] {
-        let n = durations.count
-        guard n > 0, batchSize > 0 || duration != nil else { return [] }
+        guard !durations.isEmpty, batchSize > 0 || duration != nil else { return [] }
         let rng = RandomGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
-        let order = shuffle ? rng.permutation(n) : Array(0..<n)
+        let order = mixture?.order(seed: seed, epoch: epoch) ?? (shuffle ? rng.permutation(durations.count) : Array(durations.indices))
+        let n = order.count
         if let duration {
             let batches = duration.batches(order: order, durations: durations, dropLast: dropLast)
             return shuffle ? rng.permutation(batches.count).map { batches[$0] } : batches

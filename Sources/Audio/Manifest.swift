@@ -28,6 +28,8 @@ public struct ManifestEntry: Equatable {
 /// manifest's folder), `duration` (seconds), optional `offset` and `text`.
 public struct Manifest {
     public private(set) var entries: [ManifestEntry] = []
+    /// The entries each path gave, in `paths` order.
+    public private(set) var fileRanges: [Range<Int>] = []
     /// Entries left out by the duration filter.
     public private(set) var droppedTooShort = 0
     public private(set) var droppedTooLong = 0
@@ -41,6 +43,7 @@ public struct Manifest {
     /// `shard_id` (required) and is kept as written.
     public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil, tarred: Bool = false) throws {
         for path in paths {
+            defer { fileRanges.append((fileRanges.last?.upperBound ?? 0)..<entries.count) }
             let data = try RegularFile.contents(path, what: "manifest")
             guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -32,8 +32,7 @@ final class DurationBatchingRunTests: XCTestCase {
                                      (["\(t).batch_size=0"], "\(t).batch_size must be ≥ 1 (or set \(t).batch_duration"),
                                      (["++\(t).batch_duration=30", "++\(t).bucket_duration_bins=[5,2]"], "\(t).bucket_duration_bins must be increasing"),
                                      (["++\(t).batch_duration=30", "++\(t).bucket_duration_bins=[[5,100],[9,200]]"], "\(t).bucket_duration_bins: 2-D bins"),
-                                     (["++\(t).quadratic_duration=20"], "\(t).quadratic_duration needs batch_duration"),
-                                     (["++\(t).input_cfg=[{type: nemo, manifest_filepath: a.json, weight: 1}]"], "\(t).input_cfg: weighted input mixtures")] {
+                                     (["++\(t).quadratic_duration=20"], "\(t).quadratic_duration needs batch_duration")] {
             XCTAssertThrowsError(try config(overrides), "\(overrides)") { error in XCTAssertTrue("\(error)".contains(message), "\(error)") }
         }
     }

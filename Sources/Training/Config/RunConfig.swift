@@ -26,6 +26,23 @@ public struct RunConfig {
         /// Batches by seconds of audio (`batch_duration`, NeMo's Lhotse loader); `batchSize`
         /// is then its utterance cap, 0 for none.
         public var duration: DurationBatching? = nil
+        /// Several weighted inputs (`input_cfg`); `manifests` lists theirs in order.
+        public var mixture: Mixture? = nil
+
+        public struct Mixture: Equatable {
+            /// The manifest files of each input.
+            public var inputs: [[String]]
+            /// Each input's `weight` (nil when none has one: equal chances).
+            public var weights: [Double]?
+            /// `reweight_temperature` (1: the weights as given).
+            public var temperature = 1.0
+
+            public init(inputs: [[String]], weights: [Double]?, temperature: Double = 1) {
+                self.inputs = inputs
+                self.weights = weights
+                self.temperature = temperature
+            }
+        }
 
         /// One process's batch in words: "8" or "60 s of audio (at most 16 utterances)".
         public var batchDescription: String {
@@ -276,10 +293,9 @@ public struct RunConfig {
     /// an utterance cap, `quadratic_duration`, and bucketing (`use_bucketing`, `num_buckets`,
     /// `bucket_duration_bins`). Lhotse's streaming buffers (`bucket_buffer_size`,
     /// `shuffle_buffer_size`) are checked and need nothing more: the whole manifest is one
-    /// buffer. `input_cfg` (weighted mixtures of inputs) is refused by name until it is built.
+    /// buffer.
     static func readDurationBatching(_ doc: ConfigDocument, _ key: String) throws -> DurationBatching? {
         func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(key).\(s)") }
-        if doc.has("\(key).input_cfg") { try fail("input_cfg: weighted input mixtures are not supported yet; list the manifests in manifest_filepath") }
         for k in ["bucket_buffer_size", "shuffle_buffer_size"] where try doc.int("\(key).\(k)").map({ $0 < 1 }) ?? false { try fail("\(k) must be ≥ 1") }
         _ = try doc.bool("\(key).use_lhotse", default: false)
         guard let seconds = try doc.double("\(key).batch_duration") else {
@@ -306,6 +322,61 @@ public struct RunConfig {
         return batching
     }
 
+    /// NeMo's `input_cfg`: a list of inputs, each `type: nemo` (a manifest) or `nemo_tarred`
+    /// (a manifest and `tarred_audio_filepaths`) with an optional `weight` (all or none).
+    /// Several `nemo` inputs are mixed (`InputMixture`); one input of either type is that
+    /// dataset. Several tarred inputs, other types and nested groups are refused by name.
+    static func readInputs(_ doc: ConfigDocument, _ key: String, into d: inout Data, paths: (String) throws -> [String]) throws {
+        let k = "\(key).input_cfg"
+        func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(s)") }
+        guard case .list(let items)? = doc.node(k), !items.isEmpty else { try fail("\(k) must be a non-empty list of inputs") }
+        if let m = doc.node("\(key).manifest_filepath"), m != .null, m != .scalar("???", tag: "str") {
+            try fail("\(key).manifest_filepath and \(k) are both set; NeMo reads input_cfg, so leave manifest_filepath null")
+        }
+        var inputs: [[String]] = [], weights: [Double] = [], types: [String] = []
+        for i in items.indices {
+            let item = "\(k).\(i)"
+            let type = try doc.string("\(item).type") ?? "nemo"
+            guard ["nemo", "nemo_tarred"].contains(type) else {
+                try fail("\(item).type: '\(type)' is not supported (supported: nemo, nemo_tarred)")
+            }
+            let manifests = try paths("\(item).manifest_filepath")
+            if manifests.isEmpty { try fail("\(item).manifest_filepath must name the input's manifest") }
+            inputs.append(manifests)
+            types.append(type)
+            if let w = try doc.double("\(item).weight") {
+                guard w > 0, w.isFinite else { try fail("\(item).weight (\(w)) must be a positive number") }
+                weights.append(w)
+            }
+        }
+        if !weights.isEmpty && weights.count != inputs.count {
+            try fail("\(k): every input needs a weight when one has one (NeMo's rule); \(weights.count) of \(inputs.count) have one")
+        }
+        d.manifests = inputs.flatMap { $0 }
+        if types.contains("nemo_tarred") {
+            guard inputs.count == 1 else {
+                try fail("\(k): mixing several inputs of which some are nemo_tarred is not supported yet; give one tarred input or plain (nemo) inputs")
+            }
+            let shards = try paths("\(k).0.tarred_audio_filepaths")
+            if shards.isEmpty { try fail("\(k).0.tarred_audio_filepaths must name the shards of a nemo_tarred input") }
+            var t = TarredShards.Settings(filepaths: shards)
+            t.shuffleN = try doc.int("\(key).shuffle_n", default: 0)
+            d.tarred = t
+            return
+        }
+        guard inputs.count > 1 else { return }
+        var mixture = Data.Mixture(inputs: inputs, weights: weights.isEmpty ? nil : weights)
+        switch doc.node("\(key).reweight_temperature") {
+        case nil, .null?: break
+        case .list(let levels)? where levels.count == 1:
+            mixture.temperature = try doc.double("\(key).reweight_temperature.0") ?? 1
+        case .scalar?: mixture.temperature = try doc.double("\(key).reweight_temperature") ?? 1
+        default: try fail("\(key).reweight_temperature must be a number (one level of inputs)")
+        }
+        guard mixture.temperature >= 0, mixture.temperature.isFinite else { try fail("\(key).reweight_temperature must be ≥ 0") }
+        d.mixture = mixture
+    }
+
     static func readData(_ doc: ConfigDocument, _ key: String, require: Bool) throws -> Data {
         var d = Data()
         func paths(_ k: String) throws -> [String] {
@@ -325,7 +396,11 @@ public struct RunConfig {
             default: throw NestError("\(doc.file): \(k) must be a path or a list of paths")
             }
         }
-        d.manifests = try paths("\(key).manifest_filepath")
+        if doc.has("\(key).input_cfg") {
+            try readInputs(doc, key, into: &d, paths: paths)
+        } else {
+            d.manifests = try paths("\(key).manifest_filepath")
+        }
         if require && key.hasSuffix("train_ds") && d.manifests.isEmpty {
             throw NestError("\(doc.file): \(key).manifest_filepath is empty or missing; pass \(key).manifest_filepath=PATH")
         }

@@ -77,6 +77,8 @@ public final class BatchLoader: @unchecked Sendable {
     let training: Bool
     /// The shards of a tarred dataset; nil for plain files.
     let tarred: TarredShards?
+    /// Several weighted inputs (`input_cfg`); nil for one.
+    let mixture: InputMixture?
     /// This process's share of each batch.
     public let share: DataShare
     /// Batches per epoch, when every rank must stop its epoch at the same count (tarred shards
@@ -95,6 +97,20 @@ public final class BatchLoader: @unchecked Sendable {
                                 tarred: settings.tarred != nil)
         guard !manifest.entries.isEmpty else {
             throw NestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
+        }
+        let fileRanges = manifest.fileRanges
+        mixture = try settings.mixture.map { m in
+            // Each input's entries: the ranges of its manifest files, which follow one another.
+            var files = fileRanges[...]
+            let sources = try m.inputs.map { paths -> Range<Int> in
+                let ranges = files.prefix(paths.count)
+                files = files.dropFirst(paths.count)
+                guard let first = ranges.first, let last = ranges.last, first.lowerBound < last.upperBound else {
+                    throw NestError("\(paths.joined(separator: ", ")): an input of input_cfg has no usable utterances (after min_duration and max_duration)")
+                }
+                return first.lowerBound..<last.upperBound
+            }
+            return InputMixture(sources: sources, weights: m.weights, temperature: m.temperature)
         }
         noise = settings.noiseManifests.isEmpty ? nil : try Manifest(paths: settings.noiseManifests)
         self.settings = settings
@@ -135,7 +151,8 @@ public final class BatchLoader: @unchecked Sendable {
                 global.maxUtterances = d.maxUtterances.map { $0 * share.ranks }
                 return global
             }
-            let sampler = BatchSampler(batchSize: settings.batchSize * share.ranks, shuffle: settings.shuffle, dropLast: settings.dropLast, duration: duration)
+            let sampler = BatchSampler(batchSize: settings.batchSize * share.ranks, shuffle: settings.shuffle, dropLast: settings.dropLast,
+                                       duration: duration, mixture: mixture)
             b = sampler.batches(durations: manifest.entries.map(\.duration), seed: seed, epoch: epoch)
         }
         let limited = epochLimit.map { Array(b.prefix($0)) } ?? b
