@@ -237,7 +237,8 @@ final class NeMoRecipeTests: XCTestCase {
     }
 
     /// Each recipe file trains at a tiny size with only data and a batch size given (and the
-    /// sizes shrunk), as a NeMo user would start it.
+    /// sizes shrunk), as a NeMo user would start it; its .nemo restores weight for weight, and
+    /// extract and probe read it.
     func testEveryRecipeTrainsAtTinySizeGivenOnlyData() throws {
         try CLI.ensureTinyCorpus()
         let dir = CLI.temporaryDirectory()
@@ -270,6 +271,12 @@ final class NeMoRecipeTests: XCTestCase {
             let x = try CLI.run(["extract", "--nemo", nemo, "--input", data.appendingPathComponent("dev_manifest.json").path,
                                  "--output", run + "/features", "--layers", "last"])
             XCTAssertEqual(x.status, 0, "\(recipe.name): \(x.stderr)")
+            let p = try CLI.run(["probe", "--nemo", nemo, "--train", data.appendingPathComponent("train_manifest.json").path,
+                                 "--test", data.appendingPathComponent("dev_manifest.json").path, "--label", "speaker", "--pool", "mean",
+                                 "--epochs", "2", "--json"])
+            XCTAssertEqual(p.status, 0, "\(recipe.name): \(p.stderr)")
+            let weights = (try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as? [String: Any])?["layer_weights"] as? [Double]
+            XCTAssertEqual(weights?.count, 3, "\(recipe.name): the subsampled input and both layers")
         }
     }
 }
