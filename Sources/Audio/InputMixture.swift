@@ -35,7 +35,7 @@ public struct InputMixture: Equatable {
         var drawn = [Int](repeating: 0, count: sources.count)
         var walks: [[Int]] = sources.map { _ in [] }
         return (0..<sources.reduce(0) { $0 + $1.count }).map { _ in
-            let i = pick(choices.uniform())
+            let i = RandomGenerator.option(choices.uniform(), probabilities: probabilities)
             let n = sources[i].count
             if drawn[i] % n == 0 {
                 // A new pass over input i.
@@ -45,15 +45,5 @@ public struct InputMixture: Equatable {
             defer { drawn[i] += 1 }
             return sources[i].lowerBound + walks[i][drawn[i] % n]
         }
-    }
-
-    /// The input a uniform u ∈ [0, 1) selects.
-    private func pick(_ u: Double) -> Int {
-        var total = 0.0
-        for (i, p) in probabilities.enumerated() {
-            total += p
-            if u < total { return i }
-        }
-        return probabilities.count - 1
     }
 }

@@ -160,10 +160,7 @@ public enum ModelConfigReader {
             throw NestError("\(doc.file): \(e).untie_biases: shared position biases (false) are not supported; NEST uses per-layer biases (true)")
         }
         if let feat = try doc.int("\(e).feat_out"), feat != -1 { throw NestError("\(doc.file): \(e).feat_out: only -1 (no output projection) is supported") }
-        encoder.attentionContext = try attentionContext(doc, e)
-        // chunked_limited with an unlimited right side is NeMo's plain left window.
-        encoder.attentionChunked = try doc.string("\(e).att_context_style") == "chunked_limited"
-            && (encoder.attentionContext.map { $0.right < Int.max / 4 } ?? false)
+        try readAttentionContexts(doc, e, into: &encoder)
         if encoder.selfAttentionModel == .relPosLocalAttn { try checkLocalAttention(doc, e, encoder) }
         encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
     }
@@ -174,6 +171,9 @@ public enum ModelConfigReader {
     static func checkLocalAttention(_ doc: ConfigDocument, _ e: String, _ encoder: EncoderConfig) throws {
         guard let ctx = encoder.attentionContext, ctx.left < Int.max / 4, ctx.right < Int.max / 4, max(ctx.left, ctx.right) > 0 else {
             throw NestError("\(doc.file): \(e).att_context_size: rel_pos_local_attn needs a window [left, right] with both ≥ 0 and one > 0")
+        }
+        if !encoder.attentionContextChoices.isEmpty {
+            throw NestError("\(doc.file): \(e).att_context_size: rel_pos_local_attn takes one window, not several context sizes")
         }
         if try encoder.attentionChunked || (doc.string("\(e).att_context_style") ?? "regular") != "regular" {
             throw NestError("\(doc.file): \(e).att_context_style: rel_pos_local_attn computes a sliding window; only 'regular' is supported")
@@ -230,20 +230,45 @@ public enum ModelConfigReader {
         return StochasticDepth.probabilities(layers: layers, p: p, linear: try doc.string("\(e).stochastic_depth_mode") != "uniform", startLayer: start)
     }
 
-    /// `att_context_size: [left, right]` (−1: unlimited on that side) in NeMo's `regular` style;
-    /// nil for full context. Several sizes (multi-lookahead training) and `chunked_limited`
-    /// are refused by name until they are built.
-    static func attentionContext(_ doc: ConfigDocument, _ e: String) throws -> (left: Int, right: Int)? {
-        if case .list(let items)? = doc.node("\(e).att_context_size"), items.contains(where: { if case .list = $0 { true } else { false } }) {
-            throw NestError("\(doc.file): \(e).att_context_size: several context sizes (multi-lookahead training) are not supported; give one [left, right]")
-        }
-        guard let ctx = try doc.intList("\(e).att_context_size"), ctx != [-1, -1] else { return nil }
-        guard ctx.count == 2, ctx.allSatisfy({ $0 >= -1 }) else {
-            throw NestError("\(doc.file): \(e).att_context_size must be [left, right] with each ≥ 0 or -1 (unlimited), got \(ctx)")
+    /// `att_context_size`: one [left, right] (−1: unlimited on that side), or several for
+    /// multi-lookahead training with `att_context_probs` (equal chances when absent), in NeMo's
+    /// `regular` or `chunked_limited` style, checked as NeMo's constructor checks them.
+    static func readAttentionContexts(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
+        let key = "\(e).att_context_size"
+        func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(s)") }
+        let sizes: [[Int]]
+        switch doc.node(key) {
+        case nil, .null?: return
+        case .list(let items)? where items.contains(where: { if case .list = $0 { true } else { false } }):
+            sizes = try items.indices.map { try doc.intList("\(key).\($0)") ?? [] }
+        default: sizes = [try doc.intList(key) ?? []]
         }
         try require(doc, "\(e).att_context_style", oneOf: ["regular", "chunked_limited"])
+        let chunkedStyle = try doc.string("\(e).att_context_style") == "chunked_limited"
+        let probabilities = try doc.doubleList("\(e).att_context_probs") ?? sizes.map { _ in 1 / Double(sizes.count) }
+        if probabilities.count != sizes.count { try fail("\(e).att_context_probs must give one probability per context size (\(sizes.count))") }
+        if abs(probabilities.reduce(0, +) - 1) > 1e-9 || probabilities.contains(where: { $0 < 0 }) {
+            try fail("\(e).att_context_probs must be a distribution (non-negative, summing to 1)")
+        }
         let unlimited = Int.max / 4
-        return (ctx[0] < 0 ? unlimited : ctx[0], ctx[1] < 0 ? unlimited : ctx[1])
+        let choices = try sizes.enumerated().map { i, ctx -> EncoderConfig.AttentionContextChoice in
+            guard ctx.count == 2, ctx.allSatisfy({ $0 >= -1 }) else {
+                try fail("\(key) must be [left, right] (or a list of them) with each ≥ 0 or -1 (unlimited), got \(ctx)")
+            }
+            if chunkedStyle && ctx[1] < 0 && (sizes.count == 1 || ctx[0] > 0) {
+                // NeMo's constructor refuses it for one context, and divides by right + 1 = 0 otherwise.
+                try fail("\(key) \(ctx): the right context cannot be unlimited with chunked_limited (NeMo's rule)")
+            }
+            if chunkedStyle && ctx[0] > 0 && ctx[0] % (ctx[1] + 1) != 0 {
+                try fail("\(key) \(ctx): with chunked_limited, left must be a multiple of right + 1 (NeMo's rule)")
+            }
+            // chunked_limited with an unlimited right side is NeMo's plain left window.
+            return .init(left: ctx[0] < 0 ? unlimited : ctx[0], right: ctx[1] < 0 ? unlimited : ctx[1],
+                         chunked: chunkedStyle && ctx[1] >= 0, probability: probabilities[i])
+        }
+        encoder.attentionContext = choices[0].context
+        encoder.attentionChunked = choices[0].chunked
+        encoder.attentionContextChoices = choices.count > 1 ? choices : []
     }
 
     static func require(_ doc: ConfigDocument, _ path: String, oneOf allowed: [String]) throws {

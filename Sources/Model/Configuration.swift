@@ -45,6 +45,11 @@ public struct EncoderConfig: Equatable {
     /// `att_context_style: chunked_limited`: frames form chunks of right + 1; a query sees its
     /// own chunk and left / (right + 1) chunks before it (NeMo's rule), not a sliding window.
     public var attentionChunked = false
+    /// Multi-lookahead training (`att_context_size` as several [left, right], with
+    /// `att_context_probs`): every context with its chunking and probability. Training draws
+    /// one per forward; evaluation uses the first, which `attentionContext` and
+    /// `attentionChunked` hold. Empty for one context.
+    public var attentionContextChoices: [AttentionContextChoice] = []
     /// NeMo's `self_attention_model`: which attention and positional encoding the layers use.
     public var selfAttentionModel = SelfAttentionModel.relPos
     /// `ASRTransformerEncoder`: a LayerNorm after each residual add (`post_ln: true`, the
@@ -52,6 +57,21 @@ public struct EncoderConfig: Equatable {
     public var postLayerNorm = true
     public var ffnActivation = ActivationFunction.relu
     public init() {}
+
+    public struct AttentionContextChoice: Equatable, Sendable {
+        /// nil: unlimited on both sides; a side of `Int.max / 4` is unlimited.
+        public var left: Int, right: Int
+        public var chunked: Bool
+        public var probability: Double
+
+        public init(left: Int, right: Int, chunked: Bool, probability: Double) {
+            (self.left, self.right, self.chunked, self.probability) = (left, right, chunked, probability)
+        }
+
+        public var context: (left: Int, right: Int)? {
+            left >= Int.max / 4 && right >= Int.max / 4 ? nil : (left, right)
+        }
+    }
 
     public enum SelfAttentionModel: String, Equatable, Sendable, CaseIterable {
         /// Transformer-XL relative positions (`RelPositionMultiHeadAttention`).
@@ -111,7 +131,8 @@ public struct EncoderConfig: Equatable {
             && a.architecture == b.architecture && a.qkvBias == b.qkvBias && a.qkNorm == b.qkNorm && a.ffExpansion == b.ffExpansion
             && a.preBlockNorm == b.preBlockNorm && a.dropRate == b.dropRate && a.layerDropProbabilities == b.layerDropProbabilities
             && a.attentionContext?.left == b.attentionContext?.left && a.attentionContext?.right == b.attentionContext?.right
-            && a.attentionChunked == b.attentionChunked && a.selfAttentionModel == b.selfAttentionModel
+            && a.attentionChunked == b.attentionChunked && a.attentionContextChoices == b.attentionContextChoices
+            && a.selfAttentionModel == b.selfAttentionModel
             && a.postLayerNorm == b.postLayerNorm && a.ffnActivation == b.ffnActivation
     }
 

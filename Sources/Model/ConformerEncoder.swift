@@ -17,6 +17,8 @@ public final class ConformerEncoder: Module, SpeechEncoder {
     public let preEncode: ConvSubsampling
     public let posEnc: PositionalEncoding
     let stochasticDepth: [StochasticDepth]
+    /// Multi-lookahead training's draw of the attention context (nil for one context).
+    let contextChoice: KeyedChoice?
     public let layers: [any EncoderLayer]
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
@@ -29,6 +31,8 @@ public final class ConformerEncoder: Module, SpeechEncoder {
             return ConformerLayer(config: config, rng: rng)
         }
         stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
+        contextChoice = config.attentionContextChoices.isEmpty ? nil
+            : KeyedChoice(probabilities: config.attentionContextChoices.map(\.probability), keys: DropoutKeys(seed: 0))
         super.init()
         child("pre_encode", preEncode)
         child("pos_enc", posEnc)
@@ -36,6 +40,7 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         for (i, l) in layers.enumerated() { list.child(String(i), l) }
         // Parameterless, so outside the state dict; children so that the model binds their keys.
         for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
+        if let contextChoice { child("context_choice", contextChoice) }
     }
 
     public func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) { preEncode(features, lengths: lengths) }
@@ -43,7 +48,12 @@ public final class ConformerEncoder: Module, SpeechEncoder {
     public func encode(subsampled: Tensor, lengths encodedLengths: [Int], captureLayers: Set<Int>) -> EncoderOutput {
         var (x, positions) = posEnc(subsampled)
         let (b, t) = (x.shape[0], x.shape[1])
-        let attentionMask = AttentionMask.make(lengths: encodedLengths, length: t, context: config.attentionContext, chunked: config.attentionChunked)
+        // One context for the whole forward, as NeMo draws one per call.
+        let (context, chunked) = contextChoice.map { c in
+            let choice = config.attentionContextChoices[c.pick()]
+            return (choice.context, choice.chunked)
+        } ?? (config.attentionContext, config.attentionChunked)
+        let attentionMask = AttentionMask.make(lengths: encodedLengths, length: t, context: context, chunked: chunked)
         let validSteps = TimeMask.rows(encodedLengths, length: t, shape: [b, t, 1])
         var captured: [Int: Tensor] = [:]
         if captureLayers.contains(-1) { captured[-1] = x }

@@ -46,8 +46,7 @@ public final class NESTModel: Module {
 
     private func rebindDropout(_ m: Module) {
         for (_, c) in m.children {
-            if let d = c as? Dropout { d.keys = dropoutKeys }
-            if let s = c as? StochasticDepth { s.keys = dropoutKeys }
+            if let k = c as? KeyedRandomness { k.keys = dropoutKeys }
             rebindDropout(c)
         }
     }

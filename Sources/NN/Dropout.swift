@@ -2,7 +2,12 @@ import Tensor
 
 /// `nn.Dropout(p)` on batch-first input: active only in training; its masks come from the
 /// model's `DropoutKeys`.
-public final class Dropout: Module {
+/// A module whose random draws come from the model's `DropoutKeys` (bound by the model).
+public protocol KeyedRandomness: AnyObject {
+    var keys: DropoutKeys { get set }
+}
+
+public final class Dropout: Module, KeyedRandomness {
     public let p: Float
     /// Shared by all dropouts of a model, so that the masks of a step are fixed by the step.
     public var keys: DropoutKeys
@@ -24,7 +29,7 @@ public final class Dropout: Module {
 /// otherwise its residual is scaled by 1/(1 − p). One draw per (step, micro-batch, layer) from
 /// the model's `DropoutKeys`, shared by every process of a data-parallel job (NeMo's ranks each
 /// draw their own; here N ranks train as one process with their global batch).
-public final class StochasticDepth: Module {
+public final class StochasticDepth: Module, KeyedRandomness {
     public let p: Float
     public var keys: DropoutKeys
 
@@ -48,6 +53,26 @@ public final class StochasticDepth: Module {
         let l = layers - startLayer
         let rising = l > 0 ? (1...l).map { Float(linear ? Double($0) / Double(l) * p : p) } : []
         return Array(([Float](repeating: 0, count: startLayer) + rising).prefix(layers))
+    }
+}
+
+/// One of several options per forward in training, drawn with `probabilities` from the
+/// model's keys (so resume and N ranks draw what one process draws); option 0 in evaluation.
+/// NeMo's multi-lookahead training picks its attention context this way (with Python's
+/// `random.choices`).
+public final class KeyedChoice: Module, KeyedRandomness {
+    public let probabilities: [Double]
+    public var keys: DropoutKeys
+
+    public init(probabilities: [Double], keys: DropoutKeys) {
+        self.probabilities = probabilities
+        self.keys = keys
+        super.init()
+    }
+
+    public func pick() -> Int {
+        guard isTraining && probabilities.count > 1 else { return 0 }
+        return RandomGenerator.option(Double(keys.nextSite() >> 11) / 9_007_199_254_740_992, probabilities: probabilities)
     }
 }
 

@@ -110,7 +110,9 @@ final class EncoderVariantParityTests: XCTestCase {
         let local = try Reference.config("conformer-local-attn-4-2"), asr = try Reference.config("asr-transformer-post-ln")
         for (yaml, override, message) in [
             (local, "model.encoder.att_context_size=[-1,4]", "rel_pos_local_attn needs a window"),
-            (local, "model.encoder.att_context_style=chunked_limited", "only 'regular' is supported"),
+            (local.replacingOccurrences(of: "att_context_size: [4, 2]", with: "att_context_size: [4, 1]"),
+             "model.encoder.att_context_style=chunked_limited", "only 'regular' is supported"),
+            (local, "model.encoder.att_context_size=[[4,2],[2,2]]", "rel_pos_local_attn takes one window"),
             (local, "++model.encoder.global_tokens=2", "model.encoder.global_tokens (2)"),
             (local, "model.encoder.self_attention_model=rel_pos_longformer", "'rel_pos_longformer' is not supported"),
             (asr, "model.encoder.ffn_act=tanh", "model.encoder.ffn_act: 'tanh'"),

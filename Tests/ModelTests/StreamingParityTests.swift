@@ -113,19 +113,65 @@ final class StreamingParityTests: XCTestCase {
     /// What the recipe's options beyond these would build is refused by name, never built as
     /// something else.
     func testUnbuiltStreamingOptionsAreRefusedByName() throws {
-        // chunked_limited is read as NeMo's chunks, and as a plain left window when the right
-        // side is unlimited (as NeMo does).
-        let chunked = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: ["model.encoder.att_context_style=chunked_limited"])).encoder
-        XCTAssertTrue(chunked.attentionChunked)
-        let window = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: ["model.encoder.att_context_style=chunked_limited",
-                                                                                                       "model.encoder.att_context_size=[4,-1]"])).encoder
-        XCTAssertFalse(window.attentionChunked)
+        func read(_ overrides: [String]) throws -> EncoderConfig {
+            try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: overrides)).encoder
+        }
+        // chunked_limited is read as NeMo's chunks; its constructor's rules are NeMo's.
+        XCTAssertTrue(try read(["model.encoder.att_context_style=chunked_limited", "model.encoder.att_context_size=[4,1]"]).attentionChunked)
         for (override, key) in [("model.encoder.att_context_style=sliding", "att_context_style"),
-                                ("model.encoder.att_context_size=[[70,13],[70,0]]", "several context sizes"),
+                                ("model.encoder.att_context_style=chunked_limited", "left must be a multiple of right + 1"),
+                                ("model.encoder.att_context_size=[4,-1]", "right context cannot be unlimited with chunked_limited"),
                                 ("model.encoder.conv_norm_type=groupnorm", "conv_norm_type"),
                                 ("model.encoder.conv_norm_type=group_norm5", "divisible by 5 groups"),
                                 ("++model.encoder.untie_biases=false", "untie_biases")] {
-            XCTAssertThrowsError(try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: [override]))) { error in
+            let overrides = override.contains("[4,-1]") ? [override, "model.encoder.att_context_style=chunked_limited"] : [override]
+            XCTAssertThrowsError(try read(overrides)) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(override): \(error)")
+            }
+        }
+    }
+
+    /// Multi-lookahead training: several contexts with `att_context_probs`; each training
+    /// forward uses one, drawn from the model's keys ([-1, -1] is full context, also under
+    /// chunked_limited); evaluation uses the first.
+    func testSeveralContextSizesAreDrawnPerForwardInTraining() throws {
+        let multi = ["model.encoder.att_context_style=chunked_limited", "model.encoder.att_context_size=[[4,1],[-1,-1]]", "++model.encoder.att_context_probs=[0.25,0.75]"]
+        let config = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: multi))
+        XCTAssertEqual(config.encoder.attentionContextChoices.map(\.probability), [0.25, 0.75])
+        XCTAssertEqual(config.encoder.attentionContextChoices.map(\.chunked), [true, false])
+        XCTAssertTrue(config.encoder.attentionChunked, "the first context is evaluation's")
+        let f = try Fixtures.file("nemo-streaming")
+        func model(_ overrides: [String]) throws -> NESTModel {
+            let c = try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: overrides))
+            let m = NESTModel(config: c, window: Tensor(zeros: [400]), filterbank: Tensor(zeros: [1, 128, 257]), seed: 1)
+            try StateDictLoader.load(m, from: HDF5Group(file: f, group: "/weights", origin: "nemo-streaming"))
+            return m
+        }
+        let features = try f.tensor("/preprocessor/features"), lengths = try f.ints("/preprocessor/lengths")
+        // The fixture model has no dropout and no BatchNorm: train and eval differ only in the draw.
+        let references = try [["model.encoder.att_context_style=chunked_limited", "model.encoder.att_context_size=[4,1]"],
+                              ["model.encoder.att_context_size=[-1,-1]"]].map { o -> [Float] in
+            let m = try model(o)
+            m.eval()
+            return withoutGrad { m.encoder(features, lengths: lengths).encoded.array }
+        }
+        XCTAssertNotEqual(references[0], references[1])
+        let m = try model(multi)
+        m.train()
+        var used = [0, 0]
+        for update in 1...40 {
+            m.dropoutKeys.begin(update: update, microBatch: 0, rows: nil)
+            let out = withoutGrad { m.encoder(features, lengths: lengths).encoded.array }
+            guard let which = references.firstIndex(of: out) else { return XCTFail("update \(update): neither context's output") }
+            used[which] += 1
+        }
+        XCTAssertTrue(used[0] > 0 && used[1] > used[0], "drawn 1 : 3, got \(used)")
+        m.eval()
+        XCTAssertEqual(withoutGrad { m.encoder(features, lengths: lengths).encoded.array }, references[0], "evaluation uses the first context")
+        for (override, key) in [("++model.encoder.att_context_probs=[0.5]", "one probability per context size"),
+                                ("++model.encoder.att_context_probs=[0.5,0.6]", "must be a distribution"),
+                                ("model.encoder.att_context_size=[[4,1],[6,-1]]", "right context cannot be unlimited")] {
+            XCTAssertThrowsError(try ModelConfigReader.read(try ConfigDocument(contentsOf: Self.configPath, overrides: Array(multi.prefix(2)) + [override]))) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(override): \(error)")
             }
         }

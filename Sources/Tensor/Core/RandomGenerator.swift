@@ -102,6 +102,17 @@ public final class RandomGenerator {
         return k
     }
 
+    /// The option a uniform u ∈ [0, 1) selects among `probabilities` (summing to 1), as
+    /// Python's `random.choices` maps its draw onto cumulative weights.
+    public static func option(_ u: Double, probabilities: [Double]) -> Int {
+        var total = 0.0
+        for (i, p) in probabilities.enumerated() {
+            total += p
+            if u < total { return i }
+        }
+        return probabilities.count - 1
+    }
+
     /// A uniformly random permutation of 0..<n (Fisher–Yates).
     public func permutation(_ n: Int) -> [Int] {
         var p = Array(0..<n)
