@@ -183,6 +183,7 @@ def make(name, v, seed):
           f"{sum(t.numel() for t in tensors.values())} values")
 
 
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for i, (name, v) in enumerate(VARIANTS.items()):
