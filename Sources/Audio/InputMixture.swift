@@ -28,22 +28,34 @@ public struct InputMixture: Equatable {
     }
 
     /// The utterance order of an epoch: as many draws as all inputs hold, each an index into
-    /// the concatenated manifest.
+    /// the concatenated manifest, every input walked in shuffled passes.
     public func order(seed: UInt64, epoch: Int) -> [Int] {
+        order(seed: seed, epoch: epoch, draws: sources.reduce(0) { $0 + $1.count }) { i, rng in
+            rng.permutation(sources[i].count).map { sources[i].lowerBound + $0 }
+        }
+    }
+
+    /// `draws` draws of an epoch over inputs whose utterances come in `walk(i, rng)` order: one
+    /// walk per pass over input i, each pass with a generator of its own (seed, epoch, input,
+    /// pass), so that a tarred input can walk its shards instead.
+    public func order(seed: UInt64, epoch: Int, draws: Int, walk: (Int, RandomGenerator) -> [Int]) -> [Int] {
         let epochSeed = seed &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03
         let choices = RandomGenerator(seed: epochSeed)
-        var drawn = [Int](repeating: 0, count: sources.count)
-        var walks: [[Int]] = sources.map { _ in [] }
-        return (0..<sources.reduce(0) { $0 + $1.count }).map { _ in
+        var drawn = [Int](repeating: 0, count: probabilities.count), passes = drawn
+        var walks: [[Int]] = probabilities.map { _ in [] }
+        var order: [Int] = []
+        order.reserveCapacity(draws)
+        while order.count < draws {
             let i = RandomGenerator.option(choices.uniform(), probabilities: probabilities)
-            let n = sources[i].count
-            if drawn[i] % n == 0 {
+            if drawn[i] == walks[i].count {
                 // A new pass over input i.
-                let pass = UInt64(drawn[i] / n)
-                walks[i] = RandomGenerator(seed: epochSeed ^ (UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (pass &* 0xBF58_476D_1CE4_E5B9)).permutation(n)
+                walks[i] = walk(i, RandomGenerator(seed: epochSeed ^ (UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(passes[i]) &* 0xBF58_476D_1CE4_E5B9)))
+                (drawn[i], passes[i]) = (0, passes[i] + 1)
+                guard !walks[i].isEmpty else { continue }
             }
-            defer { drawn[i] += 1 }
-            return sources[i].lowerBound + walks[i][drawn[i] % n]
+            order.append(walks[i][drawn[i]])
+            drawn[i] += 1
         }
+        return order
     }
 }

@@ -40,9 +40,12 @@ public struct Manifest {
 
     /// Reads and filters manifests; a malformed line is an error naming file and line.
     /// `tarred`: NeMo's tarred manifest, whose `audio_filepath` names a member of shard
-    /// `shard_id` (required) and is kept as written.
-    public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil, tarred: Bool = false) throws {
-        for path in paths {
+    /// `shard_id` (required) and is kept as written. `shardRanges` (one per path, with several
+    /// tarred inputs): the shard ids of the path's input, which its `shard_id`s index.
+    public init(paths: [String], minDuration: Double? = nil, maxDuration: Double? = nil, tarred: Bool = false,
+                shardRanges: [Range<Int>] = []) throws {
+        precondition(shardRanges.isEmpty || shardRanges.count == paths.count, "one shard range per manifest")
+        for (index, path) in paths.enumerated() {
             defer { fileRanges.append((fileRanges.last?.upperBound ?? 0)..<entries.count) }
             let data = try RegularFile.contents(path, what: "manifest")
             guard let text = String(data: data, encoding: .utf8) else { throw NestError("\(path): not UTF-8 text") }
@@ -57,6 +60,13 @@ public struct Manifest {
                     seen[line] = number
                 }
                 entry.origin = origin
+                if let id = entry.shardID, !shardRanges.isEmpty {
+                    let input = shardRanges[index]
+                    guard id < input.count else {
+                        throw NestError("\(origin): shard_id \(id) is not among the \(input.count) shards of this input's tarred_audio_filepaths")
+                    }
+                    entry.shardID = input.lowerBound + id
+                }
                 if let minDuration, entry.duration < minDuration { droppedTooShort += 1; continue }
                 if let maxDuration, entry.duration > maxDuration { droppedTooLong += 1; continue }
                 entries.append(entry)

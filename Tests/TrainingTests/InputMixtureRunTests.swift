@@ -49,12 +49,19 @@ final class InputMixtureRunTests: XCTestCase {
             (["++\(t).input_cfg=[{type: lhotse_shar, shar_path: x}]"], "\(t).input_cfg.0.type: 'lhotse_shar' is not supported"),
             (["++\(t).input_cfg=[{type: nemo, manifest_filepath: \(small), weight: -1}]"], "\(t).input_cfg.0.weight (-1.0) must be a positive number"),
             (["++\(t).input_cfg=[{type: nemo_tarred, manifest_filepath: \(small), tarred_audio_filepaths: a.tar}, {type: nemo, manifest_filepath: \(large)}]"],
-             "some are nemo_tarred is not supported yet"),
+             "mixing nemo_tarred inputs with plain (nemo) inputs is not supported"),
+            (["++\(t).input_cfg=[{type: nemo_tarred, manifest_filepath: \(small), tarred_audio_filepaths: a.tar}, {type: nemo_tarred, manifest_filepath: \(large)}]"],
+             "\(t).input_cfg.1.tarred_audio_filepaths must name the shards"),
         ] {
             XCTAssertThrowsError(try config(["\(t).manifest_filepath=null"] + overrides), "\(overrides)") { error in
                 XCTAssertTrue("\(error)".contains(message), "\(error)")
             }
         }
+        let two = try config(["\(t).manifest_filepath=null", "++\(t).shard_strategy=replicate",
+                              "++\(t).input_cfg=[{type: nemo_tarred, manifest_filepath: \(small), tarred_audio_filepaths: 'a_{0..1}.tar', weight: 1},"
+                              + " {type: nemo_tarred, manifest_filepath: \(large), tarred_audio_filepaths: [b_0.tar, b_1.tar, b_2.tar], weight: 2}]"])
+        XCTAssertEqual(two.train.tarred, .init(filepaths: ["a_{0..1}.tar", "b_0.tar", "b_1.tar", "b_2.tar"], strategy: .replicate, inputPatterns: [1, 3]))
+        XCTAssertEqual(two.train.mixture, .init(inputs: [[small], [large]], weights: [1, 2]))
         XCTAssertThrowsError(try config(mixture(small, large).dropFirst().map { $0 })) { error in
             XCTAssertTrue("\(error)".contains("\(t).manifest_filepath and \(t).input_cfg are both set"), "\(error)")
         }
@@ -70,6 +77,52 @@ final class InputMixtureRunTests: XCTestCase {
         let drawn = (0..<40).flatMap { loader.batches(epoch: $0).flatMap { $0 } }
         XCTAssertEqual(drawn.count, 40 * 7)
         XCTAssertEqual(Double(drawn.filter { $0 < 2 }.count) / Double(drawn.count), 0.75, accuracy: 0.08)
+    }
+
+    /// Two tarred inputs (1 shard of 2 utterances, 2 shards of 2): every input's `shard_id`s
+    /// name its own shards, the draws follow the weights, a shard_id beyond the input's own
+    /// shards is an error naming the line, and the mixed run resumes bit-identically.
+    func testTarredInputsMixByWeightAndResume() throws {
+        let (small, large) = try inputs()
+        func tar(_ manifest: String, shards: Int) throws -> String {
+            let dir = CLI.temporaryDirectory()
+            let r = try CLI.run(["tar", "--manifest", manifest, "--output", dir, "--shards", "\(shards)", "--workers", "1"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return dir
+        }
+        let a = try tar(small, shards: 1), b = try tar(large, shards: 2)
+        func input(_ dir: String, _ shards: String, weight: Int) -> String {
+            "{type: nemo_tarred, manifest_filepath: \(dir)/tarred_audio_manifest.json, tarred_audio_filepaths: '\(dir)/\(shards)', weight: \(weight)}"
+        }
+        let overrides = ["model.train_ds.manifest_filepath=null", "model.train_ds.drop_last=false", "++model.train_ds.shuffle_n=2",
+                         "++model.train_ds.input_cfg=[\(input(a, "audio_0.tar", weight: 3)), \(input(b, "audio__OP_0..1_CL_.tar", weight: 1))]"]
+        let c = try config(overrides)
+        let loader = try BatchLoader(settings: c.train, frontEnd: FilterbankFeatures(settings: c.frontEnd), masks: BlockMaskSampler(model: c.model),
+                                     sampleRate: c.sampleRate, seed: c.seed, training: true)
+        XCTAssertEqual(loader.manifest.entries.map(\.shardID), [0, 0, 1, 1, 2, 2], "the second input's shard_ids follow the first input's shards")
+        for e in loader.manifest.entries { XCTAssertNoThrow(try loader.tarred!.member(for: e), e.origin) }
+        let drawn = (0..<40).flatMap { loader.batches(epoch: $0).flatMap { $0 } }
+        XCTAssertEqual(drawn.count, 40 * 6)
+        XCTAssertEqual(Double(drawn.filter { $0 < 2 }.count) / Double(drawn.count), 0.75, accuracy: 0.08)
+        XCTAssertEqual(loader.batches(epoch: 3), try BatchLoader(settings: c.train, frontEnd: FilterbankFeatures(settings: c.frontEnd), masks: BlockMaskSampler(model: c.model),
+                                                                 sampleRate: c.sampleRate, seed: c.seed, training: true).batches(epoch: 3), "an epoch's draws are a function of (seed, epoch)")
+
+        let narrow = overrides.dropLast() + ["++model.train_ds.input_cfg=[\(input(a, "audio_0.tar", weight: 3)), \(input(b, "audio_0.tar", weight: 1))]"]
+        XCTAssertThrowsError(try BatchLoader(settings: try config(Array(narrow)).train, frontEnd: FilterbankFeatures(settings: c.frontEnd),
+                                             masks: BlockMaskSampler(model: c.model), sampleRate: c.sampleRate, seed: c.seed, training: true)) { error in
+            XCTAssertTrue("\(error)".contains("\(b)/tarred_audio_manifest.json:3: shard_id 1 is not among the 1 shards of this input's tarred_audio_filepaths"), "\(error)")
+        }
+
+        func run(_ dir: String, steps: Int) throws -> CLI.Result {
+            try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=\(steps)", "model.train_ds.batch_size=2",
+                         "--threads", "1"] + overrides)
+        }
+        let full = CLI.temporaryDirectory(), stopped = CLI.temporaryDirectory()
+        let r = try run(full, steps: 6)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try run(stopped, steps: 2).status, 0)
+        XCTAssertEqual(try run(stopped, steps: 6).status, 0)
+        XCTAssertEqual(try CLI.trainingRows(stopped + "/NEST-tiny"), try CLI.trainingRows(full + "/NEST-tiny"), "resume is bit-identical")
     }
 
     func testMixedRunResumesBitIdenticallyAndRunsDataParallel() throws {

@@ -324,8 +324,9 @@ public struct RunConfig {
 
     /// NeMo's `input_cfg`: a list of inputs, each `type: nemo` (a manifest) or `nemo_tarred`
     /// (a manifest and `tarred_audio_filepaths`) with an optional `weight` (all or none).
-    /// Several `nemo` inputs are mixed (`InputMixture`); one input of either type is that
-    /// dataset. Several tarred inputs, other types and nested groups are refused by name.
+    /// Several inputs are mixed (`InputMixture`), all plain or all tarred (each tarred input's
+    /// `shard_id`s index its own shards); one input of either type is that dataset. Plain and
+    /// tarred inputs together, other types and nested groups are refused by name.
     static func readInputs(_ doc: ConfigDocument, _ key: String, into d: inout Data, paths: (String) throws -> [String]) throws {
         let k = "\(key).input_cfg"
         func fail(_ s: String) throws -> Never { throw NestError("\(doc.file): \(s)") }
@@ -354,15 +355,21 @@ public struct RunConfig {
         }
         d.manifests = inputs.flatMap { $0 }
         if types.contains("nemo_tarred") {
-            guard inputs.count == 1 else {
-                try fail("\(k): mixing several inputs of which some are nemo_tarred is not supported yet; give one tarred input or plain (nemo) inputs")
+            guard !types.contains("nemo") else {
+                try fail("\(k): mixing nemo_tarred inputs with plain (nemo) inputs is not supported; make every input tarred (nest-train tar) or every input plain")
             }
-            let shards = try paths("\(k).0.tarred_audio_filepaths")
-            if shards.isEmpty { try fail("\(k).0.tarred_audio_filepaths must name the shards of a nemo_tarred input") }
-            var t = TarredShards.Settings(filepaths: shards)
+            var shards: [String] = [], patterns: [Int] = []
+            for i in items.indices {
+                let own = try paths("\(k).\(i).tarred_audio_filepaths")
+                if own.isEmpty { try fail("\(k).\(i).tarred_audio_filepaths must name the shards of a nemo_tarred input") }
+                shards += own
+                patterns.append(own.count)
+            }
+            var t = TarredShards.Settings(filepaths: shards, inputPatterns: inputs.count > 1 ? patterns : [])
+            t.strategy = try readShardStrategy(doc, key)
             t.shuffleN = try doc.int("\(key).shuffle_n", default: 0)
+            guard t.shuffleN >= 0 else { try fail("\(key).shuffle_n must be ≥ 0") }
             d.tarred = t
-            return
         }
         guard inputs.count > 1 else { return }
         var mixture = Data.Mixture(inputs: inputs, weights: weights.isEmpty ? nil : weights)
@@ -375,6 +382,15 @@ public struct RunConfig {
         }
         guard mixture.temperature >= 0, mixture.temperature.isFinite else { try fail("\(key).reweight_temperature must be ≥ 0") }
         d.mixture = mixture
+    }
+
+    /// `shard_strategy` (or NeMo's older `tarred_shard_strategy`): scatter by default.
+    static func readShardStrategy(_ doc: ConfigDocument, _ key: String) throws -> TarredShards.Strategy {
+        let strategy = try doc.string("\(key).shard_strategy") ?? doc.string("\(key).tarred_shard_strategy") ?? "scatter"
+        guard let parsed = TarredShards.Strategy(rawValue: strategy) else {
+            throw NestError("\(doc.file): \(key).shard_strategy must be scatter or replicate, got \(strategy)")
+        }
+        return parsed
     }
 
     static func readData(_ doc: ConfigDocument, _ key: String, require: Bool) throws -> Data {
@@ -415,15 +431,12 @@ public struct RunConfig {
         d.minDuration = try doc.double("\(key).min_duration")
         d.maxDuration = try doc.double("\(key).max_duration")
         d.skipBadAudio = try doc.bool("\(key).skip_bad_audio", default: true)
-        if try doc.bool("\(key).is_tarred", default: false) {
+        // With input_cfg, each input says whether it is tarred (NeMo's Lhotse reader ignores is_tarred).
+        if !doc.has("\(key).input_cfg"), try doc.bool("\(key).is_tarred", default: false) {
             let shards = try paths("\(key).tarred_audio_filepaths")
             if require && shards.isEmpty { throw NestError("\(doc.file): \(key).tarred_audio_filepaths must name the shards when is_tarred is true") }
             var t = TarredShards.Settings(filepaths: shards)
-            let strategy = try doc.string("\(key).shard_strategy") ?? doc.string("\(key).tarred_shard_strategy") ?? "scatter"
-            guard let parsed = TarredShards.Strategy(rawValue: strategy) else {
-                throw NestError("\(doc.file): \(key).shard_strategy must be scatter or replicate, got \(strategy)")
-            }
-            t.strategy = parsed
+            t.strategy = try readShardStrategy(doc, key)
             t.shuffleN = try doc.int("\(key).shuffle_n", default: 0)
             guard t.shuffleN >= 0 else { throw NestError("\(doc.file): \(key).shuffle_n must be ≥ 0") }
             d.tarred = t

@@ -76,7 +76,7 @@ public final class BatchLoader: @unchecked Sendable {
     let seed: UInt64
     let training: Bool
     /// The shards of a tarred dataset; nil for plain files.
-    let tarred: TarredShards?
+    public let tarred: TarredShards?
     /// Several weighted inputs (`input_cfg`); nil for one.
     let mixture: InputMixture?
     /// This process's share of each batch.
@@ -93,8 +93,20 @@ public final class BatchLoader: @unchecked Sendable {
     /// `skip_bad_audio: false` they are errors instead.
     public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
                 sampleRate: Int, seed: UInt64, training: Bool, share: DataShare = .whole, report: @escaping (String) -> Void = { _ in }) throws {
+        let skip = settings.skipBadAudio
+        let tarred = try settings.tarred.map { t in
+            try TarredShards(settings: t, world: share.ranks, rank: share.rank) { message in
+                if !skip { throw NestError("\(message) (set skip_bad_audio: true to skip such members)") }
+                report("warning: \(message)")
+            }
+        }
+        self.tarred = tarred
+        // Several tarred inputs: each manifest's shard_ids index its own input's shards.
+        let shardRanges = tarred.flatMap { t in
+            settings.mixture.map { m in zip(m.inputs, t.inputShards).flatMap { paths, shards in Array(repeating: shards, count: paths.count) } }
+        } ?? []
         manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration,
-                                tarred: settings.tarred != nil)
+                                tarred: tarred != nil, shardRanges: shardRanges)
         guard !manifest.entries.isEmpty else {
             throw NestError("\(settings.manifests.joined(separator: ", ")): no usable entries (\(manifest.droppedTooShort) shorter than min_duration, \(manifest.droppedTooLong) longer than max_duration)")
         }
@@ -120,13 +132,6 @@ public final class BatchLoader: @unchecked Sendable {
         self.seed = seed
         self.training = training
         self.share = share
-        let skip = settings.skipBadAudio
-        tarred = try settings.tarred.map { t in
-            try TarredShards(settings: t, world: share.ranks, rank: share.rank) { message in
-                if !skip { throw NestError("\(message) (set skip_bad_audio: true to skip such members)") }
-                report("warning: \(message)")
-            }
-        }
         try tarred?.reportUnlisted(manifest.entries)
         if training && tarred == nil && batchesPerEpoch == 0 {
             throw NestError("\(settings.manifests.joined(separator: ", ")): \(manifest.entries.count) utterances make no complete batch "
@@ -141,7 +146,7 @@ public final class BatchLoader: @unchecked Sendable {
         let b: [[Int]]
         if let tarred {
             b = tarred.batches(entries: manifest.entries, batchSize: settings.batchSize, shuffle: settings.shuffle, dropLast: settings.dropLast,
-                               seed: seed, epoch: epoch, duration: settings.duration)
+                               seed: seed, epoch: epoch, duration: settings.duration, mixture: mixture)
         } else {
             // The global batch of all ranks: N × batch_size utterances, or N × batch_duration
             // seconds (and N × the utterance cap).

@@ -22,18 +22,26 @@ public final class TarredShards: @unchecked Sendable {
         public var filepaths: [String]
         public var strategy: Strategy = .scatter
         public var shuffleN = 0
+        /// With several inputs (`input_cfg`), how many of `filepaths` belong to each input, in
+        /// order; one input when empty.
+        public var inputPatterns: [Int] = []
 
-        public init(filepaths: [String], strategy: Strategy = .scatter, shuffleN: Int = 0) {
+        public init(filepaths: [String], strategy: Strategy = .scatter, shuffleN: Int = 0, inputPatterns: [Int] = []) {
             self.filepaths = filepaths
             self.strategy = strategy
             self.shuffleN = shuffleN
+            self.inputPatterns = inputPatterns
         }
     }
 
-    /// Every shard, indexed by `shard_id`.
+    /// Every shard, indexed by `shard_id` (several inputs' shards one after another: an input's
+    /// own `shard_id` plus its offset, `inputShards[i].lowerBound`).
     public let shards: [String]
-    /// The shard ids this rank reads.
-    public let assigned: [Int]
+    /// Each input's shard ids.
+    public let inputShards: [Range<Int>]
+    /// The shard ids this rank reads, per input (each input scattered or replicated alone).
+    public let assignedByInput: [[Int]]
+    public var assigned: [Int] { assignedByInput.flatMap { $0 } }
     /// Entries in the shuffle buffer (0: none).
     public let shuffleN: Int
     let rank: Int
@@ -43,9 +51,17 @@ public final class TarredShards: @unchecked Sendable {
     private let report: (String) throws -> Void
 
     public init(settings: Settings, world: Int = 1, rank: Int = 0, report: @escaping (String) throws -> Void) throws {
-        shards = settings.filepaths.flatMap(Self.expand)
-        guard !shards.isEmpty else { throw NestError("tarred_audio_filepaths names no shards") }
-        assigned = try Self.assign(shards: shards.count, strategy: settings.strategy, world: world, rank: rank)
+        var patterns = settings.filepaths[...], ranges: [Range<Int>] = [], all: [String] = []
+        for count in settings.inputPatterns.isEmpty ? [settings.filepaths.count] : settings.inputPatterns {
+            let expanded = patterns.prefix(count).flatMap(Self.expand)
+            patterns = patterns.dropFirst(count)
+            guard !expanded.isEmpty else { throw NestError("tarred_audio_filepaths names no shards") }
+            ranges.append(all.count..<(all.count + expanded.count))
+            all += expanded
+        }
+        shards = all
+        inputShards = ranges
+        assignedByInput = try ranges.map { r in try Self.assign(shards: r.count, strategy: settings.strategy, world: world, rank: rank).map { r.lowerBound + $0 } }
         shuffleN = settings.shuffleN
         self.rank = rank
         self.report = report
@@ -107,26 +123,21 @@ public final class TarredShards: @unchecked Sendable {
     /// The batches of one epoch as entry indices (the order rule above): consecutive entries of
     /// that order, `batchSize` at a time, or packed by seconds of audio (`duration`: this
     /// rank's own batches of `batch_duration`, bucketed, as each rank of NeMo's Lhotse loader
-    /// packs its own shards).
+    /// packs its own shards). With several weighted inputs (`mixture`), each input's walk is
+    /// that order over its own shards, and the mixture draws from the walks.
     public func batches(entries: [ManifestEntry], batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
-                        duration: DurationBatching? = nil) -> [[Int]] {
+                        duration: DurationBatching? = nil, mixture: InputMixture? = nil) -> [[Int]] {
         let rng = RandomGenerator(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9 &+ UInt64(rank) &* 0xD1B5_4A32_D192_ED03)
         var byShard: [Int: [Int]] = [:]
         for (i, e) in entries.enumerated() { if let s = e.shardID { byShard[s, default: []].append(i) } }
-        let shardOrder = shuffle ? rng.permutation(assigned.count).map { assigned[$0] } : assigned
-        let stream = shardOrder.flatMap { byShard[$0] ?? [] }
-        var order: [Int] = []
-        if shuffle && shuffleN > 1 {
-            var buffer: [Int] = []
-            for i in stream {
-                if buffer.count < shuffleN { buffer.append(i); continue }
-                let j = rng.int(in: 0...(buffer.count - 1))
-                order.append(buffer[j])
-                buffer[j] = i
+        let order: [Int]
+        if let mixture {
+            let draws = assigned.reduce(0) { $0 + (byShard[$1]?.count ?? 0) }
+            order = mixture.order(seed: seed &+ UInt64(rank) &* 0xD1B5_4A32_D192_ED03, epoch: epoch, draws: draws) { i, passRNG in
+                walk(shards: assignedByInput[i], byShard: byShard, shuffle: shuffle, rng: passRNG)
             }
-            order += rng.permutation(buffer.count).map { buffer[$0] }
         } else {
-            order = stream
+            order = walk(shards: assigned, byShard: byShard, shuffle: shuffle, rng: rng)
         }
         if let duration {
             let packed = duration.batches(order: order, durations: entries.map(\.duration), dropLast: dropLast)
@@ -135,6 +146,22 @@ public final class TarredShards: @unchecked Sendable {
         var batches = stride(from: 0, to: order.count, by: max(batchSize, 1)).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
         if dropLast, let last = batches.last, last.count < batchSize { batches.removeLast() }
         return batches
+    }
+
+    /// One pass over `shards`: shuffled when `shuffle` is on, each shard's entries in manifest
+    /// order, through the `shuffle_n` buffer.
+    func walk(shards: [Int], byShard: [Int: [Int]], shuffle: Bool, rng: RandomGenerator) -> [Int] {
+        let shardOrder = shuffle ? rng.permutation(shards.count).map { shards[$0] } : shards
+        let stream = shardOrder.flatMap { byShard[$0] ?? [] }
+        guard shuffle && shuffleN > 1 else { return stream }
+        var order: [Int] = [], buffer: [Int] = []
+        for i in stream {
+            if buffer.count < shuffleN { buffer.append(i); continue }
+            let j = rng.int(in: 0...(buffer.count - 1))
+            order.append(buffer[j])
+            buffer[j] = i
+        }
+        return order + rng.permutation(buffer.count).map { buffer[$0] }
     }
 
     /// NeMo's file id: the member's base name without extension, a `-subN` suffix (repeated
