@@ -16,6 +16,9 @@ let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xllvm"
 // closures, which Swift 6's strict sendability checking rejects without adding any safety here.
 let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
 
+// The CUDA C kernel sources, one file per family in Sources/CUDA/Kernels.
+let cudaKernelFamilies = ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax"]
+
 // The MPI implementation's pkg-config name: its --libs say which library to link.
 let mpiPackage = Context.environment["NEST_TRAIN_MPI"] ?? "ompi-c"
 
@@ -45,8 +48,8 @@ let package = Package(
         // The CUDA driver API, NVRTC and cuBLAS, declared in a C shim and loaded with dlopen at
         // run time: nothing of CUDA is needed to build or to run without a GPU.
         .target(name: "CCUDA"),
-        .target(name: "CUDA", dependencies: ["CCUDA", "Formats"],
-                resources: ["activations", "adamw", "dropout", "layernorm", "softmax"].map { .embedInCode("Kernels/\($0).cu") },
+        .target(name: "CUDA", dependencies: ["CCUDA", "Formats", "Tensor", "COpenBLAS"],
+                resources: cudaKernelFamilies.map { .embedInCode("Kernels/\($0).cu") } + [.embedInCode("Emulation/host-emulation.h")],
                 swiftSettings: settings),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
@@ -75,6 +78,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "CUDATests", dependencies: ["CUDA"], swiftSettings: settings),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "Tensor"], swiftSettings: settings),
     ]
 )

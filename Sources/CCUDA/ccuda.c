@@ -42,6 +42,8 @@ int nest_cuda_driver_load(const char *path, nest_cuda_driver *table, char *error
     RESOLVE(cuMemFree, "cuMemFree_v2");
     RESOLVE(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     RESOLVE(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+    RESOLVE(cuMemcpyDtoD, "cuMemcpyDtoD_v2");
+    RESOLVE(cuMemsetD32, "cuMemsetD32_v2");
     RESOLVE(cuModuleLoadData, "cuModuleLoadData");
     RESOLVE(cuModuleUnload, "cuModuleUnload");
     RESOLVE(cuModuleGetFunction, "cuModuleGetFunction");

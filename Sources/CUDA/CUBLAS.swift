@@ -36,6 +36,16 @@ public final class CUBLAS {
                                                            &alpha, bp, Int32(n), ap, Int32(k), &beta, cp, Int32(n)), "cublasSgemm")
     }
 
+    /// `cublasSgemmStridedBatched` on device addresses (column-major, as cuBLAS states shapes).
+    public func sgemmStridedBatched(_ g: ColumnMajorGEMM) throws {
+        var alpha = g.alpha, beta = g.beta
+        try Self.check(device.libraries.cublas.cublasSgemmStridedBatched(
+            handle, Int32(g.transposeA ? NEST_CUBLAS_OP_T : NEST_CUBLAS_OP_N), Int32(g.transposeB ? NEST_CUBLAS_OP_T : NEST_CUBLAS_OP_N),
+            Int32(g.m), Int32(g.n), Int32(g.k), &alpha, g.a.assumingMemoryBound(to: Float.self), Int32(g.lda), Int64(g.strideA),
+            g.b.assumingMemoryBound(to: Float.self), Int32(g.ldb), Int64(g.strideB), &beta,
+            g.c.assumingMemoryBound(to: Float.self), Int32(g.ldc), Int64(g.strideC), Int32(g.batches)), "cublasSgemmStridedBatched")
+    }
+
     static func check(_ status: nest_cublasStatus, _ call: String) throws {
         guard status != 0 else { return }
         throw NestError("cuBLAS: \(call) failed with status \(status)")

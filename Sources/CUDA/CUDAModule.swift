@@ -29,6 +29,8 @@ public final class CUDAModule {
 /// One argument of a kernel launch, passed by value as the kernel's C signature declares it.
 public enum KernelArgument {
     case buffer(DeviceBuffer?)
+    /// Device memory by address (a tensor's, on the CUDA backend); nil passes a null pointer.
+    case memory(UnsafeRawPointer?)
     case int32(Int32)
     case int64(Int)
     case uint32(UInt32)
@@ -42,11 +44,23 @@ public struct CUDAKernel {
 
     /// Launches on the default stream (work on it runs in order).
     public func launch(grid: Int, block: Int, sharedBytes: Int = 0, _ arguments: [KernelArgument]) throws {
-        // cuLaunchKernel reads each argument through a pointer to its value.
+        let device = module.device
+        try KernelArgument.withParameters(arguments) { params in
+            try device.check(device.libraries.driver.cuLaunchKernel(function, UInt32(grid), 1, 1, UInt32(block), 1, 1, UInt32(sharedBytes), nil,
+                                                                   params, nil), "cuLaunchKernel(\(name))")
+        }
+    }
+}
+
+extension KernelArgument {
+    /// The launch's parameter array as cuLaunchKernel reads it: one pointer to each argument's
+    /// value, valid during `body`.
+    public static func withParameters<R>(_ arguments: [KernelArgument], _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>?) throws -> R) rethrows -> R {
         let values: [UnsafeMutableRawPointer] = arguments.map { argument in
             let p = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
             switch argument {
             case .buffer(let b): p.storeBytes(of: b?.address ?? 0, as: nest_CUdeviceptr.self)
+            case .memory(let m): p.storeBytes(of: nest_CUdeviceptr(UInt(bitPattern: m)), as: nest_CUdeviceptr.self)
             case .int32(let v): p.storeBytes(of: v, as: Int32.self)
             case .int64(let v): p.storeBytes(of: Int64(v), as: Int64.self)
             case .uint32(let v): p.storeBytes(of: v, as: UInt32.self)
@@ -56,11 +70,6 @@ public struct CUDAKernel {
         }
         defer { values.forEach { $0.deallocate() } }
         var parameters: [UnsafeMutableRawPointer?] = values
-        let device = module.device
-        try parameters.withUnsafeMutableBufferPointer { params in
-            try device.check(device.libraries.driver.cuLaunchKernel(function, UInt32(grid), 1, 1, UInt32(block), 1, 1, UInt32(sharedBytes), nil,
-                                                                   params.baseAddress, nil), "cuLaunchKernel(\(name))")
-        }
-        withExtendedLifetime(arguments) {}
+        return try withExtendedLifetime(arguments) { try parameters.withUnsafeMutableBufferPointer { try body($0.baseAddress) } }
     }
 }

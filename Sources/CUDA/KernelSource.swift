@@ -12,8 +12,12 @@ public struct KernelSource: Sendable {
     public static let all: [KernelSource] = [
         KernelSource(family: "activations", text: String(decoding: PackageResources.activations_cu, as: UTF8.self)),
         KernelSource(family: "adamw", text: String(decoding: PackageResources.adamw_cu, as: UTF8.self)),
+        KernelSource(family: "attention", text: String(decoding: PackageResources.attention_cu, as: UTF8.self)),
+        KernelSource(family: "batchnorm", text: String(decoding: PackageResources.batchnorm_cu, as: UTF8.self)),
+        KernelSource(family: "convolution", text: String(decoding: PackageResources.convolution_cu, as: UTF8.self)),
         KernelSource(family: "dropout", text: String(decoding: PackageResources.dropout_cu, as: UTF8.self)),
         KernelSource(family: "layernorm", text: String(decoding: PackageResources.layernorm_cu, as: UTF8.self)),
+        KernelSource(family: "layout", text: String(decoding: PackageResources.layout_cu, as: UTF8.self)),
         KernelSource(family: "softmax", text: String(decoding: PackageResources.softmax_cu, as: UTF8.self)),
     ]
 

@@ -48,6 +48,8 @@ typedef struct {
     nest_CUresult (*cuMemFree)(nest_CUdeviceptr pointer);
     nest_CUresult (*cuMemcpyHtoD)(nest_CUdeviceptr destination, const void *source, size_t bytes);
     nest_CUresult (*cuMemcpyDtoH)(void *destination, nest_CUdeviceptr source, size_t bytes);
+    nest_CUresult (*cuMemcpyDtoD)(nest_CUdeviceptr destination, nest_CUdeviceptr source, size_t bytes);
+    nest_CUresult (*cuMemsetD32)(nest_CUdeviceptr destination, unsigned int value, size_t count);
     nest_CUresult (*cuModuleLoadData)(nest_CUmodule *module, const void *image);
     nest_CUresult (*cuModuleUnload)(nest_CUmodule module);
     nest_CUresult (*cuModuleGetFunction)(nest_CUfunction *function, nest_CUmodule module, const char *name);

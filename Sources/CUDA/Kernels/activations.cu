@@ -1,32 +1,33 @@
-// Pointwise activations: y = f(x) and dx = g · f'(x). The CPU reference is
-// Tensor.activation (Sources/Tensor/Ops/Activations.swift); SiLU's derivative is taken from x.
+// Pointwise activations: y = f(x) and dx = g · f'(x), and the GLU. The CPU references are
+// CPUBackend.activationForward/Backward and gluForward/Backward (Sources/Tensor/Kernels).
 
-extern "C" __global__ void silu_forward(const float *x, float *y, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = x[i];
-        y[i] = v / (1.0f + expf(-v));
+// f: 0 ReLU, 1 sigmoid, 2 SiLU, 3 exact GELU x·Φ(x) (erf form, torch's default).
+__device__ float activation(int f, float v) {
+    switch (f) {
+    case 0: return v > 0.0f ? v : 0.0f;
+    case 1: return 1.0f / (1.0f + expf(-v));
+    case 2: return v / (1.0f + expf(-v));
+    default: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
     }
 }
 
-extern "C" __global__ void silu_backward(const float *x, const float *g, float *dx, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = x[i], s = 1.0f / (1.0f + expf(-v));
-        dx[i] = g[i] * s * (1.0f + v * (1.0f - s));
+// f′ from the saved value: y for ReLU and sigmoid, x for SiLU and GELU.
+__device__ float activation_derivative(int f, float v) {
+    switch (f) {
+    case 0: return v > 0.0f ? 1.0f : 0.0f;
+    case 1: return v * (1.0f - v);
+    case 2: { float s = 1.0f / (1.0f + expf(-v)); return s * (1.0f + v * (1.0f - s)); }
+    default: return 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v);
     }
 }
 
-// Exact GELU x·Φ(x) (erf form, as torch's default); dx = g · (Φ(x) + x·φ(x)).
-extern "C" __global__ void gelu_forward(const float *x, float *y, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    }
+extern "C" __global__ void activation_forward(const float *x, float *y, long n, int f) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) y[i] = activation(f, x[i]);
 }
 
-extern "C" __global__ void gelu_backward(const float *x, const float *g, float *dx, long n) {
+extern "C" __global__ void activation_backward(const float *saved, const float *g, float *dx, long n, int f) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = x[i];
-        dx[i] = g[i] * (0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v));
+        dx[i] = g[i] * activation_derivative(f, saved[i]);
     }
 }
 

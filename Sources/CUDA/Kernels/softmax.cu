@@ -46,3 +46,27 @@ extern "C" __global__ void softmax_backward(const float *y, const float *g, floa
     dot = block_reduce(dot, scratch, false);
     for (int j = threadIdx.x; j < n; j += blockDim.x) dx[row * n + j] = yr[j] * (gr[j] - dot);
 }
+
+// log-softmax over rows of n: y = x − max − log Σ exp(x − max); dx = g − exp(y)·Σg.
+extern "C" __global__ void log_softmax_forward(const float *x, float *y, int n) {
+    extern __shared__ float scratch[];
+    long row = blockIdx.x;
+    const float *xr = x + row * n;
+    float mx = __int_as_float(0xff800000);
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, xr[j]);
+    mx = block_reduce(mx, scratch, true);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) sum += expf(xr[j] - mx);
+    float lse = mx + logf(block_reduce(sum, scratch, false));
+    for (int j = threadIdx.x; j < n; j += blockDim.x) y[row * n + j] = xr[j] - lse;
+}
+
+extern "C" __global__ void log_softmax_backward(const float *y, const float *g, float *dx, int n) {
+    extern __shared__ float scratch[];
+    long row = blockIdx.x;
+    const float *yr = y + row * n, *gr = g + row * n;
+    float total = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) total += gr[j];
+    total = block_reduce(total, scratch, false);
+    for (int j = threadIdx.x; j < n; j += blockDim.x) dx[row * n + j] = gr[j] - expf(yr[j]) * total;
+}

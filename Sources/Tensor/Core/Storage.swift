@@ -13,6 +13,8 @@ public final class Storage {
     public let capacity: Int
     /// The block's address in its device's memory, for the backend's kernels only.
     let address: UnsafeMutablePointer<Float>
+    /// The same address for a backend in another module (`@_spi(Backend) import Tensor`).
+    @_spi(Backend) public var kernelAddress: UnsafeMutablePointer<Float> { address }
     /// The storage a slice lies in, kept alive by it; nil for a block of its own.
     private let parent: Storage?
 
@@ -49,11 +51,17 @@ public final class Storage {
 /// makes peak RSS exceed the live tensors, so it is bounded twice: `maxHeldBytes` at all times,
 /// and `endStep()` frees buffers that sat idle through several steps (as they do after a batch
 /// of unusual length).
+///
+/// The pool is the same for every device: `RawMemory` says where fresh blocks come from (the
+/// host's pages, or a GPU's `cuMemAlloc`), so a device allocator reuses blocks without calling
+/// the driver in the steady state.
 public final class BufferPool: @unchecked Sendable {
     /// The CPU's memory.
     public static let shared = BufferPool()
 
-    public init() {}
+    private let memory: RawMemory
+
+    public init(memory: RawMemory = .host) { self.memory = memory }
 
     private struct Idle { let pointer: UnsafeMutablePointer<Float>; let generation: Int }
     private var idle: [Int: [Idle]] = [:]
@@ -106,30 +114,15 @@ public final class BufferPool: @unchecked Sendable {
         let stale = takeIdle { size, buffer in size < capacity && buffer.generation < generation }
         noteLive(capacity * 4)
         lock.unlock()
-        for (pointer, size) in stale { Self.deallocate(pointer, capacity: size) }
-        return (Self.allocate(capacity), capacity)
-    }
-
-    /// Buffers from 64 KiB up are mapped directly, so that freeing one returns its pages to the
-    /// system and the process's RSS follows the pool (glibc would keep some freed blocks in its
-    /// heap, out of the pool's sight). Smaller ones come from malloc, 64-byte aligned.
-    private static let mappedFloats = 16 << 10
-
-    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Float> {
-        let bytes = capacity * MemoryLayout<Float>.stride
-        var raw: UnsafeMutableRawPointer?
-        if capacity >= mappedFloats {
-            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            if p != MAP_FAILED { raw = p }
-        } else if posix_memalign(&raw, 64, bytes) != 0 {
-            raw = nil
-        }
-        guard let raw else { fatalError("out of memory allocating \(capacity) floats") }
-        return raw.bindMemory(to: Float.self, capacity: capacity)
-    }
-
-    private static func deallocate(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
-        if capacity >= mappedFloats { munmap(pointer, capacity * MemoryLayout<Float>.stride) } else { free(pointer) }
+        for (pointer, size) in stale { memory.deallocate(pointer, size) }
+        if let fresh = memory.allocate(capacity) { return (fresh, capacity) }
+        // Out of memory: what is idle goes back first, then one more try.
+        lock.lock()
+        let idleNow = takeIdle { _, _ in true }
+        lock.unlock()
+        for (pointer, size) in idleNow { memory.deallocate(pointer, size) }
+        guard let fresh = memory.allocate(capacity) else { fatalError("out of \(memory.name) memory allocating \(capacity) floats") }
+        return (fresh, capacity)
     }
 
     public func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
@@ -142,7 +135,7 @@ public final class BufferPool: @unchecked Sendable {
             lock.unlock()
         } else {
             lock.unlock()
-            Self.deallocate(pointer, capacity: capacity)
+            memory.deallocate(pointer, capacity)
         }
     }
 
@@ -153,7 +146,7 @@ public final class BufferPool: @unchecked Sendable {
         let stale = takeIdle { _, buffer in buffer.generation <= generation - Self.idleStepsKept }
         generation += 1
         lock.unlock()
-        for (pointer, capacity) in stale { Self.deallocate(pointer, capacity: capacity) }
+        for (pointer, capacity) in stale { memory.deallocate(pointer, capacity) }
     }
 
     /// Removes the idle buffers `drop(sizeClass, buffer)` selects from the free lists and
@@ -182,4 +175,39 @@ public final class BufferPool: @unchecked Sendable {
         peakLiveBytes = max(peakLiveBytes, liveBytes)
         peakTotalBytes = max(peakTotalBytes, liveBytes + heldBytes)
     }
+}
+
+/// Where a `BufferPool` gets fresh blocks of floats and returns them: the host's pages, or a
+/// device's memory (an address there is never dereferenced on the host).
+public struct RawMemory: Sendable {
+    public let name: String
+    /// A block of `count` floats, nil when the memory is exhausted.
+    public let allocate: @Sendable (_ count: Int) -> UnsafeMutablePointer<Float>?
+    public let deallocate: @Sendable (_ block: UnsafeMutablePointer<Float>, _ count: Int) -> Void
+
+    public init(name: String, allocate: @escaping @Sendable (Int) -> UnsafeMutablePointer<Float>?,
+                deallocate: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void) {
+        self.name = name
+        self.allocate = allocate
+        self.deallocate = deallocate
+    }
+
+    /// Buffers from 64 KiB up are mapped directly, so that freeing one returns its pages to the
+    /// system and the process's RSS follows the pool (glibc would keep some freed blocks in its
+    /// heap, out of the pool's sight). Smaller ones come from malloc, 64-byte aligned.
+    public static let host = RawMemory(name: "host", allocate: { capacity in
+        let bytes = capacity * MemoryLayout<Float>.stride
+        var raw: UnsafeMutableRawPointer?
+        if capacity >= mappedFloats {
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if p != MAP_FAILED { raw = p }
+        } else if posix_memalign(&raw, 64, bytes) != 0 {
+            raw = nil
+        }
+        return raw?.bindMemory(to: Float.self, capacity: capacity)
+    }, deallocate: { pointer, capacity in
+        if capacity >= mappedFloats { munmap(pointer, capacity * MemoryLayout<Float>.stride) } else { free(pointer) }
+    })
+
+    private static let mappedFloats = 16 << 10
 }

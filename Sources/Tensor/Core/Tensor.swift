@@ -34,6 +34,9 @@ public final class Tensor {
     /// The values' address in device memory, for the backend's kernels only (`Sources/Tensor/Kernels`);
     /// ops call kernels, and code above the engine uses the explicit host views and copies.
     var address: UnsafeMutablePointer<Float> { storage.address }
+    /// The same address for a backend in another module (`@_spi(Backend) import Tensor`), such
+    /// as the CUDA backend: a device address there, never dereferenced on the host.
+    @_spi(Backend) public var kernelAddress: UnsafeMutablePointer<Float> { storage.address }
     /// The backend of `device`, for ops whose operands are this tensor alone.
     var backend: any Backend { storage.device.backend }
 

@@ -1,0 +1,142 @@
+@_spi(Backend) import Tensor
+
+/// The CUDA backend's products: GEMMs through cuBLAS (row-major problems handed over as their
+/// column-major transposes), attention and convolutions as the kernels of `attention.cu` and
+/// `convolution.cu`.
+extension CUDABackend {
+    public func gemm(_ p: GEMMProblem, a: Tensor, b: Tensor, c: Tensor) {
+        rowMajorGEMM(p, a: UnsafeRawPointer(a.kernelAddress), b: UnsafeRawPointer(b.kernelAddress), c: UnsafeMutableRawPointer(c.kernelAddress))
+    }
+
+    /// Row-major C = alpha·op(A)·op(B) + beta·C is column-major Cᵀ = alpha·op(B)ᵀ·op(A)ᵀ + beta·Cᵀ
+    /// on the same memory: cuBLAS gets B as its A and A as its B, with m and n swapped.
+    func rowMajorGEMM(_ p: GEMMProblem, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer) {
+        guard p.m > 0, p.n > 0, p.batches > 0 else { return }
+        let cAddress = c + 4 * p.offsetC
+        if p.k == 0 {
+            // C = beta·C, which cuBLAS would not do for k = 0 on every version.
+            for i in 0..<p.batches {
+                for row in 0..<p.m {
+                    let start = (cAddress + 4 * (i * p.strideC + row * p.ldc)).assumingMemoryBound(to: Float.self)
+                    if p.beta == 0 { runtime.fill(start, word: 0, count: p.n) } else {
+                        launch("scale", count: p.n, [.memory(UnsafeRawPointer(start)), .memory(UnsafeRawPointer(start)), .int64(p.n), .float(p.beta)])
+                    }
+                }
+            }
+            return
+        }
+        runtime.sgemm(ColumnMajorGEMM(transposeA: p.transposeB, transposeB: p.transposeA, m: p.n, n: p.m, k: p.k, alpha: p.alpha, beta: p.beta,
+                                      a: b + 4 * p.offsetB, lda: p.ldb, strideA: p.strideB,
+                                      b: a + 4 * p.offsetA, ldb: p.lda, strideB: p.strideA,
+                                      c: cAddress, ldc: p.ldc, strideC: p.strideC, batches: p.batches))
+    }
+
+    /// The sizes the attention kernels take: B, T, H, dk.
+    private static func heads(_ q: Tensor) -> [KernelArgument] { q.shape.prefix(4).map { .int32(Int32($0)) } }
+
+    public func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor) {
+        launch("rel_scores_forward", count: s.count,
+               [Self.arg(q), Self.arg(k), Self.arg(p), Self.arg(biasU), Self.arg(biasV), Self.arg(s)] + Self.heads(q) + [.float(scale)])
+    }
+
+    public func relPositionScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, _ g: Tensor,
+                                          dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
+        let sizes = Self.heads(q) + [.float(scale)]
+        launch("rel_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
+        launch("rel_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
+        launch("rel_scores_backward_p", count: p.count, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
+        launch("rel_scores_backward_bias", count: biasU.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(du), Self.arg(dv)] + sizes)
+    }
+
+    /// Per batch entry, one strided-batched GEMM over the heads: a [H, T, T] times v's [T, dk]
+    /// head slices (rows H·dk apart).
+    public func attentionContextForward(_ a: Tensor, _ v: Tensor, into out: Tensor) {
+        let (b, h, t) = (a.shape[0], a.shape[1], a.shape[2]), dk = v.shape[3], ld = h * dk
+        for bi in 0..<b {
+            var p = GEMMProblem(m: t, n: dk, k: t, lda: t, ldb: ld, ldc: ld)
+            (p.offsetA, p.offsetB, p.offsetC) = (bi * h * t * t, bi * t * ld, bi * t * ld)
+            (p.batches, p.strideA, p.strideB, p.strideC) = (h, t * t, dk, dk)
+            gemm(p, a: a, b: v, c: out)
+        }
+    }
+
+    public func attentionContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, _ g: Tensor, da: Tensor?, dv: Tensor?) {
+        let (b, t, h, dk) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]), ld = h * dk
+        for bi in 0..<b {
+            if let da, let vForA {
+                var p = GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: ld, ldb: ld, ldc: t)
+                (p.offsetA, p.offsetB, p.offsetC) = (bi * t * ld, bi * t * ld, bi * h * t * t)
+                (p.batches, p.strideA, p.strideB, p.strideC) = (h, dk, dk, t * t)
+                gemm(p, a: g, b: vForA, c: da)
+            }
+            if let dv, let aForV {
+                var p = GEMMProblem(transposeA: true, m: t, n: dk, k: t, lda: t, ldb: ld, ldc: ld)
+                (p.offsetA, p.offsetB, p.offsetC) = (bi * h * t * t, bi * t * ld, bi * t * ld)
+                (p.batches, p.strideA, p.strideB, p.strideC) = (h, t * t, dk, dk)
+                gemm(p, a: aForV, b: g, c: dv)
+            }
+        }
+    }
+
+    public func bandedScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, left: Int, into s: Tensor) {
+        launch("banded_scores_forward", count: s.count, [Self.arg(q), Self.arg(k), Self.arg(p), Self.arg(biasU), Self.arg(biasV), Self.arg(s)]
+               + Self.heads(q) + [.int32(Int32(s.shape[3])), .int32(Int32(left)), .float(scale)])
+    }
+
+    public func bandedScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, left: Int, _ g: Tensor,
+                                     dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
+        let w = g.shape[3], ld = q.shape[2] * q.shape[3]
+        let sizes = Self.heads(q) + [.int32(Int32(w)), .int32(Int32(left)), .float(scale)]
+        launch("banded_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
+        launch("banded_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
+        launch("banded_scores_backward_p", count: w * ld, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
+        launch("banded_scores_backward_bias", count: ld, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(du), Self.arg(dv)] + sizes)
+    }
+
+    public func bandedContextForward(_ a: Tensor, _ v: Tensor, left: Int, into out: Tensor) {
+        launch("banded_context_forward", count: out.count,
+               [Self.arg(a), Self.arg(v), Self.arg(out)] + Self.heads(v) + [.int32(Int32(a.shape[3])), .int32(Int32(left))])
+    }
+
+    public func bandedContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, left: Int, _ g: Tensor, da: Tensor?, dv: Tensor?) {
+        let w = (da ?? aForV)!.shape[3]
+        let sizes = Self.heads(g) + [.int32(Int32(w)), .int32(Int32(left))]
+        if let da, let vForA { launch("banded_context_backward_a", count: da.count, [Self.arg(vForA), Self.arg(g), Self.arg(da)] + sizes) }
+        if let dv, let aForV { launch("banded_context_backward_v", count: dv.count, [Self.arg(aForV), Self.arg(g), Self.arg(dv)] + sizes) }
+    }
+
+    /// [B, Cin, H, W, Cout, Cg, KH, KW, Ho, Wo, strideH, strideW, padH, padW, groups].
+    private static func geometry(_ x: [Int], _ w: [Int], _ geo: Conv2dGeometry) -> [Int] {
+        let ho = (x[2] + 2 * geo.padding.0 - w[2]) / geo.stride.0 + 1, wo = (x[3] + 2 * geo.padding.1 - w[3]) / geo.stride.1 + 1
+        return x + w + [ho, wo, geo.stride.0, geo.stride.1, geo.padding.0, geo.padding.1, geo.groups]
+    }
+
+    public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv2dGeometry, into y: Tensor) {
+        words(Self.geometry(x.shape, weight.shape, geo)) {
+            launch("conv2d_forward", count: y.count, [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y), $0])
+        }
+    }
+
+    public func conv2dBackward(_ x: Tensor, weight: Tensor, _ geo: Conv2dGeometry, _ g: Tensor, dx: Tensor?, dw: Tensor?, db: Tensor?) {
+        words(Self.geometry(x.shape, weight.shape, geo)) { geometry in
+            if let dx { launch("conv2d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx), geometry]) }
+            if let dw { launch("conv2d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw), geometry]) }
+            if let db { launch("conv2d_backward_bias", count: db.count, [Self.arg(g), Self.arg(db), geometry]) }
+        }
+    }
+
+    private static func depthwise(_ t: Int, _ g: [Int], _ k: Int, _ left: Int) -> [KernelArgument] {
+        [.int32(Int32(g[0])), .int32(Int32(t)), .int32(Int32(g[1])), .int32(Int32(g[2])), .int32(Int32(k)), .int32(Int32(left))]
+    }
+
+    public func depthwiseConv1dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, left: Int, into y: Tensor) {
+        launch("depthwise_conv1d_forward", count: y.count,
+               [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y)] + Self.depthwise(x.shape[1], y.shape, weight.shape[2], left))
+    }
+
+    public func depthwiseConv1dBackward(_ x: Tensor?, weight: Tensor, left: Int, _ g: Tensor, dx: Tensor?, dw: Tensor?) {
+        let t = (dx ?? x)!.shape[1], sizes = Self.depthwise(t, g.shape, weight.shape[2], left)
+        if let dx { launch("depthwise_conv1d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx)] + sizes) }
+        if let dw, let x { launch("depthwise_conv1d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw)] + sizes) }
+    }
+}

@@ -1,0 +1,317 @@
+@_spi(Backend) import Tensor
+
+/// The engine's kernels on a GPU: memory from a `BufferPool` over the runtime's device memory
+/// (the caching allocator: size classes, reuse without `cuMemAlloc` in the steady state, idle
+/// blocks returned after a few steps), copies through the driver, every kernel pair of
+/// `Backend` as a CUDA C kernel of `Sources/CUDA/Kernels` or a cuBLAS GEMM. `CPUBackend` is the
+/// reference each one is checked against (`BackendComparison`, on the host emulation in
+/// `make test` and on a GPU in `gpu-check`).
+///
+/// fp32 throughout, GEMMs without TF32 (torch's default `float32_matmul_precision`, "highest").
+/// Reductions sum in a fixed order per output (no atomics), so a step computes the same bits
+/// on every run on one device and build: resume stays bit-identical on the GPU.
+public final class CUDABackend: Backend {
+    public let runtime: KernelRuntime
+    let pool: BufferPool
+
+    public init(runtime: KernelRuntime) {
+        self.runtime = runtime
+        pool = BufferPool(memory: runtime.memory)
+    }
+
+    // MARK: memory
+
+    public func allocate(_ count: Int) -> (address: UnsafeMutablePointer<Float>, capacity: Int) {
+        let (address, capacity) = pool.acquire(count)
+        return (address, capacity)
+    }
+
+    public func release(_ address: UnsafeMutablePointer<Float>, capacity: Int) { pool.release(address, capacity: capacity) }
+    public var isHostMemory: Bool { false }
+
+    public func copy(fromHost source: UnsafePointer<Float>, to storage: Storage, offset: Int, count: Int) {
+        runtime.copy(fromHost: source, to: storage.kernelAddress + offset, bytes: count * 4)
+    }
+
+    public func copy(from storage: Storage, offset: Int, toHost destination: UnsafeMutablePointer<Float>, count: Int) {
+        runtime.copy(from: storage.kernelAddress + offset, toHost: destination, bytes: count * 4)
+    }
+
+    public func endStep() { pool.endStep() }
+    public var memory: DeviceMemory { pool.statistics }
+
+    // MARK: launching
+
+    static let threads = 256
+
+    /// A grid-stride launch over n elements.
+    func launch(_ kernel: String, count n: Int, _ arguments: [KernelArgument]) {
+        guard n > 0 else { return }
+        runtime.launch(kernel, grid: min((n + Self.threads - 1) / Self.threads, runtime.maxBlocks), block: Self.threads, sharedBytes: 0, arguments)
+    }
+
+    /// One block per row of `width` (the row kernels' block reductions: a power of two of
+    /// threads, one float of shared memory each).
+    func launchRows(_ kernel: String, rows: Int, width: Int, _ arguments: [KernelArgument]) {
+        guard rows > 0 else { return }
+        let threads = min(Self.threads, max(32, 1 << (Int.bitWidth - (max(width, 1) - 1).leadingZeroBitCount)))
+        runtime.launch(kernel, grid: rows, block: threads, sharedBytes: threads * 4, arguments)
+    }
+
+    static func arg(_ t: Tensor?) -> KernelArgument { .memory(t.map { UnsafeRawPointer($0.kernelAddress) }) }
+
+    /// `values` in device memory for the duration of `body` (shapes, indices: 64-bit words, as
+    /// a kernel's `const long *` reads them; or floats). The block goes back to the pool after
+    /// `body`; work queued on the one stream still reads it before any later use.
+    func withDevice<T, R>(_ values: [T], _ body: (KernelArgument) -> R) -> R {
+        let bytes = max(values.count * MemoryLayout<T>.stride, 4)
+        let (block, capacity) = pool.acquire((bytes + 3) / 4)
+        defer { pool.release(block, capacity: capacity) }
+        values.withUnsafeBytes { if let base = $0.baseAddress { runtime.copy(fromHost: base, to: block, bytes: $0.count) } }
+        return body(.memory(UnsafeRawPointer(block)))
+    }
+
+    func words(_ values: [Int], _ body: (KernelArgument) -> Void) { withDevice(values.map { Int64($0) }, body) }
+
+    /// A device block of `count` values of T, read back to the host after `body` fills it.
+    func readBack<T: Numeric>(_ count: Int, as: T.Type, _ body: (KernelArgument) -> Void) -> [T] {
+        let bytes = max(count * MemoryLayout<T>.stride, 4)
+        let (block, capacity) = pool.acquire((bytes + 3) / 4)
+        defer { pool.release(block, capacity: capacity) }
+        body(.memory(UnsafeRawPointer(block)))
+        var out = [T](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { if let base = $0.baseAddress { runtime.copy(from: block, toHost: base, bytes: $0.count) } }
+        return out
+    }
+}
+
+// MARK: moving values
+
+extension CUDABackend {
+    public func fill(_ t: Tensor, with value: Float) { runtime.fill(t.kernelAddress, word: value.bitPattern, count: t.count) }
+
+    public func copy(_ src: Tensor, offset srcOffset: Int, into dst: Tensor, offset dstOffset: Int, count: Int) {
+        runtime.copy(from: src.kernelAddress + srcOffset, to: dst.kernelAddress + dstOffset, bytes: count * 4)
+    }
+
+    public func copyBlocks(from src: Tensor, axis: Int, offset srcOffset: Int, to dst: Tensor, offset dstOffset: Int, length: Int) {
+        let outer = src.shape[..<axis].reduce(1, *), inner = src.shape[(axis + 1)...].reduce(1, *)
+        launch("copy_blocks", count: outer * length * inner,
+               [Self.arg(src), Self.arg(dst), .int64(outer), .int64(length * inner), .int64(src.shape[axis] * inner), .int64(srcOffset * inner),
+                .int64(dst.shape[axis] * inner), .int64(dstOffset * inner)])
+    }
+
+    public func gatherRows(_ x: Tensor, _ indices: [Int], into out: Tensor) {
+        let rowSize = x.count / max(x.shape[0], 1)
+        words(indices) { launch("gather_rows", count: indices.count * rowSize, [Self.arg(x), $0, Self.arg(out), .int64(indices.count), .int64(rowSize)]) }
+    }
+
+    public func scatterAddRows(_ g: Tensor, _ indices: [Int], into out: Tensor) {
+        let rowSize = out.count / max(out.shape[0], 1)
+        guard !indices.isEmpty else { return }
+        words(indices) { launch("scatter_add_rows", count: rowSize, [Self.arg(g), $0, Self.arg(out), .int64(indices.count), .int64(rowSize)]) }
+    }
+
+    public func expand(_ x: Tensor, into out: Tensor) {
+        stridedCopy(x, dims: out.shape, strides: Shape.broadcastStrides(x.shape, to: out.shape), into: out)
+    }
+
+    public func permute(_ x: Tensor, _ order: [Int], into out: Tensor) {
+        let strides = Shape.strides(x.shape)
+        stridedCopy(x, dims: out.shape, strides: order.map { strides[$0] }, into: out)
+    }
+
+    private func stridedCopy(_ x: Tensor, dims: [Int], strides: [Int], into out: Tensor) {
+        words(dims + strides) { launch("strided_copy", count: out.count, [Self.arg(x), Self.arg(out), .int64(out.count), .int32(Int32(dims.count)), $0]) }
+    }
+
+    public func sumToShape(_ x: Tensor, into out: Tensor) {
+        let rank = x.rank
+        let outDims = [Int](repeating: 1, count: rank - out.rank) + out.shape
+        guard out.count > 0 else { return }
+        words(x.shape + outDims + Shape.strides(x.shape)) {
+            launch("sum_to_shape", count: out.count, [Self.arg(x), Self.arg(out), .int64(out.count), .int64(x.count / out.count), .int32(Int32(rank)), $0])
+        }
+    }
+
+    public func elements(_ x: Tensor, at indices: [Int]) -> [Float] {
+        indices.map { i in
+            var v: Float = 0
+            runtime.copy(from: x.kernelAddress + i, toHost: &v, bytes: 4)
+            return v
+        }
+    }
+
+    public func addValue(_ value: Float, at indices: [Int], into out: Tensor) {
+        guard !indices.isEmpty else { return }
+        words(indices) { runtime.launch("add_value", grid: 1, block: 1, sharedBytes: 0, [Self.arg(out), $0, .int64(indices.count), .float(value)]) }
+    }
+}
+
+// MARK: pointwise
+
+extension CUDABackend {
+    public func unary(_ f: UnaryKernel, _ x: Tensor, into out: Tensor) {
+        switch f {
+        case .scale(let s): launch("scale", count: x.count, [Self.arg(x), Self.arg(out), .int64(x.count), .float(s)])
+        }
+    }
+
+    public func binary(_ f: BinaryKernel, _ a: Tensor, _ b: Tensor, into out: Tensor) {
+        let (code, fill): (Int32, Float)
+        switch f {
+        case .add: (code, fill) = (0, 0)
+        case .subtract: (code, fill) = (1, 0)
+        case .multiply: (code, fill) = (2, 0)
+        case .divide: (code, fill) = (3, 0)
+        case .fill(let value): (code, fill) = (4, value)
+        }
+        let dims = out.shape.isEmpty ? [1] : out.shape
+        let sa = a.shape == out.shape ? Shape.strides(dims) : Shape.broadcastStrides(a.shape, to: dims)
+        let sb = b.shape == out.shape ? Shape.strides(dims) : Shape.broadcastStrides(b.shape, to: dims)
+        words(dims + sa + sb) {
+            launch("binary", count: out.count, [Self.arg(a), Self.arg(b), Self.arg(out), .int64(out.count), .int32(Int32(dims.count)), $0, .int32(code), .float(fill)])
+        }
+    }
+
+    static func code(_ f: ActivationFunction) -> Int32 {
+        switch f {
+        case .relu: 0
+        case .sigmoid: 1
+        case .silu: 2
+        case .gelu: 3
+        }
+    }
+
+    public func activationForward(_ f: ActivationFunction, _ x: Tensor, into y: Tensor) {
+        launch("activation_forward", count: x.count, [Self.arg(x), Self.arg(y), .int64(x.count), .int32(Self.code(f))])
+    }
+
+    public func activationBackward(_ f: ActivationFunction, saved: Tensor, _ g: Tensor, into dx: Tensor) {
+        launch("activation_backward", count: g.count, [Self.arg(saved), Self.arg(g), Self.arg(dx), .int64(g.count), .int32(Self.code(f))])
+    }
+
+    public func gluForward(_ x: Tensor, into y: Tensor) {
+        let c = x.shape[x.rank - 1] / 2, rows = x.count / max(2 * c, 1)
+        launch("glu_forward", count: rows * c, [Self.arg(x), Self.arg(y), .int64(rows), .int32(Int32(c))])
+    }
+
+    public func gluBackward(_ x: Tensor, _ g: Tensor, into dx: Tensor) {
+        let c = x.shape[x.rank - 1] / 2, rows = x.count / max(2 * c, 1)
+        launch("glu_backward", count: rows * c, [Self.arg(x), Self.arg(g), Self.arg(dx), .int64(rows), .int32(Int32(c))])
+    }
+
+    public func dropout(_ x: Tensor, into y: Tensor, _ mask: DropoutMask) {
+        let count = x.count
+        let rowSize = mask.rows.map { count / max($0.count, 1) } ?? max(count, 1)
+        precondition(((mask.rows?.max() ?? 0) + 1) * rowSize <= Int(UInt32.max), "dropout indexes elements with 32 bits")
+        let threshold = UInt32(min(Double(mask.p) * 4_294_967_296, 4_294_967_295))
+        let arguments: (KernelArgument) -> [KernelArgument] = { rows in
+            [Self.arg(x), Self.arg(y), .int64(count), .int64(rowSize), rows, .uint32(threshold), .float(1 / (1 - mask.p)),
+             .uint32(UInt32(truncatingIfNeeded: mask.seed)), .uint32(UInt32(truncatingIfNeeded: mask.seed >> 32))]
+        }
+        if let rows = mask.rows {
+            words(rows) { launch("dropout_forward", count: count, arguments($0)) }
+        } else {
+            launch("dropout_forward", count: count, arguments(.memory(nil)))
+        }
+    }
+}
+
+// MARK: rows
+
+extension CUDABackend {
+    public func softmaxForward(_ x: Tensor, mask: Tensor?, into y: Tensor) {
+        let n = x.shape[x.rank - 1]
+        let heads = mask == nil ? 1 : x.shape[1], rowsPerMaskRow = mask == nil ? 1 : x.shape[2]
+        launchRows("softmax_forward", rows: x.count / max(n, 1), width: n,
+                   [Self.arg(x), Self.arg(mask), Self.arg(y), .int32(Int32(n)), .int32(Int32(heads)), .int32(Int32(rowsPerMaskRow))])
+    }
+
+    public func softmaxBackward(_ y: Tensor, _ g: Tensor, into dx: Tensor) {
+        let n = g.shape[g.rank - 1]
+        launchRows("softmax_backward", rows: g.count / max(n, 1), width: n, [Self.arg(y), Self.arg(g), Self.arg(dx), .int32(Int32(n))])
+    }
+
+    public func logSoftmaxForward(_ x: Tensor, into y: Tensor) {
+        let n = x.shape[x.rank - 1]
+        launchRows("log_softmax_forward", rows: x.count / max(n, 1), width: n, [Self.arg(x), Self.arg(y), .int32(Int32(n))])
+    }
+
+    public func logSoftmaxBackward(_ y: Tensor, _ g: Tensor, into dx: Tensor) {
+        let n = g.shape[g.rank - 1]
+        launchRows("log_softmax_backward", rows: g.count / max(n, 1), width: n, [Self.arg(y), Self.arg(g), Self.arg(dx), .int32(Int32(n))])
+    }
+
+    public func layerNormForward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: Tensor, stats: Tensor) {
+        let d = x.shape[x.rank - 1]
+        launchRows("layernorm_forward", rows: x.count / max(d, 1), width: d,
+                   [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y), Self.arg(stats), .int32(Int32(d)), .float(eps)])
+    }
+
+    public func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, affine: Bool, dx: Tensor?) -> [Float] {
+        let d = x.shape[x.rank - 1], rows = x.count / max(d, 1)
+        if let dx {
+            launchRows("layernorm_backward", rows: rows, width: d, [Self.arg(x), Self.arg(g), Self.arg(weight), Self.arg(stats), Self.arg(dx), .int32(Int32(d))])
+        }
+        guard affine else { return [Float](repeating: 0, count: 2 * d) }
+        return readBack(2 * d, as: Float.self) { sums in
+            guard case .memory(let base) = sums, let base else { return }
+            runtime.launch("layernorm_backward_affine", grid: (d + Self.threads - 1) / Self.threads, block: Self.threads, sharedBytes: 0,
+                           [Self.arg(x), Self.arg(g), Self.arg(stats), sums, .memory(base + 4 * d), .int64(rows), .int32(Int32(d))])
+        }
+    }
+
+    public func batchNormSums(_ x: Tensor) -> [Double] {
+        let c = x.shape[x.rank - 1]
+        return readBack(2 * c, as: Double.self) { launch("batchnorm_sums", count: c, [Self.arg(x), $0, .int64(x.count / max(c, 1)), .int32(Int32(c))]) }
+    }
+
+    public func batchNormApply(_ x: Tensor, scale: [Float], shift: [Float], into y: Tensor) {
+        let c = x.shape[x.rank - 1]
+        withDevice(scale + shift) { terms in
+            guard case .memory(let base) = terms, let base else { return }
+            launch("batchnorm_apply", count: x.count, [Self.arg(x), Self.arg(y), terms, .memory(base + 4 * c), .int64(x.count), .int32(Int32(c))])
+        }
+    }
+
+    public func batchNormBackwardSums(_ x: Tensor, _ g: Tensor, mean: [Float], rstd: [Float]) -> [Double] {
+        let c = x.shape[x.rank - 1]
+        return withDevice(mean + rstd) { terms in
+            guard case .memory(let base) = terms, let base else { return [] }
+            return readBack(2 * c, as: Double.self) {
+                launch("batchnorm_backward_sums", count: c,
+                       [Self.arg(x), Self.arg(g), terms, .memory(base + 4 * c), $0, .int64(x.count / max(c, 1)), .int32(Int32(c))])
+            }
+        }
+    }
+
+    public func batchNormBackwardInput(_ x: Tensor, _ g: Tensor, _ t: BatchNormBackwardTerms, into dx: Tensor) {
+        let c = x.shape[x.rank - 1]
+        let zeros = [Float](repeating: 0, count: c)
+        let terms = t.training ? t.weight + t.mean + t.rstd + t.meanG + t.meanGXh + zeros : zeros + zeros + zeros + zeros + zeros + t.scale
+        withDevice(terms) {
+            launch("batchnorm_backward_input", count: x.count, [Self.arg(x), Self.arg(g), $0, Self.arg(dx), .int64(x.count), .int32(Int32(c)),
+                                                              .int32(t.training ? 1 : 0)])
+        }
+    }
+}
+
+// MARK: optimizer
+
+extension CUDABackend {
+    public func adamwUpdate(parameter: Tensor, gradient: Tensor, m: Tensor, v: Tensor, _ c: AdamWStep) {
+        launch("adamw_update", count: parameter.count,
+               [Self.arg(parameter), Self.arg(gradient), Self.arg(m), Self.arg(v), .int64(parameter.count), .float(c.decay), .float(c.w1),
+                .float(c.b2), .float(c.w2), .float(c.bc2Sqrt), .float(c.eps), .float(c.stepSize)])
+    }
+
+    public func sumOfSquares(_ x: Tensor) -> Double {
+        guard x.count > 0 else { return 0 }
+        let blocks = min((x.count + Self.threads - 1) / Self.threads, runtime.maxBlocks, 1024)
+        let partial = readBack(blocks, as: Double.self) {
+            runtime.launch("sum_of_squares", grid: blocks, block: Self.threads, sharedBytes: Self.threads * 8, [Self.arg(x), .int64(x.count), $0])
+        }
+        return partial.reduce(0, +)
+    }
+}

@@ -1,0 +1,119 @@
+import CCUDA
+import Foundation
+import Formats
+import Tensor
+
+/// The GPU behind the CUDA backend: `cuMemAlloc`ed blocks, the driver's copies, the kernels of
+/// `KernelSource.all` compiled by NVRTC on first use (one module per family, cached on disk),
+/// and cuBLAS. Every call runs on the legacy default stream, so work runs in call order and a
+/// copy to the host waits for what came before it.
+public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
+    public let device: CUDADevice
+    public let cublas: CUBLAS
+    public let compiler: KernelCompiler
+    private var modules: [String: CUDAModule] = [:]
+    private var kernels: [String: CUDAKernel] = [:]
+    private let familyOfKernel: [String: String]
+    private let lock = NSLock()
+
+    public init(device: CUDADevice) throws {
+        self.device = device
+        cublas = try CUBLAS(device)
+        compiler = KernelCompiler(nvrtc: device.libraries.nvrtc, libraryPath: device.libraries.nvrtcPath)
+        var families: [String: String] = [:]
+        for source in KernelSource.all { for name in source.kernelNames { families[name] = source.family } }
+        familyOfKernel = families
+    }
+
+    public var name: String { "cuda:\(device.ordinal) (\(device.name))" }
+    public var maxBlocks: Int { 65_535 }
+
+    public var memory: RawMemory {
+        let device = self.device
+        return RawMemory(name: "GPU", allocate: { count in
+            var p: nest_CUdeviceptr = 0
+            guard (try? device.makeCurrent()) != nil, device.libraries.driver.cuMemAlloc(&p, max(count, 1) * 4) == 0 else { return nil }
+            return UnsafeMutablePointer(bitPattern: UInt(p))
+        }, deallocate: { block, _ in
+            _ = device.libraries.driver.cuMemFree(nest_CUdeviceptr(UInt(bitPattern: block)))
+        })
+    }
+
+    /// Runs a driver call with this device's context current on the calling thread (the
+    /// driver's current context is per thread; data-loading threads create tensors too).
+    private func call(_ what: String, _ body: (nest_cuda_driver) -> nest_CUresult) {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            try device.makeCurrent()
+            try device.check(body(device.libraries.driver), what)
+        } catch {
+            fatalError("\(name): \(error)")
+        }
+    }
+
+    private static func address(_ p: UnsafeRawPointer) -> nest_CUdeviceptr { nest_CUdeviceptr(UInt(bitPattern: p)) }
+
+    public func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) {
+        guard bytes > 0 else { return }
+        call("cuMemcpyHtoD") { $0.cuMemcpyHtoD(Self.address(address), source, bytes) }
+    }
+
+    public func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int) {
+        guard bytes > 0 else { return }
+        call("cuMemcpyDtoH") { $0.cuMemcpyDtoH(destination, Self.address(address), bytes) }
+    }
+
+    public func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int) {
+        guard bytes > 0 else { return }
+        call("cuMemcpyDtoD") { $0.cuMemcpyDtoD(Self.address(destination), Self.address(source), bytes) }
+    }
+
+    public func fill(_ address: UnsafeMutableRawPointer, word: UInt32, count: Int) {
+        guard count > 0 else { return }
+        call("cuMemsetD32") { $0.cuMemsetD32(Self.address(address), word, count) }
+    }
+
+    public func launch(_ kernel: String, grid: Int, block: Int, sharedBytes: Int, _ arguments: [KernelArgument]) {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            try device.makeCurrent()
+            try loaded(kernel).launch(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
+        } catch {
+            fatalError("\(name): \(error)")
+        }
+    }
+
+    /// Compiles (or reads from the cache) and loads every kernel family now, instead of at each
+    /// family's first launch: how `gpu-check` times compilation.
+    public func loadEveryKernel() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try device.makeCurrent()
+        for name in familyOfKernel.keys.sorted() { _ = try loaded(name) }
+    }
+
+    /// The kernel, its family's module compiled (or read from the cache) and loaded on first use.
+    private func loaded(_ kernel: String) throws -> CUDAKernel {
+        if let k = kernels[kernel] { return k }
+        guard let family = familyOfKernel[kernel] else { preconditionFailure("no kernel \(kernel) in Sources/CUDA/Kernels") }
+        if modules[family] == nil { modules[family] = try CUDAModule(KernelSource.named(family), on: device, compiler: compiler) }
+        let k = try modules[family]!.kernel(kernel)
+        kernels[kernel] = k
+        return k
+    }
+
+    public func sgemm(_ g: ColumnMajorGEMM) {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            try device.makeCurrent()
+            try cublas.sgemmStridedBatched(g)
+        } catch {
+            fatalError("\(name): \(error)")
+        }
+    }
+
+    public func synchronize() { call("cuCtxSynchronize") { $0.cuCtxSynchronize() } }
+}

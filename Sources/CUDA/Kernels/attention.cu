@@ -1,0 +1,223 @@
+// Relative-position attention (Transformer-XL's scores as NeMo's RelPositionMultiHeadAttention
+// computes them) and the attention-weighted sum, full and banded. q, k, v are [B, T, H, dk]
+// (heads in the projections' layout), positions p are [2T − 1, H, dk] (or the band's W rows
+// from T − 1 − left), scores [B, H, T, T] or [B, H, T, W]. The CPU references are
+// CPUBackend.relPositionScores*, bandedScores* and bandedContext* (Sources/Tensor/Kernels).
+// One thread per output element, each summing in a fixed order: results do not depend on the
+// launch, and no two threads write one element.
+
+#define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
+
+// s[b, h, i, j] = scale · ((q_i + u)·k_j + (q_i + v)·p[T − 1 − i + j]).
+extern "C" __global__ void rel_scores_forward(const float *q, const float *k, const float *p, const float *u, const float *v,
+                                              float *s, int B, int T, int H, int dk, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * H * T * T) {
+        int j = n % T, i = (n / T) % T, h = (n / ((long)T * T)) % H, b = n / ((long)T * T * H);
+        const float *qi = q + (b * (long)T + i) * ld + h * dk, *kj = k + (b * (long)T + j) * ld + h * dk;
+        const float *pm = p + (long)(T - 1 - i + j) * ld + h * dk, *uh = u + h * dk, *vh = v + h * dk;
+        float content = 0.0f, position = 0.0f;
+        for (int e = 0; e < dk; e++) { content += (qi[e] + uh[e]) * kj[e]; position += (qi[e] + vh[e]) * pm[e]; }
+        s[n] = (content + position) * scale;
+    }
+}
+
+// dq[b, i, h, e] = scale · Σ_j g[b, h, i, j] · (k_j + p[T − 1 − i + j]) (written).
+extern "C" __global__ void rel_scores_backward_q(const float *k, const float *p, const float *g, float *dq, int B, int T, int H, int dk,
+                                                 float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ld) % T, b = n / (ld * T);
+        const float *gr = g + ((b * (long)H + h) * T + i) * T;
+        float content = 0.0f, position = 0.0f;
+        for (int j = 0; j < T; j++) {
+            content += gr[j] * k[(b * (long)T + j) * ld + h * dk + e];
+            position += gr[j] * p[(long)(T - 1 - i + j) * ld + h * dk + e];
+        }
+        dq[n] = scale * content + scale * position;
+    }
+}
+
+// dk[b, j, h, e] = scale · Σ_i g[b, h, i, j] · (q_i + u) (written).
+extern "C" __global__ void rel_scores_backward_k(const float *q, const float *u, const float *g, float *dk_, int B, int T, int H, int dk,
+                                                 float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, j = (n / ld) % T, b = n / (ld * T);
+        const float *gc = g + (b * (long)H + h) * T * T + j;
+        float sum = 0.0f;
+        for (int i = 0; i < T; i++) sum += gc[(long)i * T] * (q[(b * (long)T + i) * ld + h * dk + e] + u[h * dk + e]);
+        dk_[n] = scale * sum;
+    }
+}
+
+// dp[m, h, e] += scale · Σ_b Σ_i g[b, h, i, m − (T − 1 − i)] · (q_i + v).
+extern "C" __global__ void rel_scores_backward_p(const float *q, const float *v, const float *g, float *dp, int B, int T, int H, int dk,
+                                                 float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)(2 * T - 1) * ld) {
+        int e = n % dk, h = (n / dk) % H, m = n / ld;
+        float sum = 0.0f;
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < T; i++) {
+                int j = m - (T - 1 - i);
+                if (j < 0 || j >= T) continue;
+                sum += g[((b * (long)H + h) * T + i) * T + j] * (q[(b * (long)T + i) * ld + h * dk + e] + v[h * dk + e]);
+            }
+        }
+        dp[n] += scale * sum;
+    }
+}
+
+// du[h, e] += scale · Σ g·k_j, dv[h, e] += scale · Σ g·p[T − 1 − i + j], over b, i, j.
+extern "C" __global__ void rel_scores_backward_bias(const float *k, const float *p, const float *g, float *du, float *dv, int B, int T,
+                                                    int H, int dk, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, ld) {
+        int e = n % dk, h = n / dk;
+        float su = 0.0f, sv = 0.0f;
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < T; i++) {
+                const float *gr = g + ((b * (long)H + h) * T + i) * T;
+                for (int j = 0; j < T; j++) {
+                    su += gr[j] * k[(b * (long)T + j) * ld + n];
+                    sv += gr[j] * p[(long)(T - 1 - i + j) * ld + n];
+                }
+            }
+        }
+        du[n] += scale * su;
+        dv[n] += scale * sv;
+    }
+}
+
+// The band of query i: columns c with key j = i − left + c inside [0, T) and c < W.
+__device__ int band_first(int i, int left) { return left - i > 0 ? left - i : 0; }
+__device__ int band_end(int i, int T, int left, int W) { return W < T - i + left ? W : T - i + left; }
+
+// s[b, h, i, c] = scale · ((q_i + u)·k_j + (q_i + v)·p[T − 1 − left + c]) inside the band (s is
+// zero outside it on entry).
+extern "C" __global__ void banded_scores_forward(const float *q, const float *k, const float *p, const float *u, const float *v,
+                                                 float *s, int B, int T, int H, int dk, int W, int left, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * H * T * W) {
+        int c = n % W, i = (n / W) % T, h = (n / ((long)W * T)) % H, b = n / ((long)W * T * H);
+        if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+        int j = i - left + c;
+        const float *qi = q + (b * (long)T + i) * ld + h * dk, *kj = k + (b * (long)T + j) * ld + h * dk;
+        const float *pm = p + (long)(T - 1 - left + c) * ld + h * dk, *uh = u + h * dk, *vh = v + h * dk;
+        float sum = 0.0f;
+        for (int e = 0; e < dk; e++) sum += (qi[e] + uh[e]) * kj[e] + (qi[e] + vh[e]) * pm[e];
+        s[n] = sum * scale;
+    }
+}
+
+// dq[b, i, h, e] += Σ_c g·scale·(k_j + p_m).
+extern "C" __global__ void banded_scores_backward_q(const float *k, const float *p, const float *g, float *dq, int B, int T, int H,
+                                                    int dk, int W, int left, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ld) % T, b = n / (ld * T);
+        const float *gr = g + ((b * (long)H + h) * T + i) * W;
+        float sum = 0.0f;
+        for (int c = band_first(i, left); c < band_end(i, T, left, W); c++) {
+            float gs = gr[c] * scale;
+            sum += gs * (k[(b * (long)T + i - left + c) * ld + h * dk + e] + p[(long)(T - 1 - left + c) * ld + h * dk + e]);
+        }
+        dq[n] += sum;
+    }
+}
+
+// dk[b, j, h, e] += Σ over the queries i whose band holds j: g·scale·(q_i + u).
+extern "C" __global__ void banded_scores_backward_k(const float *q, const float *u, const float *g, float *dk_, int B, int T, int H,
+                                                    int dk, int W, int left, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, j = (n / ld) % T, b = n / (ld * T);
+        float sum = 0.0f;
+        for (int c = 0; c < W; c++) {
+            int i = j + left - c;
+            if (i < 0 || i >= T || c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+            sum += g[((b * (long)H + h) * T + i) * W + c] * scale * (q[(b * (long)T + i) * ld + h * dk + e] + u[h * dk + e]);
+        }
+        dk_[n] += sum;
+    }
+}
+
+// dp[T − 1 − left + c, h, e] += Σ_b Σ_i g[b, h, i, c]·scale·(q_i + v), and du, dv over the band:
+// one thread per (c, h, e) for dp; the bias sums run over every (b, i, c) per (h, e).
+extern "C" __global__ void banded_scores_backward_p(const float *q, const float *v, const float *g, float *dp, int B, int T, int H,
+                                                    int dk, int W, int left, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)W * ld) {
+        int e = n % dk, h = (n / dk) % H, c = n / ld;
+        float sum = 0.0f;
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < T; i++) {
+                if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+                sum += g[((b * (long)H + h) * T + i) * W + c] * scale * (q[(b * (long)T + i) * ld + h * dk + e] + v[h * dk + e]);
+            }
+        }
+        dp[(long)(T - 1 - left + c) * ld + h * dk + e] += sum;
+    }
+}
+
+extern "C" __global__ void banded_scores_backward_bias(const float *k, const float *p, const float *g, float *du, float *dv, int B, int T,
+                                                       int H, int dk, int W, int left, float scale) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, ld) {
+        int h = n / dk;
+        float su = 0.0f, sv = 0.0f;
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < T; i++) {
+                const float *gr = g + ((b * (long)H + h) * T + i) * W;
+                for (int c = band_first(i, left); c < band_end(i, T, left, W); c++) {
+                    float gs = gr[c] * scale;
+                    su += gs * k[(b * (long)T + i - left + c) * ld + n];
+                    sv += gs * p[(long)(T - 1 - left + c) * ld + n];
+                }
+            }
+        }
+        du[n] += su;
+        dv[n] += sv;
+    }
+}
+
+// out[b, i, h, e] = Σ_c a[b, h, i, c]·v[b, i − left + c, h, e] (out is zero on entry).
+extern "C" __global__ void banded_context_forward(const float *a, const float *v, float *out, int B, int T, int H, int dk, int W, int left) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ld) % T, b = n / (ld * T);
+        const float *ar = a + ((b * (long)H + h) * T + i) * W;
+        float sum = 0.0f;
+        for (int c = band_first(i, left); c < band_end(i, T, left, W); c++) sum += ar[c] * v[(b * (long)T + i - left + c) * ld + h * dk + e];
+        out[n] += sum;
+    }
+}
+
+// da[b, h, i, c] = g_i · v_j inside the band (written).
+extern "C" __global__ void banded_context_backward_a(const float *v, const float *g, float *da, int B, int T, int H, int dk, int W, int left) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * H * T * W) {
+        int c = n % W, i = (n / W) % T, h = (n / ((long)W * T)) % H, b = n / ((long)W * T * H);
+        if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+        const float *gi = g + (b * (long)T + i) * ld + h * dk, *vj = v + (b * (long)T + i - left + c) * ld + h * dk;
+        float sum = 0.0f;
+        for (int e = 0; e < dk; e++) sum += gi[e] * vj[e];
+        da[n] = sum;
+    }
+}
+
+// dv[b, j, h, e] += Σ over the queries i whose band holds j: a[b, h, i, c]·g_i.
+extern "C" __global__ void banded_context_backward_v(const float *a, const float *g, float *dv, int B, int T, int H, int dk, int W, int left) {
+    long ld = (long)H * dk;
+    GRID_STRIDE(n, (long)B * T * ld) {
+        int e = n % dk, h = (n / dk) % H, j = (n / ld) % T, b = n / (ld * T);
+        float sum = 0.0f;
+        for (int c = 0; c < W; c++) {
+            int i = j + left - c;
+            if (i < 0 || i >= T || c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+            sum += a[((b * (long)H + h) * T + i) * W + c] * g[(b * (long)T + i) * ld + h * dk + e];
+        }
+        dv[n] += sum;
+    }
+}

@@ -1,0 +1,77 @@
+// Moving values: block copies, row gathers and scatters, strided reads (expand, permute),
+// broadcast sums, and the pointwise arithmetic of two operands with NumPy broadcasting. The CPU
+// references are CPUBackend's kernels of the same names (Sources/Tensor/Kernels/CPUBackend.swift).
+// Shapes come as one array of 64-bit words: `meta` = dims[rank], then one or two stride arrays.
+// Every kernel is grid-stride, so any grid covers any size; sums run in a fixed order per output.
+
+#define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
+
+// dst[o·dstStride + dstOffset + r] = src[o·srcStride + srcOffset + r] for r < block.
+extern "C" __global__ void copy_blocks(const float *src, float *dst, long outer, long block, long srcStride, long srcOffset,
+                                       long dstStride, long dstOffset) {
+    GRID_STRIDE(i, outer * block) {
+        long o = i / block, r = i % block;
+        dst[o * dstStride + dstOffset + r] = src[o * srcStride + srcOffset + r];
+    }
+}
+
+extern "C" __global__ void gather_rows(const float *x, const long *indices, float *out, long rows, long rowSize) {
+    GRID_STRIDE(i, rows * rowSize) out[i] = x[indices[i / rowSize] * rowSize + i % rowSize];
+}
+
+// out[indices[r]] += g[r], rows in order for each column (rows may repeat; no atomics, so the
+// sums are the CPU's, in its order).
+extern "C" __global__ void scatter_add_rows(const float *g, const long *indices, float *out, long rows, long rowSize) {
+    GRID_STRIDE(c, rowSize) {
+        for (long r = 0; r < rows; r++) out[indices[r] * rowSize + c] += g[r * rowSize + c];
+    }
+}
+
+// out[i] = x[Σ index_d(i) · stride_d]: expand (zero strides) and permute (permuted strides).
+extern "C" __global__ void strided_copy(const float *x, float *out, long n, int rank, const long *meta) {
+    const long *dims = meta, *strides = meta + rank;
+    GRID_STRIDE(i, n) {
+        long rest = i, offset = 0;
+        for (int d = rank - 1; d >= 0; d--) { offset += (rest % dims[d]) * strides[d]; rest /= dims[d]; }
+        out[i] = x[offset];
+    }
+}
+
+// out = x summed over the dimensions where out (given as `outDims`, x's rank, 1 where summed)
+// is broadcast to x's `dims`; each output sums its inputs in row-major order, in double.
+extern "C" __global__ void sum_to_shape(const float *x, float *out, long outCount, long perOutput, int rank, const long *meta) {
+    const long *dims = meta, *outDims = meta + rank, *strides = meta + 2 * rank;
+    GRID_STRIDE(o, outCount) {
+        long rest = o, base = 0;
+        for (int d = rank - 1; d >= 0; d--) { base += (rest % outDims[d]) * strides[d]; rest /= outDims[d]; }
+        double sum = 0.0;
+        for (long j = 0; j < perOutput; j++) {
+            long r = j, offset = base;
+            for (int d = rank - 1; d >= 0; d--) {
+                if (outDims[d] == 1 && dims[d] > 1) { offset += (r % dims[d]) * strides[d]; r /= dims[d]; }
+            }
+            sum += x[offset];
+        }
+        out[o] = (float)sum;
+    }
+}
+
+extern "C" __global__ void add_value(float *out, const long *indices, long count, float value) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) for (long i = 0; i < count; i++) out[indices[i]] += value;
+}
+
+extern "C" __global__ void scale(const float *x, float *out, long n, float s) {
+    GRID_STRIDE(i, n) out[i] = x[i] * s;
+}
+
+// out = f(a, b), f: 0 add, 1 subtract, 2 multiply, 3 divide, 4 `fill` where b ≠ 0, else a.
+// meta = dims[rank], a's strides[rank], b's strides[rank] (0 along broadcast dimensions).
+extern "C" __global__ void binary(const float *a, const float *b, float *out, long n, int rank, const long *meta, int f, float fill) {
+    const long *dims = meta, *sa = meta + rank, *sb = meta + 2 * rank;
+    GRID_STRIDE(i, n) {
+        long rest = i, oa = 0, ob = 0;
+        for (int d = rank - 1; d >= 0; d--) { long k = rest % dims[d]; oa += k * sa[d]; ob += k * sb[d]; rest /= dims[d]; }
+        float x = a[oa], y = b[ob];
+        out[i] = f == 0 ? x + y : f == 1 ? x - y : f == 2 ? x * y : f == 3 ? x / y : (y != 0.0f ? fill : x);
+    }
+}

@@ -1,0 +1,75 @@
+import CUDA
+import Foundation
+import Tensor
+import XCTest
+
+/// The CUDA backend without a GPU: its kernels (the very sources NVRTC compiles) run on host
+/// threads through `HostKernelRuntime`, and every op's forward and backward is compared with the
+/// CPU backend (`BackendComparison`, what `gpu-check` runs on a GPU). Also: every kernel in
+/// `Sources/CUDA/Kernels` is launched by the backend, and the caching allocator asks the
+/// device for no memory once a step's shapes repeat.
+final class CUDABackendEmulationTests: XCTestCase {
+    /// The emulated runtime, counting launches by kernel and fresh device blocks.
+    final class Recording: KernelRuntime {
+        let inner: HostKernelRuntime
+        var launched: Set<String> = []
+        var allocations = 0
+        init() throws { inner = try HostKernelRuntime() }
+        var name: String { inner.name }
+        var maxBlocks: Int { inner.maxBlocks }
+        var memory: RawMemory {
+            let host = inner.memory
+            return RawMemory(name: "emulated device", allocate: { [weak self] count in self?.allocations += 1; return host.allocate(count) },
+                             deallocate: host.deallocate)
+        }
+        func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) { inner.copy(fromHost: source, to: address, bytes: bytes) }
+        func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int) { inner.copy(from: address, toHost: destination, bytes: bytes) }
+        func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int) { inner.copy(from: source, to: destination, bytes: bytes) }
+        func fill(_ address: UnsafeMutableRawPointer, word: UInt32, count: Int) { inner.fill(address, word: word, count: count) }
+        func launch(_ kernel: String, grid: Int, block: Int, sharedBytes: Int, _ arguments: [KernelArgument]) {
+            launched.insert(kernel)
+            inner.launch(kernel, grid: grid, block: block, sharedBytes: sharedBytes, arguments)
+        }
+        func sgemm(_ g: ColumnMajorGEMM) { launched.insert("cublasSgemmStridedBatched"); inner.sgemm(g) }
+        func synchronize() {}
+    }
+
+    static let runtime = try! Recording()
+    static let device = Device(name: "cuda (host emulation)", backend: CUDABackend(runtime: runtime))
+
+    func testEveryOpMatchesTheCPUBackendForwardAndBackward() {
+        for seed in 1...2 {
+            let checks = BackendComparison(device: Self.device, size: .small).all(seed: UInt64(seed))
+            XCTAssertGreaterThan(checks.count, 60)
+            for c in checks {
+                XCTAssertTrue(c.passed, String(format: "seed %d: %@ %@: relative error %.2e > %.0e", seed, c.name, "\(c.shape)", c.relativeError, c.tolerance))
+            }
+        }
+    }
+
+    func testEveryKernelSourceIsUsedByTheBackend() {
+        _ = BackendComparison(device: Self.device, size: .small).all(seed: 3)
+        let all = Set(KernelSource.all.flatMap(\.kernelNames))
+        XCTAssertEqual(all.subtracting(Self.runtime.launched), [], "kernels no op launches")
+        XCTAssertTrue(Self.runtime.launched.contains("cublasSgemmStridedBatched"))
+    }
+
+    func testTheCachingAllocatorStopsAllocatingOnceShapesRepeat() {
+        let d = Self.device
+        let x = Tensor((0..<4096).map { Float($0 % 17) / 17 }, shape: [64, 64], on: d), w = Tensor(repeating: 0.01, shape: [64, 64], on: d)
+        w.requiresGrad = true
+        func step() {
+            let loss = Tensor.linear(x, weight: w, bias: nil).silu().layerNorm(weight: Tensor(repeating: 1, shape: [64], on: d),
+                                                                               bias: Tensor(zeros: [64], on: d)).mean()
+            loss.backward()
+            w.grad = nil
+            d.backend.endStep()
+        }
+        step()
+        step()
+        let before = Self.runtime.allocations
+        for _ in 0..<3 { step() }
+        XCTAssertEqual(Self.runtime.allocations, before, "steps of repeated shapes reuse the pool's device blocks")
+        XCTAssertGreaterThan(d.backend.memory.peakLive, 0)
+    }
+}
