@@ -42,19 +42,19 @@ public final class CUDABackend: Backend {
 
     // MARK: launching
 
-    static let threads = 256
+    var threads: Int { runtime.threadsPerBlock }
 
     /// A grid-stride launch over n elements.
     func launch(_ kernel: String, count n: Int, _ arguments: [KernelArgument]) {
         guard n > 0 else { return }
-        runtime.launch(kernel, grid: min((n + Self.threads - 1) / Self.threads, runtime.maxBlocks), block: Self.threads, sharedBytes: 0, arguments)
+        runtime.launch(kernel, grid: min((n + threads - 1) / threads, runtime.maxBlocks), block: threads, sharedBytes: 0, arguments)
     }
 
     /// One block per row of `width` (the row kernels' block reductions: a power of two of
     /// threads, one float of shared memory each).
     func launchRows(_ kernel: String, rows: Int, width: Int, _ arguments: [KernelArgument]) {
         guard rows > 0 else { return }
-        let threads = min(Self.threads, max(32, 1 << (Int.bitWidth - (max(width, 1) - 1).leadingZeroBitCount)))
+        let threads = min(self.threads, max(32, 1 << (Int.bitWidth - (max(width, 1) - 1).leadingZeroBitCount)))
         runtime.launch(kernel, grid: rows, block: threads, sharedBytes: threads * 4, arguments)
     }
 
@@ -257,7 +257,7 @@ extension CUDABackend {
         guard affine else { return [Float](repeating: 0, count: 2 * d) }
         return readBack(2 * d, as: Float.self) { sums in
             guard case .memory(let base) = sums, let base else { return }
-            runtime.launch("layernorm_backward_affine", grid: (d + Self.threads - 1) / Self.threads, block: Self.threads, sharedBytes: 0,
+            runtime.launch("layernorm_backward_affine", grid: (d + threads - 1) / threads, block: threads, sharedBytes: 0,
                            [Self.arg(x), Self.arg(g), Self.arg(stats), sums, .memory(base + 4 * d), .int64(rows), .int32(Int32(d))])
         }
     }
@@ -308,9 +308,9 @@ extension CUDABackend {
 
     public func sumOfSquares(_ x: Tensor) -> Double {
         guard x.count > 0 else { return 0 }
-        let blocks = min((x.count + Self.threads - 1) / Self.threads, runtime.maxBlocks, 1024)
+        let blocks = min((x.count + threads - 1) / threads, runtime.maxBlocks, 1024)
         let partial = readBack(blocks, as: Double.self) {
-            runtime.launch("sum_of_squares", grid: blocks, block: Self.threads, sharedBytes: Self.threads * 8, [Self.arg(x), .int64(x.count), $0])
+            runtime.launch("sum_of_squares", grid: blocks, block: threads, sharedBytes: threads * 8, [Self.arg(x), .int64(x.count), $0])
         }
         return partial.reduce(0, +)
     }

@@ -31,6 +31,7 @@ public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
     public var name: String { "host emulation" }
     /// Few blocks: a grid-stride kernel covers any size with any grid, and blocks run in turn.
     public var maxBlocks: Int { 4 }
+    public var threadsPerBlock: Int { 32 }
     public var memory: RawMemory { .host }
 
     public func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) {

@@ -18,6 +18,9 @@ public protocol KernelRuntime: AnyObject {
     var memory: RawMemory { get }
     /// The most blocks a grid-stride launch uses (the emulator runs blocks one after another).
     var maxBlocks: Int { get }
+    /// Threads per block of the backend's launches: a power of two ≥ 32 (the row kernels'
+    /// block reductions need one); the emulator's are host threads, so it asks for few.
+    var threadsPerBlock: Int { get }
     func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int)
     func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int)
     func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int)

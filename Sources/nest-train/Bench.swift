@@ -9,6 +9,7 @@ struct Bench: ParsableCommand {
         abstract: "Time a training step, encoder inference or the front end on synthetic audio; one JSON line with the fields of NeMo's reference benchmark.")
 
     @Option(help: "Config file.") var config: String
+    @OptionGroup var compute: DeviceOptions
     @Option(help: "train, infer, features, loader (the data pipeline on the config's training manifest; --steps batches), or allreduce (under mpirun: the training step with gradients summed across the ranks, timed).") var mode = "train"
     @Option(help: "Utterances per batch.") var batch = 4
     @Option(help: "Seconds per utterance.") var seconds = 10.0
@@ -24,6 +25,7 @@ struct Bench: ParsableCommand {
         guard m != .allreduce || group.isDistributed else { throw ValidationError("--mode allreduce runs under mpirun with at least 2 ranks") }
         defer { group.finalize() }
         if let threads { Parallel.configure(threads: threads) }
+        try reportingErrors { try compute.select() }
         let cfg = try loadConfig(config, overrides: overrides + ["++seed=\(seed)"], requireData: m == .loader)
         if m == .loader {
             print(try StepBenchmark.loader(config: cfg, configName: (config as NSString).lastPathComponent, batches: steps))

@@ -40,6 +40,8 @@ struct Extract: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @Option(help: "A manifest, a folder, or one audio file.") var input: String
+    @OptionGroup var compute: DeviceOptions
+
     @Option(help: "Output folder.") var output: String
     @Option(help: "all, last, or comma-separated 0-based layer indices.") var layers = "all"
     @Option(name: .customLong("batch-size"), help: "Utterances per batch.") var batchSize = 8
@@ -48,6 +50,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try compute.select()
             let (cfg, model) = try self.model.load(overrides: overrides)
             let frontEnd = FilterbankFeatures(settings: cfg.frontEnd)
             let n = cfg.model.encoder.nLayers

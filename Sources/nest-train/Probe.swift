@@ -9,6 +9,7 @@ struct Probe: ParsableCommand {
         abstract: "Frozen-feature probe: learned softmax weights over the encoder's layers (subsampling output as layer 0) and a linear classifier, trained with AdamW on features extracted once; or the same on log-mel features.")
 
     @OptionGroup var encoderModel: ModelOptions
+    @OptionGroup var compute: DeviceOptions
     @Flag(name: .customLong("random-init"), help: "The config's architecture at its random initialisation (seeded).") var randomInit = false
     @Flag(name: .customLong("log-mel"), help: "The log-mel front end instead of an encoder (8 frames per 80 ms token).") var logMel = false
     @Option(help: "Manifest to train the classifier on.") var train: String
@@ -22,6 +23,7 @@ struct Probe: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard let p = ProbeData.Pool(rawValue: pool) else { throw ValidationError("--pool must be mean or none") }
+            try compute.select()
             let started = Date()
             if randomInit && encoderModel.nemo != nil { throw ValidationError("--random-init takes the architecture from --config, not --nemo") }
             let (cfg, model) = try encoderModel.load(overrides: ["++seed=\(seed)"], withWeights: !randomInit && !logMel)

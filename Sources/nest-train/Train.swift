@@ -39,17 +39,24 @@ struct Train: ParsableCommand {
         try reportingErrors(prefix: group.isDistributed ? "rank \(group.rank): " : "", cleanup: { if group.isDistributed { group.abort(code: 1) } }) {
             if let threads { Parallel.configure(threads: threads) }
             let cfg = try loadConfig(config, overrides: overrides, requireData: true)
+            let compute = try ComputeDevice.forTraining(cfg, local: ComputeDevice.localRank)
+            if let device = compute.device { Device.default = device }
             let mode: Trainer.ResumeMode = fresh ? .fresh : resume.map { .from($0) } ?? .auto
             installStopHandlers()
             let trainer = try Trainer(config: cfg, resume: mode, group: group, log: say)
             say("run folder: \(trainer.runFolder)")
             say("machine: \(Platform.summary)")
+            say("device: \(compute.description)")
             if group.isDistributed {
                 say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchDescription)"
                     + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : "") + "; \(ProcessGroup.libraryVersion)")
             }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
             if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }
+            if let device = compute.device {
+                say(String(format: "peak device memory: %.1f MiB held by tensors, %.1f MiB with the allocator's idle blocks",
+                           Double(device.backend.memory.peakLive) / 1_048_576, Double(device.backend.memory.peakTotal) / 1_048_576))
+            }
             if let last, group.isLeader { print(last) }
             group.finalize()
         }

@@ -17,6 +17,7 @@ final class CUDABackendEmulationTests: XCTestCase {
         init() throws { inner = try HostKernelRuntime() }
         var name: String { inner.name }
         var maxBlocks: Int { inner.maxBlocks }
+        var threadsPerBlock: Int { inner.threadsPerBlock }
         var memory: RawMemory {
             let host = inner.memory
             return RawMemory(name: "emulated device", allocate: { [weak self] count in self?.allocations += 1; return host.allocate(count) },

@@ -84,15 +84,23 @@ final class ConfigTests: XCTestCase {
         let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8) + "\n"
         let doc = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  devices: -1\n  strategy: ddp\n"), file: "x.yaml")
         let config = try RunConfig(doc, requireData: false)
-        XCTAssertTrue(config.warnings.contains { $0.contains("trainer.devices") })
+        XCTAssertEqual(config.devices, .auto)
         XCTAssertTrue(config.warnings.contains { $0.contains("trainer.strategy") })
-        // Lightning's accelerator: a GPU is refused (not trained on the CPU in silence), auto says where it runs.
-        for value in ["gpu", "cuda"] {
-            let gpu = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  accelerator: \(value)\n"), file: "x.yaml")
-            XCTAssertThrowsError(try RunConfig(gpu, requireData: false)) { error in XCTAssertTrue("\(error)".contains("x.yaml: trainer.accelerator: \(value)"), "\(error)") }
+        // Lightning's accelerator and devices, read for the executable to pick the device.
+        func read(_ lines: String) throws -> RunConfig {
+            try RunConfig(try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n" + lines), file: "x.yaml"), requireData: false)
         }
-        let auto = try ConfigDocument(text: yaml.replacingOccurrences(of: "trainer:\n", with: "trainer:\n  accelerator: auto\n"), file: "x.yaml")
-        XCTAssertTrue(try RunConfig(auto, requireData: false).warnings.contains { $0.contains("trainer.accelerator: auto runs on the CPU") })
+        XCTAssertEqual(try read("  accelerator: cuda\n  devices: 4\n").accelerator, .gpu)
+        XCTAssertEqual(try read("  accelerator: gpu\n  devices: 4\n").devices, .count(4))
+        XCTAssertEqual(try read("  devices: [0, 3]\n").devices, .list([0, 3]))
+        XCTAssertEqual(try read("  devices: '1,2'\n").devices, .list([1, 2]))
+        XCTAssertEqual(try read("  devices: auto\n").accelerator, .auto, "Lightning's default accelerator")
+        XCTAssertEqual(try read("  accelerator: cpu\n").accelerator, .cpu)
+        for (lines, message) in [("  accelerator: tpu\n", "x.yaml: trainer.accelerator: tpu is not one nest-train has"),
+                                 ("  devices: 0\n", "x.yaml: trainer.devices must be auto, -1, a count ≥ 1"),
+                                 ("  devices: [-1]\n", "x.yaml: trainer.devices must be auto, -1, a count or a list")] {
+            XCTAssertThrowsError(try read(lines), lines) { error in XCTAssertTrue("\(error)".contains(message), "\(error)") }
+        }
     }
 
     /// An encoder (or any section) of another class is refused by name instead of being built

@@ -87,6 +87,53 @@ public struct RunConfig {
     /// The resolved config document, stored in checkpoints and `.nemo` archives.
     public var document: ConfigDocument
     public var warnings: [String] = []
+    /// `trainer.accelerator` (Lightning's, `auto` when absent).
+    public var accelerator: Accelerator = .auto
+    /// `trainer.devices`.
+    public var devices: Devices = .auto
+
+    /// Where a run computes, as Lightning's `accelerator` names it.
+    public enum Accelerator: String, Sendable {
+        /// The GPU when one and the CUDA libraries are found, else the CPU.
+        case auto
+        case gpu
+        case cpu
+    }
+
+    /// Lightning's `devices`: `auto` (or -1, or absent): every GPU of the node, one process
+    /// each; a count; or a list of GPU ordinals.
+    public enum Devices: Equatable, Sendable {
+        case auto
+        case count(Int)
+        case list([Int])
+    }
+
+    static func readDevices(_ doc: ConfigDocument) throws -> Devices {
+        switch doc.node("trainer.devices") {
+        case nil, .null?: return .auto
+        case .list?:
+            guard let items = try doc.doubleList("trainer.devices"), !items.isEmpty,
+                  items.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) else {
+                throw NestError("\(doc.file): trainer.devices must be auto, -1, a count or a list of GPU ordinals")
+            }
+            return .list(items.map { Int($0) })
+        case .scalar(let text, _)?:
+            if text == "auto" || text == "-1" { return .auto }
+            // Lightning's "0,1" string form is a list of ordinals.
+            if text.contains(",") {
+                let ordinals = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !ordinals.isEmpty, ordinals.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw NestError("\(doc.file): trainer.devices '\(text)' is not a list of GPU ordinals")
+                }
+                return .list(ordinals.map { $0! })
+            }
+            guard let n = Int(text), n >= 1 else {
+                throw NestError("\(doc.file): trainer.devices must be auto, -1, a count ≥ 1 or a list of GPU ordinals, got \(text)")
+            }
+            return .count(n)
+        default: throw NestError("\(doc.file): trainer.devices must be auto, -1, a count or a list of GPU ordinals")
+        }
+    }
 
     public var runDirectory: String { URL(fileURLWithPath: expDir).appendingPathComponent(name).path }
 
@@ -180,17 +227,15 @@ public struct RunConfig {
         if let prec = try doc.string("trainer.precision"), prec != "32", prec != "32-true" {
             throw NestError("\(doc.file): trainer.precision: only 32-bit training is supported (32 or 32-true), got \(prec)")
         }
-        // Lightning's accelerator: cpu, or auto (which picks the CPU: training on GPUs is not built
-        // yet); asking for a GPU is an error rather than a run that silently uses the CPU.
-        switch try doc.string("trainer.accelerator")?.lowercased() {
-        case nil, "cpu": break
-        case "auto": warnings.append("trainer.accelerator: auto runs on the CPU: nest-train does not train on GPUs yet (its CUDA kernels are checked by `nest-train gpu-check`)")
-        case let other?:
-            throw NestError("\(doc.file): trainer.accelerator: \(other): nest-train does not train on GPUs yet; set cpu or auto "
-                            + "(the CUDA kernels and libraries can be checked with `nest-train gpu-check`)")
+        // Lightning's accelerator and devices; the executable picks the device from them.
+        let acceleratorText = try doc.string("trainer.accelerator")?.lowercased() ?? "auto"
+        guard let parsed = Accelerator(rawValue: acceleratorText == "cuda" ? "gpu" : acceleratorText) else {
+            throw NestError("\(doc.file): trainer.accelerator: \(acceleratorText) is not one nest-train has; use auto, gpu (cuda) or cpu")
         }
-        for key in ["devices", "num_nodes", "strategy", "sync_batchnorm"] where doc.has("trainer.\(key)") {
-            warnings.append("trainer.\(key) is ignored: the launcher (mpirun, srun) sets the processes, each a CPU process with "
+        accelerator = parsed
+        devices = try Self.readDevices(doc)
+        for key in ["num_nodes", "strategy", "sync_batchnorm"] where doc.has("trainer.\(key)") {
+            warnings.append("trainer.\(key) is ignored: the launcher (mpirun, srun) sets the processes, one per GPU or CPU set, with "
                             + "synchronised BatchNorm (see README, Training on many machines)")
         }
         for key in ["benchmark", "enable_progress_bar", "num_sanity_val_steps", "check_val_every_n_epoch", "max_epochs", "logger", "enable_checkpointing"]

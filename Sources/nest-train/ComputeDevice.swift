@@ -1,0 +1,97 @@
+import ArgumentParser
+import CUDA
+import Foundation
+import Formats
+import Tensor
+import Training
+
+/// The device a command computes on: Lightning's `trainer.accelerator` and `trainer.devices`
+/// for training, `--device cpu|cuda[:N]` for the other commands. A chosen GPU becomes
+/// `Device.default`, so the model, the batches and every op live there.
+enum ComputeDevice {
+    /// One CUDA device per ordinal and process.
+    nonisolated(unsafe) private static var opened: [Int: (device: Device, description: String)] = [:]
+
+    /// GPU `ordinal` with the CUDA backend; the error names what is missing (library, driver,
+    /// device). `NEST_TRAIN_CUDA_RUNTIME=host-emulation` runs the same backend on the host
+    /// emulation of its kernels instead (slow; how tests train "on a GPU" without one).
+    static func cuda(ordinal: Int) throws -> (device: Device, description: String) {
+        if let known = opened[ordinal] { return known }
+        let runtime: KernelRuntime
+        let description: String
+        if ProcessInfo.processInfo.environment["NEST_TRAIN_CUDA_RUNTIME"] == "host-emulation" {
+            runtime = try HostKernelRuntime()
+            description = "cuda:\(ordinal) on the host emulation of the CUDA kernels (NEST_TRAIN_CUDA_RUNTIME)"
+        } else {
+            let gpu = try CUDADevice(ordinal: ordinal)
+            let cuda = try CUDARuntime(device: gpu)
+            runtime = cuda
+            description = "cuda:\(ordinal) \(gpu.summary) · cuBLAS \(cuda.cublas.version) · NVRTC \(cuda.compiler.version) (\(gpu.libraries.cublasPath))"
+        }
+        let device = Device(name: "cuda:\(ordinal)", backend: CUDABackend(runtime: runtime))
+        opened[ordinal] = (device, description)
+        return (device, description)
+    }
+
+    /// `--device`: cpu (nil: the default device), cuda or cuda:N.
+    static func named(_ text: String) throws -> (device: Device?, description: String) {
+        if text == "cpu" { return (nil, "cpu") }
+        let gpu = try cuda(ordinal: try DeviceOption.ordinal(text))
+        return (gpu.device, gpu.description)
+    }
+
+    /// This process's device for training. Under a launcher, local rank r of the node takes the
+    /// r-th GPU of `devices` (one process per GPU, as Lightning's DDP runs them); `auto` falls
+    /// back to the CPU, saying why, where `gpu` is an error naming what is missing.
+    static func forTraining(_ config: RunConfig, local: (rank: Int, size: Int)) throws -> (device: Device?, description: String) {
+        guard config.accelerator != .cpu else { return (nil, "cpu (trainer.accelerator: cpu)") }
+        let ordinal: Int
+        switch config.devices {
+        case .auto: ordinal = local.rank
+        case .count(let n):
+            guard local.size == n || (local.size == 1 && n == 1) else {
+                throw NestError("trainer.devices: \(n) needs one process per GPU on each machine, started by the launcher (mpirun -np \(n) "
+                                + "or srun --ntasks-per-node=\(n)); this machine runs \(local.size) process\(local.size == 1 ? "" : "es"); nest-train does not spawn them itself")
+            }
+            ordinal = local.rank
+        case .list(let ordinals):
+            guard local.size == ordinals.count else {
+                throw NestError("trainer.devices lists \(ordinals.count) GPU\(ordinals.count == 1 ? "" : "s") (\(ordinals)) for \(local.size) "
+                                + "process\(local.size == 1 ? "" : "es") on this machine: one process per GPU, started by the launcher (mpirun, srun)")
+            }
+            ordinal = ordinals[local.rank]
+        }
+        do {
+            let gpu = try cuda(ordinal: ordinal)
+            return (gpu.device, gpu.description)
+        } catch {
+            guard config.accelerator == .auto else { throw NestError("trainer.accelerator: gpu: \(error)") }
+            return (nil, "cpu (trainer.accelerator: auto found no usable GPU: \(error))")
+        }
+    }
+
+    /// This process's place on its machine under mpirun (Open MPI, MPICH), srun or torchrun;
+    /// (0, 1) alone.
+    static var localRank: (rank: Int, size: Int) {
+        let env = ProcessInfo.processInfo.environment
+        for (rank, size) in [("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"), ("MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
+                             ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")] {
+            if let r = env[rank].flatMap(Int.init) { return (r, env[size].flatMap(Int.init) ?? r + 1) }
+        }
+        return (0, 1)
+    }
+}
+
+/// `--device cpu|cuda[:N]` of extract, probe and bench: where the model and its tensors live.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "cpu (default), cuda or cuda:N: compute on that GPU.") var device = "cpu"
+
+    /// Makes the chosen device the default one and says which it is.
+    func select() throws {
+        let chosen = try ComputeDevice.named(device)
+        if let d = chosen.device {
+            Device.default = d
+            log("device: \(chosen.description)")
+        }
+    }
+}
