@@ -59,7 +59,8 @@ gpu-check: bundle
 ## executables restart themselves with it; the runner cannot), unless the caller set one.
 ## Every test on the CPU, then again on the checking device (Sources/Tensor/Backend/CheckingBackend.swift:
 ## the CPU's kernels over memory of its own, reached only through explicit copies), which proves
-## the backend seam without a GPU. The second pass leaves out the CUDA tests (no engine in them)
+## the backend seam without a GPU. The second pass leaves out the CUDA tests and the GPU training
+## tests (their devices are the CUDA backend's own, on the host emulation of its kernels)
 ## and the 300-kill SIGKILL loop (its resume path is covered by the other resume tests).
 TEST_ENV = NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 \
 	OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}"

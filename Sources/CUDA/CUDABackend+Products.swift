@@ -12,6 +12,7 @@ extension CUDABackend {
     /// on the same memory: cuBLAS gets B as its A and A as its B, with m and n swapped.
     func rowMajorGEMM(_ p: GEMMProblem, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer) {
         guard p.m > 0, p.n > 0, p.batches > 0 else { return }
+        GEMM.count(flops: 2 * p.m * p.n * p.k * p.batches)
         let cAddress = c + 4 * p.offsetC
         if p.k == 0 {
             // C = beta·C, which cuBLAS would not do for k = 0 on every version.
@@ -34,7 +35,12 @@ extension CUDABackend {
     /// The sizes the attention kernels take: B, T, H, dk.
     private static func heads(_ q: Tensor) -> [KernelArgument] { q.shape.prefix(4).map { .int32(Int32($0)) } }
 
+    /// Multiply-adds of the attention kernels, counted as FLOPs (2 per multiply-add) the way
+    /// the CPU's GEMMs count them: a score is two dot products of d_k.
+    private static func countAttention(outputs: Int, dk: Int, products: Int) { GEMM.count(flops: 2 * outputs * dk * products) }
+
     public func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor) {
+        Self.countAttention(outputs: s.count, dk: q.shape[3], products: 2)
         launch("rel_scores_forward", count: s.count,
                [Self.arg(q), Self.arg(k), Self.arg(p), Self.arg(biasU), Self.arg(biasV), Self.arg(s)] + Self.heads(q) + [.float(scale)])
     }
@@ -42,6 +48,7 @@ extension CUDABackend {
     public func relPositionScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, _ g: Tensor,
                                           dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
         let sizes = Self.heads(q) + [.float(scale)]
+        Self.countAttention(outputs: g.count, dk: q.shape[3], products: 6)
         launch("rel_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
         launch("rel_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
         launch("rel_scores_backward_p", count: p.count, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
@@ -79,6 +86,7 @@ extension CUDABackend {
     }
 
     public func bandedScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, left: Int, into s: Tensor) {
+        Self.countAttention(outputs: s.count, dk: q.shape[3], products: 2)
         launch("banded_scores_forward", count: s.count, [Self.arg(q), Self.arg(k), Self.arg(p), Self.arg(biasU), Self.arg(biasV), Self.arg(s)]
                + Self.heads(q) + [.int32(Int32(s.shape[3])), .int32(Int32(left)), .float(scale)])
     }
@@ -87,6 +95,7 @@ extension CUDABackend {
                                      dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
         let w = g.shape[3], ld = q.shape[2] * q.shape[3]
         let sizes = Self.heads(q) + [.int32(Int32(w)), .int32(Int32(left)), .float(scale)]
+        Self.countAttention(outputs: g.count, dk: q.shape[3], products: 6)
         launch("banded_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
         launch("banded_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
         launch("banded_scores_backward_p", count: w * ld, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
@@ -94,6 +103,7 @@ extension CUDABackend {
     }
 
     public func bandedContextForward(_ a: Tensor, _ v: Tensor, left: Int, into out: Tensor) {
+        Self.countAttention(outputs: a.count, dk: v.shape[3], products: 1)
         launch("banded_context_forward", count: out.count,
                [Self.arg(a), Self.arg(v), Self.arg(out)] + Self.heads(v) + [.int32(Int32(a.shape[3])), .int32(Int32(left))])
     }
@@ -101,6 +111,7 @@ extension CUDABackend {
     public func bandedContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, left: Int, _ g: Tensor, da: Tensor?, dv: Tensor?) {
         let w = (da ?? aForV)!.shape[3]
         let sizes = Self.heads(g) + [.int32(Int32(w)), .int32(Int32(left))]
+        Self.countAttention(outputs: (da ?? aForV)!.count, dk: g.shape[3], products: (da != nil ? 1 : 0) + (dv != nil ? 1 : 0))
         if let da, let vForA { launch("banded_context_backward_a", count: da.count, [Self.arg(vForA), Self.arg(g), Self.arg(da)] + sizes) }
         if let dv, let aForV { launch("banded_context_backward_v", count: dv.count, [Self.arg(aForV), Self.arg(g), Self.arg(dv)] + sizes) }
     }
@@ -111,13 +122,18 @@ extension CUDABackend {
         return x + w + [ho, wo, geo.stride.0, geo.stride.1, geo.padding.0, geo.padding.1, geo.groups]
     }
 
+    /// A convolution's multiply-adds: each output reads C_g·KH·KW inputs.
+    private static func countConvolution(outputs: Int, weight: [Int], passes: Int) { GEMM.count(flops: 2 * outputs * weight[1] * weight[2] * weight[3] * passes) }
+
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv2dGeometry, into y: Tensor) {
+        Self.countConvolution(outputs: y.count, weight: weight.shape, passes: 1)
         words(Self.geometry(x.shape, weight.shape, geo)) {
             launch("conv2d_forward", count: y.count, [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y), $0])
         }
     }
 
     public func conv2dBackward(_ x: Tensor, weight: Tensor, _ geo: Conv2dGeometry, _ g: Tensor, dx: Tensor?, dw: Tensor?, db: Tensor?) {
+        Self.countConvolution(outputs: g.count, weight: weight.shape, passes: (dx != nil ? 1 : 0) + (dw != nil ? 1 : 0))
         words(Self.geometry(x.shape, weight.shape, geo)) { geometry in
             if let dx { launch("conv2d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx), geometry]) }
             if let dw { launch("conv2d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw), geometry]) }

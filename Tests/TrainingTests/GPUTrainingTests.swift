@@ -38,6 +38,14 @@ final class GPUTrainingTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try CLI.trainingRows(stopped + "/NEST-tiny"), try CLI.trainingRows(gpu + "/NEST-tiny"), "resume on the GPU is bit-identical")
 
+        // The GPU's step-4 checkpoint scored on the CPU gives the GPU's own validation row.
+        let scored = try CLI.run(["validate", "--config", "Configs/tiny.yaml", "--checkpoint", gpu + "/NEST-tiny/checkpoints/step-00000004.h5"])
+        XCTAssertEqual(scored.status, 0, scored.stderr)
+        let onCPURow = try JSONSerialization.jsonObject(with: Data(scored.stdout.utf8)) as! [String: Any]
+        let gpuRows = try String(contentsOfFile: gpu + "/NEST-tiny/metrics.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains("val_loss") }
+        let onGPURow = try JSONSerialization.jsonObject(with: Data(gpuRows.last!.utf8)) as! [String: Any]
+        XCTAssertEqual(onCPURow["val_loss"] as! Double, onGPURow["val_loss"] as! Double, accuracy: 1e-5 * (onGPURow["val_loss"] as! Double))
+
         // The GPU's step-4 checkpoint continues on the CPU, and a CPU checkpoint on the GPU.
         let crossed = CLI.temporaryDirectory()
         let onCPU = try train(crossed, steps: 6, accelerator: "cpu", extra: ["--resume", gpu + "/NEST-tiny/checkpoints/step-00000004.h5"])

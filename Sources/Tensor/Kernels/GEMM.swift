@@ -23,6 +23,10 @@ public enum GEMM {
     /// (products run on any thread), no lock on the hot path.
     public static var flops: Int { nest_atomic_load(flopCount) }
     public static func resetFlops() { nest_atomic_store(flopCount, 0) }
+    /// Adds the products another backend computed (a GPU's GEMMs, and its attention and
+    /// convolution kernels counted as the products they are), so that the benchmark's FLOPs per
+    /// step mean the same on every device.
+    public static func count(flops: Int) { _ = nest_atomic_add(flopCount, flops) }
     private static let flopCount: UnsafeMutablePointer<Int> = {
         let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         p.initialize(to: 0)

@@ -25,6 +25,19 @@ public enum StepBenchmark {
         return CPUTime(user: Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6,
                        sys: Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6, minorFaults: u.ru_minflt)
     }
+    /// GFLOP/s of an 8192³ product on `device` through the engine (after a warm-up; reading one
+    /// value back waits for the device).
+    static func deviceSGEMMRate(_ device: Device, size n: Int = 8192) -> Double {
+        let a = Tensor(repeating: 0.5, shape: [n, n], on: device), b = Tensor(repeating: 0.25, shape: [n, n], on: device)
+        _ = device.backend.elements(withoutGrad { Tensor.matmul(a, b) }, at: [0])
+        let start = DispatchTime.now().uptimeNanoseconds
+        let repeats = 5
+        var c: Tensor?
+        for _ in 0..<repeats { c = withoutGrad { Tensor.matmul(a, b) } }
+        _ = device.backend.elements(c!, at: [0])
+        return 2 * pow(Double(n), 3) * Double(repeats) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) / 1e9
+    }
+
     static func peakRSSMiB() -> Double {
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
@@ -142,6 +155,8 @@ public enum StepBenchmark {
         let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
         // The step's own products are counted in `flops`; the reference runs are not.
         let singleCore = GEMM.rate(threads: 1), allCores = GEMM.rate(threads: Parallel.threads)
+        let device = Device.default, onDevice = !device.backend.isHostMemory
+        let deviceRate = onDevice ? deviceSGEMMRate(device) : nil
         var out: [String: Any] = [
             "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
             "sample_rate": config.sampleRate, "steps": steps, "warmup": warmup, "seed": seed, "threads": Parallel.threads,
@@ -164,7 +179,13 @@ public enum StepBenchmark {
             "efficiency_vs_single_core_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / singleCore, 3),
             "efficiency_vs_threads_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / allCores, 3),
             "time_utc": ISO8601DateFormatter().string(from: Date()),
+            "device": device.name,
         ].merging(Platform.fields) { ours, _ in ours }
+        if let deviceRate {
+            // On a GPU the ceiling is the device's own large SGEMM, measured here.
+            out["device_sgemm_gflops"] = r(deviceRate, 1)
+            out["efficiency_vs_device_sgemm"] = r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / deviceRate, 3)
+        }
         if mode == .allreduce {
             // The same bytes summed in one blocking call: the bandwidth the buckets could reach.
             let floats = trainingStep.optimizer.parameters.reduce(0) { $0 + $1.tensor.count }
