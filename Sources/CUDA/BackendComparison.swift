@@ -147,6 +147,9 @@ public struct BackendComparison {
         out += compare("conv2d (stride 2, padding 1)", [random([b, cin, hh, ww], rng), random([cout, cin, 3, 3], rng), random([cout], rng)], rng, tolerance: r) {
             $0[0].conv2d(weight: $0[1], bias: $0[2], Conv2dGeometry(stride: (2, 2), padding: (1, 1))).relu()
         }
+        out += compare("conv2d (pointwise 1×1)", [random([b, cout, hh, ww], rng), random([cin + 1, cout, 1, 1], rng), random([cin + 1], rng)], rng, tolerance: r) {
+            $0[0].conv2d(weight: $0[1], bias: $0[2], Conv2dGeometry())
+        }
         out += compare("conv2d (depthwise)", [random([b, cout, hh, ww], rng), random([cout, 1, 3, 3], rng)], rng, tolerance: r) {
             $0[0].conv2d(weight: $0[1], bias: nil, Conv2dGeometry(stride: (2, 2), padding: (1, 1), groups: cout))
         }

@@ -39,20 +39,81 @@ extension CUDABackend {
     /// the CPU's GEMMs count them: a score is two dot products of d_k.
     private static func countAttention(outputs: Int, dk: Int, products: Int) { GEMM.count(flops: 2 * outputs * dk * products) }
 
-    public func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor) {
-        Self.countAttention(outputs: s.count, dk: q.shape[3], products: 2)
-        launch("rel_scores_forward", count: s.count,
-               [Self.arg(q), Self.arg(k), Self.arg(p), Self.arg(biasU), Self.arg(biasV), Self.arg(s)] + Self.heads(q) + [.float(scale)])
+    /// A device block of `count` floats for the duration of `body` (a kernel's scratch).
+    func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawPointer) -> R) -> R {
+        let (block, capacity) = pool.acquire(count)
+        defer { pool.release(block, capacity: capacity) }
+        return body(UnsafeMutableRawPointer(block))
     }
 
+    /// q + bias with each head's rows contiguous: [B, H, T, dk].
+    private func biasedHeads(_ q: Tensor, _ bias: Tensor, into out: UnsafeMutableRawPointer) {
+        launch("bias_heads", count: q.count, [Self.arg(q), Self.arg(bias), .memory(UnsafeRawPointer(out))] + Self.heads(q))
+    }
+
+    /// One strided-batched product per batch entry over its H heads (`heads` GEMMs of one
+    /// shape), with the operands' per-head and per-entry offsets.
+    private func perEntry(_ b: Int, _ p: GEMMProblem, a: UnsafeRawPointer, entryA: Int, b bPointer: UnsafeRawPointer, entryB: Int,
+                          c: UnsafeMutableRawPointer, entryC: Int) {
+        for bi in 0..<b {
+            var q = p
+            (q.offsetA, q.offsetB, q.offsetC) = (bi * entryA, bi * entryB, bi * entryC)
+            rowMajorGEMM(q, a: a, b: bPointer, c: c)
+        }
+    }
+
+    /// Transformer-XL's scores as the CPU computes them: AC = (q + u)·kᵀ and BD = (q + v)·pᵀ per
+    /// head through cuBLAS, then s = (AC + shift(BD))·scale.
+    public func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor) {
+        let (b, t, h, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), np = 2 * t - 1, ld = h * dk
+        withScratch(2 * q.count + b * h * t * np) { scratch in
+            let qu = scratch, qv = scratch + 4 * q.count, bd = scratch + 8 * q.count
+            biasedHeads(q, biasU, into: qu)
+            biasedHeads(q, biasV, into: qv)
+            var content = GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: dk, ldb: ld, ldc: t)
+            (content.batches, content.strideA, content.strideB, content.strideC) = (h, t * dk, dk, t * t)
+            perEntry(b, content, a: qu, entryA: h * t * dk, b: UnsafeRawPointer(k.kernelAddress), entryB: t * ld,
+                     c: UnsafeMutableRawPointer(s.kernelAddress), entryC: h * t * t)
+            var position = GEMMProblem(transposeB: true, m: t, n: np, k: dk, lda: dk, ldb: ld, ldc: np)
+            (position.batches, position.strideA, position.strideB, position.strideC) = (h, t * dk, dk, t * np)
+            perEntry(b, position, a: qv, entryA: h * t * dk, b: UnsafeRawPointer(p.kernelAddress), entryB: 0, c: bd, entryC: h * t * np)
+            launch("rel_shift_add", count: s.count, [Self.arg(s), .memory(UnsafeRawPointer(bd)), .int64(b * h), .int32(Int32(t)), .float(scale)])
+        }
+    }
+
+    /// dq = scale·(g·k + shift(g)·p) and dk = scale·gᵀ·(q + u) (written); dp += scale·shift(g)ᵀ·(q + v),
+    /// du and dv += the row sums of the two halves of dq (accumulated), as the CPU computes them.
     public func relPositionScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, _ g: Tensor,
                                           dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
-        let sizes = Self.heads(q) + [.float(scale)]
-        Self.countAttention(outputs: g.count, dk: q.shape[3], products: 6)
-        launch("rel_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
-        launch("rel_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
-        launch("rel_scores_backward_p", count: p.count, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
-        launch("rel_scores_backward_bias", count: biasU.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(du), Self.arg(dv)] + sizes)
+        let (b, t, h, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), np = 2 * t - 1, ld = h * d
+        let sizes = Self.heads(q)
+        withScratch(3 * q.count + b * h * t * np) { scratch in
+            let qu = scratch, qv = scratch + 4 * q.count, via = scratch + 8 * q.count, gs = scratch + 12 * q.count
+            biasedHeads(q, biasU, into: qu)
+            biasedHeads(q, biasV, into: qv)
+            let gp = UnsafeRawPointer(g.kernelAddress)
+            // Content: dq = scale·g·k, dk = scale·gᵀ·(q + u), du += Σ dq.
+            var dqContent = GEMMProblem(m: t, n: d, k: t, alpha: scale, lda: t, ldb: ld, ldc: ld)
+            (dqContent.batches, dqContent.strideA, dqContent.strideB, dqContent.strideC) = (h, t * t, d, d)
+            perEntry(b, dqContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(k.kernelAddress), entryB: t * ld,
+                     c: UnsafeMutableRawPointer(dq.kernelAddress), entryC: t * ld)
+            var dkContent = GEMMProblem(transposeA: true, m: t, n: d, k: t, alpha: scale, lda: t, ldb: d, ldc: ld)
+            (dkContent.batches, dkContent.strideA, dkContent.strideB, dkContent.strideC) = (h, t * t, t * d, d)
+            perEntry(b, dkContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(qu), entryB: h * t * d,
+                     c: UnsafeMutableRawPointer(dk.kernelAddress), entryC: t * ld)
+            launch("add_head_sums", count: ld, [Self.arg(dq), Self.arg(du)] + sizes + [.int32(0)])
+            // Position, through the shift's transpose: via = scale·shift(g)·p, dp += scale·shift(g)ᵀ·(q + v).
+            launch("rel_shift_grad", count: b * h * t * np, [Self.arg(g), .memory(UnsafeRawPointer(gs)), .int64(b * h), .int32(Int32(t))])
+            var viaPosition = GEMMProblem(m: t, n: d, k: np, alpha: scale, lda: np, ldb: ld, ldc: d)
+            (viaPosition.batches, viaPosition.strideA, viaPosition.strideB, viaPosition.strideC) = (h, t * np, d, t * d)
+            perEntry(b, viaPosition, a: UnsafeRawPointer(gs), entryA: h * t * np, b: UnsafeRawPointer(p.kernelAddress), entryB: 0, c: via, entryC: h * t * d)
+            var dpPosition = GEMMProblem(transposeA: true, m: np, n: d, k: t, alpha: scale, beta: 1, lda: np, ldb: d, ldc: ld)
+            (dpPosition.batches, dpPosition.strideA, dpPosition.strideB, dpPosition.strideC) = (h, t * np, t * d, d)
+            perEntry(b, dpPosition, a: UnsafeRawPointer(gs), entryA: h * t * np, b: UnsafeRawPointer(qv), entryB: h * t * d,
+                     c: UnsafeMutableRawPointer(dp.kernelAddress), entryC: 0)
+            launch("add_head_sums", count: ld, [.memory(UnsafeRawPointer(via)), Self.arg(dv)] + sizes + [.int32(1)])
+            launch("add_heads", count: q.count, [.memory(UnsafeRawPointer(via)), Self.arg(dq)] + sizes)
+        }
     }
 
     /// Per batch entry, one strided-batched GEMM over the heads: a [H, T, T] times v's [T, dk]
@@ -125,7 +186,20 @@ extension CUDABackend {
     /// A convolution's multiply-adds: each output reads C_g·KH·KW inputs.
     private static func countConvolution(outputs: Int, weight: [Int], passes: Int) { GEMM.count(flops: 2 * outputs * weight[1] * weight[2] * weight[3] * passes) }
 
+    /// A 1×1 convolution of stride 1 without padding or groups (the subsampling's pointwise
+    /// step) is one product per image: y[b] = W·x[b] over the H·W pixels, through cuBLAS.
+    private static func isPointwise(_ w: [Int], _ geo: Conv2dGeometry) -> Bool {
+        w[2] == 1 && w[3] == 1 && geo.stride == (1, 1) && geo.padding == (0, 0) && geo.groups == 1
+    }
+
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv2dGeometry, into y: Tensor) {
+        if Self.isPointwise(weight.shape, geo) {
+            let (b, cin, hw, cout) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3], weight.shape[0])
+            if let bias { words([b, cout, hw] + [0, 1, 0]) { launch("strided_copy", count: y.count, [Self.arg(bias), Self.arg(y), .int64(y.count), .int32(3), $0]) } }
+            var p = GEMMProblem(m: cout, n: hw, k: cin, beta: bias == nil ? 0 : 1, lda: cin, ldb: hw, ldc: hw)
+            (p.batches, p.strideA, p.strideB, p.strideC) = (b, 0, cin * hw, cout * hw)
+            return gemm(p, a: weight, b: x, c: y)
+        }
         Self.countConvolution(outputs: y.count, weight: weight.shape, passes: 1)
         words(Self.geometry(x.shape, weight.shape, geo)) {
             launch("conv2d_forward", count: y.count, [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y), $0])
@@ -133,10 +207,28 @@ extension CUDABackend {
     }
 
     public func conv2dBackward(_ x: Tensor, weight: Tensor, _ geo: Conv2dGeometry, _ g: Tensor, dx: Tensor?, dw: Tensor?, db: Tensor?) {
-        Self.countConvolution(outputs: g.count, weight: weight.shape, passes: (dx != nil ? 1 : 0) + (dw != nil ? 1 : 0))
+        let pointwise = Self.isPointwise(weight.shape, geo)
+        if pointwise {
+            let (b, cin, hw, cout) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3], weight.shape[0])
+            if let dx {
+                var p = GEMMProblem(transposeA: true, m: cin, n: hw, k: cout, lda: cin, ldb: hw, ldc: hw)
+                (p.batches, p.strideA, p.strideB, p.strideC) = (b, 0, cout * hw, cin * hw)
+                gemm(p, a: weight, b: g, c: dx)
+            }
+            if let dw {
+                // Σ over the batch in order: one product per image, accumulating.
+                for bi in 0..<b {
+                    var p = GEMMProblem(transposeB: true, m: cout, n: cin, k: hw, beta: bi == 0 ? 0 : 1, lda: hw, ldb: hw, ldc: cin)
+                    (p.offsetA, p.offsetB) = (bi * cout * hw, bi * cin * hw)
+                    gemm(p, a: g, b: x, c: dw)
+                }
+            }
+        } else {
+            Self.countConvolution(outputs: g.count, weight: weight.shape, passes: (dx != nil ? 1 : 0) + (dw != nil ? 1 : 0))
+        }
         words(Self.geometry(x.shape, weight.shape, geo)) { geometry in
-            if let dx { launch("conv2d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx), geometry]) }
-            if let dw { launch("conv2d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw), geometry]) }
+            if !pointwise, let dx { launch("conv2d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx), geometry]) }
+            if !pointwise, let dw { launch("conv2d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw), geometry]) }
             if let db { launch("conv2d_backward_bias", count: db.count, [Self.arg(g), Self.arg(db), geometry]) }
         }
     }

@@ -3,90 +3,64 @@
 // (heads in the projections' layout), positions p are [2T − 1, H, dk] (or the band's W rows
 // from T − 1 − left), scores [B, H, T, T] or [B, H, T, W]. The CPU references are
 // CPUBackend.relPositionScores*, bandedScores* and bandedContext* (Sources/Tensor/Kernels).
-// One thread per output element, each summing in a fixed order: results do not depend on the
-// launch, and no two threads write one element.
+// The banded kernels are one thread per output element, each summing in a fixed order: results
+// do not depend on the launch, and no two threads write one element.
 
 #define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
 
-// s[b, h, i, j] = scale · ((q_i + u)·k_j + (q_i + v)·p[T − 1 − i + j]).
-extern "C" __global__ void rel_scores_forward(const float *q, const float *k, const float *p, const float *u, const float *v,
-                                              float *s, int B, int T, int H, int dk, float scale) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, (long)B * H * T * T) {
-        int j = n % T, i = (n / T) % T, h = (n / ((long)T * T)) % H, b = n / ((long)T * T * H);
-        const float *qi = q + (b * (long)T + i) * ld + h * dk, *kj = k + (b * (long)T + j) * ld + h * dk;
-        const float *pm = p + (long)(T - 1 - i + j) * ld + h * dk, *uh = u + h * dk, *vh = v + h * dk;
-        float content = 0.0f, position = 0.0f;
-        for (int e = 0; e < dk; e++) { content += (qi[e] + uh[e]) * kj[e]; position += (qi[e] + vh[e]) * pm[e]; }
-        s[n] = (content + position) * scale;
+// The full-context scores go through cuBLAS as the CPU computes them (CUDABackend+Products:
+// AC = (q + u)·kᵀ and BD = (q + v)·pᵀ per head, then the relative shift); these kernels are the
+// steps between the products.
+
+// out[b, h, i, e] = x[b, i, h, e] + bias[h, e]: one head's rows made contiguous, biased.
+extern "C" __global__ void bias_heads(const float *x, const float *bias, float *out, int B, int T, int H, int dk) {
+    GRID_STRIDE(n, (long)B * H * T * dk) {
+        int e = n % dk, i = (n / dk) % T, h = (n / ((long)dk * T)) % H, b = n / ((long)dk * T * H);
+        out[n] = x[((b * (long)T + i) * H + h) * dk + e] + bias[h * dk + e];
     }
 }
 
-// dq[b, i, h, e] = scale · Σ_j g[b, h, i, j] · (k_j + p[T − 1 − i + j]) (written).
-extern "C" __global__ void rel_scores_backward_q(const float *k, const float *p, const float *g, float *dq, int B, int T, int H, int dk,
-                                                 float scale) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, (long)B * T * ld) {
-        int e = n % dk, h = (n / dk) % H, i = (n / ld) % T, b = n / (ld * T);
-        const float *gr = g + ((b * (long)H + h) * T + i) * T;
-        float content = 0.0f, position = 0.0f;
-        for (int j = 0; j < T; j++) {
-            content += gr[j] * k[(b * (long)T + j) * ld + h * dk + e];
-            position += gr[j] * p[(long)(T - 1 - i + j) * ld + h * dk + e];
-        }
-        dq[n] = scale * content + scale * position;
+// s[r, i, j] = (s[r, i, j] + bd[r, i, T − 1 − i + j]) · scale over the B·H score blocks r.
+extern "C" __global__ void rel_shift_add(float *s, const float *bd, long blocks, int T, float scale) {
+    long np = 2L * T - 1;
+    GRID_STRIDE(n, blocks * T * T) {
+        int j = n % T, i = (n / T) % T;
+        long r = n / ((long)T * T);
+        s[n] = (s[n] + bd[(r * T + i) * np + (T - 1 - i + j)]) * scale;
     }
 }
 
-// dk[b, j, h, e] = scale · Σ_i g[b, h, i, j] · (q_i + u) (written).
-extern "C" __global__ void rel_scores_backward_k(const float *q, const float *u, const float *g, float *dk_, int B, int T, int H, int dk,
-                                                 float scale) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, (long)B * T * ld) {
-        int e = n % dk, h = (n / dk) % H, j = (n / ld) % T, b = n / (ld * T);
-        const float *gc = g + (b * (long)H + h) * T * T + j;
-        float sum = 0.0f;
-        for (int i = 0; i < T; i++) sum += gc[(long)i * T] * (q[(b * (long)T + i) * ld + h * dk + e] + u[h * dk + e]);
-        dk_[n] = scale * sum;
+// The shift's transpose: gs[r, i, m] = g[r, i, m − (T − 1 − i)] where that column exists, else 0.
+extern "C" __global__ void rel_shift_grad(const float *g, float *gs, long blocks, int T) {
+    long np = 2L * T - 1;
+    GRID_STRIDE(n, blocks * T * np) {
+        long m = n % np, i = (n / np) % T, r = n / (np * T);
+        long j = m - (T - 1 - i);
+        gs[n] = j >= 0 && j < T ? g[(r * T + i) * T + j] : 0.0f;
     }
 }
 
-// dp[m, h, e] += scale · Σ_b Σ_i g[b, h, i, m − (T − 1 − i)] · (q_i + v).
-extern "C" __global__ void rel_scores_backward_p(const float *q, const float *v, const float *g, float *dp, int B, int T, int H, int dk,
-                                                 float scale) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, (long)(2 * T - 1) * ld) {
-        int e = n % dk, h = (n / dk) % H, m = n / ld;
-        float sum = 0.0f;
-        for (int b = 0; b < B; b++) {
-            for (int i = 0; i < T; i++) {
-                int j = m - (T - 1 - i);
-                if (j < 0 || j >= T) continue;
-                sum += g[((b * (long)H + h) * T + i) * T + j] * (q[(b * (long)T + i) * ld + h * dk + e] + v[h * dk + e]);
-            }
-        }
-        dp[n] += scale * sum;
-    }
-}
-
-// du[h, e] += scale · Σ g·k_j, dv[h, e] += scale · Σ g·p[T − 1 − i + j], over b, i, j.
-extern "C" __global__ void rel_scores_backward_bias(const float *k, const float *p, const float *g, float *du, float *dv, int B, int T,
-                                                    int H, int dk, float scale) {
+// out[h, e] += Σ_b Σ_i x[b, i, h, e] (x in the projections' layout, `headsFirst` 0) or
+// x[b, h, i, e] (`headsFirst` 1), in (b, i) order.
+extern "C" __global__ void add_head_sums(const float *x, float *out, int B, int T, int H, int dk, int headsFirst) {
     long ld = (long)H * dk;
     GRID_STRIDE(n, ld) {
         int e = n % dk, h = n / dk;
-        float su = 0.0f, sv = 0.0f;
+        float sum = 0.0f;
         for (int b = 0; b < B; b++) {
             for (int i = 0; i < T; i++) {
-                const float *gr = g + ((b * (long)H + h) * T + i) * T;
-                for (int j = 0; j < T; j++) {
-                    su += gr[j] * k[(b * (long)T + j) * ld + n];
-                    sv += gr[j] * p[(long)(T - 1 - i + j) * ld + n];
-                }
+                sum += headsFirst ? x[(((long)b * H + h) * T + i) * dk + e] : x[((long)b * T + i) * ld + n];
             }
         }
-        du[n] += scale * su;
-        dv[n] += scale * sv;
+        out[n] += sum;
+    }
+}
+
+// y[b, i, h, e] += x[b, h, i, e].
+extern "C" __global__ void add_heads(const float *x, float *y, int B, int T, int H, int dk) {
+    GRID_STRIDE(n, (long)B * T * H * dk) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ((long)dk * H)) % T, b = n / ((long)dk * H * T);
+        y[n] += x[(((long)b * H + h) * T + i) * dk + e];
     }
 }
 

@@ -155,8 +155,9 @@ public enum StepBenchmark {
         let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
         // The step's own products are counted in `flops`; the reference runs are not.
         let singleCore = GEMM.rate(threads: 1), allCores = GEMM.rate(threads: Parallel.threads)
-        let device = Device.default, onDevice = !device.backend.isHostMemory
-        let deviceRate = onDevice ? deviceSGEMMRate(device) : nil
+        // The step's tensor memory, read before the device's SGEMM run allocates its operands.
+        let device = Device.default, stepMemory = device.backend.memory
+        let deviceRate = device.backend.isHostMemory ? nil : deviceSGEMMRate(device)
         var out: [String: Any] = [
             "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
             "sample_rate": config.sampleRate, "steps": steps, "warmup": warmup, "seed": seed, "threads": Parallel.threads,
@@ -168,7 +169,7 @@ public enum StepBenchmark {
             "audio_seconds_per_second": r(Double(batch) * seconds / max(median(stepTimes), 1e-9), 3),
             "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(rssBuild, 1),
             // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
-            "tensor_peak_live_mib": Device.default.backend.memory.peakLive >> 20, "tensor_peak_with_idle_mib": Device.default.backend.memory.peakTotal >> 20,
+            "tensor_peak_live_mib": stepMemory.peakLive >> 20, "tensor_peak_with_idle_mib": stepMemory.peakTotal >> 20,
             "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
             "page_faults_per_step": measuredCPU.minorFaults / max(steps, 1), "page_faults_all": rows.map { Int($0["faults"]!) },
             "build_s": r(buildSeconds, 2),
