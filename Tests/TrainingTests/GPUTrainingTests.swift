@@ -5,7 +5,8 @@ import XCTest
 /// kernels (`NEST_TRAIN_CUDA_RUNTIME=host-emulation`: the same Swift backend and kernel
 /// sources, host threads for GPU threads), so that CI without a GPU checks the path: per-step
 /// losses against the CPU, bit-identical resume on the device, checkpoints crossing between the
-/// GPU and the CPU, and Lightning's accelerator and devices rules with their errors.
+/// GPU and the CPU, extraction, one rank per GPU under mpirun, and Lightning's accelerator and
+/// devices rules with their errors.
 final class GPUTrainingTests: XCTestCase {
     override func setUpWithError() throws { try CLI.ensureTinyCorpus() }
 
@@ -75,6 +76,20 @@ final class GPUTrainingTests: XCTestCase {
             XCTAssertEqual(a.count, b.count)
             XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max() ?? 1, 1e-4)
         }
+    }
+
+    /// Two ranks under mpirun, each on its own GPU (local rank r takes cuda:r), train as one CPU
+    /// process with their global batch: gradients cross through host buffers.
+    func testTwoGPURanksTrainAsOneProcessWithTheirGlobalBatch() throws {
+        let one = CLI.temporaryDirectory(), two = CLI.temporaryDirectory()
+        XCTAssertEqual(try train(one, steps: 4, accelerator: "cpu", extra: ["model.train_ds.batch_size=4"]).status, 0)
+        let r = try CLI.mpirun(ranks: 2, ["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(two)", "trainer.max_steps=4", "++trainer.accelerator=gpu",
+                                          "model.train_ds.batch_size=2", "--threads", "1"], environment: emulated)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let (a, b) = (try losses(one), try losses(two))
+        XCTAssertEqual(a.count, 4)
+        XCTAssertEqual(b.count, 4)
+        for (step, (x, y)) in zip(a, b).enumerated() { XCTAssertEqual(y, x, accuracy: 1e-4 * abs(x), "step \(step + 1): 2 GPUs × 2 against 1 CPU × 4") }
     }
 
     func testAcceleratorAndDevicesFollowLightning() throws {
