@@ -87,6 +87,8 @@ public struct BackendComparison {
             out += compare(name, [random([count], rng, -6, 6)], rng, tolerance: e) { f($0[0]) }
         }
         let (rows, width) = (n(1...9, 1...3000), n(1...40, 1...700))
+        // Enough rows for several chunks of the column sums (32 rows each at least).
+        let normRows = n(33...130, 1000...20000)
         out += compare("glu", [random([rows, 2 * width], rng, -4, 4)], rng, tolerance: e) { $0[0].glu() }
         // Broadcasting arithmetic: a bias row, a per-row column, and equal shapes.
         let a = random([rows, 3, width], rng), bias = random([width], rng), column = random([rows, 1, 1], rng, 0.5, 2)
@@ -96,7 +98,9 @@ public struct BackendComparison {
         out += compare("subtract", [a, random([rows, 3, width], rng)], rng, tolerance: e) { $0[0] - $0[1] }
         out += compare("permuted", [a], rng, tolerance: e) { $0[0].permuted([2, 0, 1]) }
         out += compare("expanded", [bias], rng, tolerance: r) { $0[0].reshaped([1, width]).expanded(to: [rows, width]) }
-        out += compare("summed", [a], rng, tolerance: r) { $0[0].summed(toShape: [1, 3, 1]) }
+        out += compare("summed (inner)", [a], rng, tolerance: r) { $0[0].summed(toShape: [1, 3, 1]) }
+        out += compare("summed (leading)", [random([normRows, 2, width], rng)], rng, tolerance: r) { $0[0].summed(toShape: [2, width]) }
+        out += compare("mean", [a], rng, tolerance: r) { $0[0].mean() }
         out += compare("padded and concatenated", [a, a], rng, tolerance: e) {
             Tensor.concat([$0[0].padded(axis: 1, before: 1, after: 2), $0[1]], axis: 1)
         }
@@ -111,11 +115,11 @@ public struct BackendComparison {
         out += compare("nllLoss", [random([rows + 1, width + 1], rng, -5, 5)], rng, tolerance: r) {
             $0[0].logSoftmax().nllLoss(rows: [0, rows, 0], targets: [width, 0, width])
         }
-        out += compare("layerNorm", [random([rows * 3, width], rng), random([width], rng), random([width], rng)], rng, tolerance: r) {
+        out += compare("layerNorm", [random([normRows, width], rng), random([width], rng), random([width], rng)], rng, tolerance: r) {
             $0[0].layerNorm(weight: $0[1], bias: $0[2])
         }
         for training in [true, false] {
-            out += compare("batchNorm (\(training ? "training" : "evaluation"))", [random([rows * 3, width], rng, -2, 3), random([width], rng), random([width], rng)],
+            out += compare("batchNorm (\(training ? "training" : "evaluation"))", [random([normRows, width], rng, -2, 3), random([width], rng), random([width], rng)],
                            rng, tolerance: r) { x in
                 x[0].batchNorm(weight: x[1], bias: x[2], runningMean: Tensor(zeros: [width], on: x[0].device),
                                runningVar: Tensor(repeating: 1, shape: [width], on: x[0].device), training: training)

@@ -101,7 +101,7 @@ extension CUDABackend {
             (dkContent.batches, dkContent.strideA, dkContent.strideB, dkContent.strideC) = (h, t * t, t * d, d)
             perEntry(b, dkContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(qu), entryB: h * t * d,
                      c: UnsafeMutableRawPointer(dk.kernelAddress), entryC: t * ld)
-            launch("add_head_sums", count: ld, [Self.arg(dq), Self.arg(du)] + sizes + [.int32(0)])
+            columnSums(.value, dq, rows: b * t, cols: ld, into: UnsafeMutableRawPointer(du.kernelAddress), accumulate: true)
             // Position, through the shift's transpose: via = scale·shift(g)·p, dp += scale·shift(g)ᵀ·(q + v).
             launch("rel_shift_grad", count: b * h * t * np, [Self.arg(g), .memory(UnsafeRawPointer(gs)), .int64(b * h), .int32(Int32(t))])
             var viaPosition = GEMMProblem(m: t, n: d, k: np, alpha: scale, lda: np, ldb: ld, ldc: d)
@@ -111,7 +111,7 @@ extension CUDABackend {
             (dpPosition.batches, dpPosition.strideA, dpPosition.strideB, dpPosition.strideC) = (h, t * np, t * d, d)
             perEntry(b, dpPosition, a: UnsafeRawPointer(gs), entryA: h * t * np, b: UnsafeRawPointer(qv), entryB: h * t * d,
                      c: UnsafeMutableRawPointer(dp.kernelAddress), entryC: 0)
-            launch("add_head_sums", count: ld, [.memory(UnsafeRawPointer(via)), Self.arg(dv)] + sizes + [.int32(1)])
+            launch("add_head_sums", count: ld, [.memory(UnsafeRawPointer(via)), Self.arg(dv)] + sizes)
             launch("add_heads", count: q.count, [.memory(UnsafeRawPointer(via)), Self.arg(dq)] + sizes)
         }
     }

@@ -129,6 +129,12 @@ extension CUDABackend {
         let rank = x.rank
         let outDims = [Int](repeating: 1, count: rank - out.rank) + out.shape
         guard out.count > 0 else { return }
+        // Summed over leading dimensions only (a bias gradient, or everything): column sums of
+        // [rows, out.count].
+        let lead = outDims.firstIndex { $0 != 1 } ?? rank
+        if outDims[lead...].elementsEqual(x.shape[lead...]) {
+            return columnSums(.value, x, rows: x.count / out.count, cols: out.count, into: UnsafeMutableRawPointer(out.kernelAddress), accumulate: false)
+        }
         words(x.shape + outDims + Shape.strides(x.shape)) {
             launch("sum_to_shape", count: out.count, [Self.arg(x), Self.arg(out), .int64(out.count), .int64(x.count / out.count), .int32(Int32(rank)), $0])
         }
@@ -255,16 +261,12 @@ extension CUDABackend {
             launchRows("layernorm_backward", rows: rows, width: d, [Self.arg(x), Self.arg(g), Self.arg(weight), Self.arg(stats), Self.arg(dx), .int32(Int32(d))])
         }
         guard affine else { return [Float](repeating: 0, count: 2 * d) }
-        return readBack(2 * d, as: Float.self) { sums in
-            guard case .memory(let base) = sums, let base else { return }
-            runtime.launch("layernorm_backward_affine", grid: (d + threads - 1) / threads, block: threads, sharedBytes: 0,
-                           [Self.arg(x), Self.arg(g), Self.arg(stats), sums, .memory(base + 4 * d), .int64(rows), .int32(Int32(d))])
-        }
+        return columnSums(.layerNormGradient, x, g: g, a: stats, rows: rows, cols: d).map { Float($0) }
     }
 
     public func batchNormSums(_ x: Tensor) -> [Double] {
         let c = x.shape[x.rank - 1]
-        return readBack(2 * c, as: Double.self) { launch("batchnorm_sums", count: c, [Self.arg(x), $0, .int64(x.count / max(c, 1)), .int32(Int32(c))]) }
+        return columnSums(.valueAndSquare, x, rows: x.count / max(c, 1), cols: c)
     }
 
     public func batchNormApply(_ x: Tensor, scale: [Float], shift: [Float], into y: Tensor) {
@@ -279,10 +281,7 @@ extension CUDABackend {
         let c = x.shape[x.rank - 1]
         return withDevice(mean + rstd) { terms in
             guard case .memory(let base) = terms, let base else { return [] }
-            return readBack(2 * c, as: Double.self) {
-                launch("batchnorm_backward_sums", count: c,
-                       [Self.arg(x), Self.arg(g), terms, .memory(base + 4 * c), $0, .int64(x.count / max(c, 1)), .int32(Int32(c))])
-            }
+            return columnSums(.batchNormGradient, x, g: g, a: terms, b: .memory(base + 4 * c), rows: x.count / max(c, 1), cols: c)
         }
     }
 
@@ -313,5 +312,56 @@ extension CUDABackend {
             runtime.launch("sum_of_squares", grid: blocks, block: threads, sharedBytes: threads * 8, [Self.arg(x), .int64(x.count), $0])
         }
         return partial.reduce(0, +)
+    }
+}
+
+// MARK: column sums
+
+/// What `column_sums_partial` sums per element of a [rows, cols] matrix (see layout.cu).
+enum ColumnTerm: Int32 {
+    case value = 0, valueAndSquare, batchNormGradient, layerNormGradient
+
+    var sums: Int { self == .value ? 1 : 2 }
+}
+
+extension CUDABackend {
+    /// Rows per chunk of the first pass: at least 32, at most 512 chunks.
+    static func chunkRows(_ rows: Int) -> Int { max(32, (rows + 511) / 512) }
+
+    /// The first pass into a scratch block, then `finish` with the partial sums and the chunk count.
+    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: Tensor, g: Tensor?, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int,
+                                      _ finish: (KernelArgument, Int) -> R) -> R {
+        let chunk = Self.chunkRows(rows), chunks = max((rows + chunk - 1) / chunk, 1)
+        return withScratch(2 * chunks * term.sums * cols) { partial in
+            let p = KernelArgument.memory(UnsafeRawPointer(partial))
+            if rows > 0 {
+                launch("column_sums_partial", count: chunks * cols,
+                       [Self.arg(x), Self.arg(g), a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
+            } else {
+                runtime.fill(partial, word: 0, count: 2 * chunks * term.sums * cols)
+            }
+            return finish(p, chunks)
+        }
+    }
+
+    /// The sums on the host, in double: [sum 0 (cols), sum 1 (cols)].
+    func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: Tensor? = nil, rows: Int, cols: Int) -> [Double] {
+        columnSums(term, x, g: g, a: Self.arg(a), b: .memory(nil), rows: rows, cols: cols)
+    }
+
+    func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int) -> [Double] {
+        partialColumnSums(term, x, g: g, a: a, b: b, rows: rows, cols: cols) { partial, chunks in
+            readBack(term.sums * cols, as: Double.self) { out in
+                launch("column_sums_finish", count: term.sums * cols, [partial, .memory(nil), out, .int64(chunks), .int64(term.sums * cols), .int32(0)])
+            }
+        }
+    }
+
+    /// The sums into device floats (added to them with `accumulate`).
+    func columnSums(_ term: ColumnTerm, _ x: Tensor, rows: Int, cols: Int, into out: UnsafeMutableRawPointer, accumulate: Bool) {
+        partialColumnSums(term, x, g: nil, a: .memory(nil), b: .memory(nil), rows: rows, cols: cols) { partial, chunks in
+            launch("column_sums_finish", count: term.sums * cols,
+                   [partial, .memory(UnsafeRawPointer(out)), .memory(nil), .int64(chunks), .int64(term.sums * cols), .int32(accumulate ? 1 : 0)])
+        }
     }
 }

@@ -40,18 +40,12 @@ extern "C" __global__ void rel_shift_grad(const float *g, float *gs, long blocks
     }
 }
 
-// out[h, e] += Σ_b Σ_i x[b, i, h, e] (x in the projections' layout, `headsFirst` 0) or
-// x[b, h, i, e] (`headsFirst` 1), in (b, i) order.
-extern "C" __global__ void add_head_sums(const float *x, float *out, int B, int T, int H, int dk, int headsFirst) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, ld) {
+// out[h, e] += Σ_b Σ_i x[b, h, i, e], in (b, i) order.
+extern "C" __global__ void add_head_sums(const float *x, float *out, int B, int T, int H, int dk) {
+    GRID_STRIDE(n, (long)H * dk) {
         int e = n % dk, h = n / dk;
         float sum = 0.0f;
-        for (int b = 0; b < B; b++) {
-            for (int i = 0; i < T; i++) {
-                sum += headsFirst ? x[(((long)b * H + h) * T + i) * dk + e] : x[((long)b * T + i) * ld + n];
-            }
-        }
+        for (int b = 0; b < B; b++) for (int i = 0; i < T; i++) sum += x[(((long)b * H + h) * T + i) * dk + e];
         out[n] += sum;
     }
 }

@@ -1,8 +1,7 @@
 // PyTorch's LayerNorm over rows of d (biased variance, eps inside the square root), with the
 // per-row mean and 1/σ kept for backward. The CPU reference is Tensor.layerNorm and
-// Vector.layerNormRowBackward. One block per row for the row kernels (a power of two ≤ 1024
-// threads); the weight and bias gradients are column sums over rows, one thread per column, in
-// row order, so they do not depend on the launch.
+// Vector.layerNormRowBackward. One block per row (a power of two ≤ 1024 threads); the weight and
+// bias gradients are layout.cu's column sums (term 3).
 
 __device__ float block_sum(float v, float *scratch) {
     int t = threadIdx.x;
@@ -48,17 +47,4 @@ extern "C" __global__ void layernorm_backward(const float *x, const float *g, co
         float xh = (xr[i] - mu) * rs, h = gr[i] * w[i];
         dx[row * d + i] = rs * (h - a - xh * c);
     }
-}
-
-extern "C" __global__ void layernorm_backward_affine(const float *x, const float *g, const float *stats, float *dw, float *db, long rows, int d) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= d) return;
-    float sw = 0.0f, sb = 0.0f;
-    for (long r = 0; r < rows; r++) {
-        float gv = g[r * d + i];
-        sw += gv * (x[r * d + i] - stats[2 * r]) * stats[2 * r + 1];
-        sb += gv;
-    }
-    dw[i] = sw;
-    db[i] = sb;
 }

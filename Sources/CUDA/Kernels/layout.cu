@@ -75,3 +75,41 @@ extern "C" __global__ void binary(const float *a, const float *b, float *out, lo
         out[i] = f == 0 ? x + y : f == 1 ? x - y : f == 2 ? x * y : f == 3 ? x / y : (y != 0.0f ? fill : x);
     }
 }
+
+// Column sums of a [rows, cols] matrix in two deterministic passes, so that few columns over many
+// rows (bias gradients, normalisation statistics) still use the whole GPU: each thread sums a
+// chunk of `chunkRows` rows of one column in double, in row order; then each column adds its
+// chunks in order. `term` says what is summed per element (a[], b[] per column, or per row):
+//   0: x                                      (1 sum per column)
+//   1: x, x²                                  (BatchNorm's statistics)
+//   2: g, g·(x − a[col])·b[col]               (BatchNorm's backward: a mean, b 1/σ)
+//   3: g·(x − a[2r])·a[2r + 1], g             (LayerNorm's weight and bias gradients: a the row stats)
+// partial is [chunks, sums, cols].
+extern "C" __global__ void column_sums_partial(const float *x, const float *g, const float *a, const float *b, double *partial, long rows,
+                                               long cols, long chunkRows, int term) {
+    long chunks = (rows + chunkRows - 1) / chunkRows, sums = term == 0 ? 1 : 2;
+    GRID_STRIDE(n, chunks * cols) {
+        long col = n % cols, chunk = n / cols, end = (chunk + 1) * chunkRows < rows ? (chunk + 1) * chunkRows : rows;
+        double s0 = 0.0, s1 = 0.0;
+        for (long r = chunk * chunkRows; r < end; r++) {
+            double v = x[r * cols + col];
+            if (term == 0) { s0 += v; }
+            else if (term == 1) { s0 += v; s1 += v * v; }
+            else if (term == 2) { double gv = g[r * cols + col]; s0 += gv; s1 += gv * (double)((x[r * cols + col] - a[col]) * b[col]); }
+            else { double gv = g[r * cols + col]; s0 += gv * (double)((x[r * cols + col] - a[2 * r]) * a[2 * r + 1]); s1 += gv; }
+        }
+        partial[(chunk * sums) * cols + col] = s0;
+        if (sums == 2) partial[(chunk * sums + 1) * cols + col] = s1;
+    }
+}
+
+// out[i] (+)= Σ_chunk partial[chunk, i] over width = sums·cols values, chunks in order; into
+// floats (`accumulate` adds to them) or, when outFloat is null, doubles.
+extern "C" __global__ void column_sums_finish(const double *partial, float *outFloat, double *outDouble, long chunks, long width, int accumulate) {
+    GRID_STRIDE(i, width) {
+        double s = 0.0;
+        for (long c = 0; c < chunks; c++) s += partial[c * width + i];
+        if (outFloat) outFloat[i] = accumulate ? outFloat[i] + (float)s : (float)s;
+        else outDouble[i] = s;
+    }
+}
