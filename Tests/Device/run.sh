@@ -13,7 +13,12 @@
 # One JSON report (gpu-check.json), the benchmark lines (bench.jsonl) and a log land in $OUT (or ./out).
 #
 #   Tests/Device/run.sh dist/nest-train-<version>-linux-x86_64.tar.gz [tiny-corpus-folder]
+#
+# STEPS (50) shortens the training comparisons and BENCH=0 leaves out the step benchmarks: how the
+# script itself is tried without a GPU (NEST_TRAIN_CUDA_RUNTIME=host-emulation, where gpu-check
+# and info --device fail for want of a driver and everything else runs on the kernels' emulation).
 set -uo pipefail
+steps=${STEPS:-50}
 bundle_tar=${1:?usage: run.sh BUNDLE.tar.gz [Data/generated/tiny]}
 corpus=$(cd "${2:-Data/generated/tiny}" 2>/dev/null && pwd)
 out=${OUT:-$PWD/out}
@@ -69,27 +74,30 @@ PY
 
   if [ -d "$corpus" ]; then
     runs=$(mktemp -d)
-    data=("model.train_ds.manifest_filepath=$corpus/train_manifest.json" "model.validation_ds.manifest_filepath=$corpus/dev_manifest.json")
+    # The tiny corpus (7 utterances: batches of 4) for every config; the demo config's noise manifest is not in the bundle.
+    data=("model.train_ds.manifest_filepath=$corpus/train_manifest.json" "model.validation_ds.manifest_filepath=$corpus/dev_manifest.json"
+          "model.train_ds.noise_manifest=null" "model.validation_ds.noise_manifest=null" "model.train_ds.batch_size=4"
+          "++trainer.log_every_n_steps=1")
     for config in tiny demo; do
       for device in cpu gpu; do
-        step timeout 300 "$bin" --config "$configs/$config.yaml" "${data[@]}" "exp_manager.exp_dir=$runs/$device" trainer.max_steps=50 \
-          ++trainer.accelerator=$device trainer.val_check_interval=25 > "$runs/$config-$device.log" 2>&1
-        grep -E "device:|step 50|peak device|error" "$runs/$config-$device.log"
+        step timeout 300 "$bin" --config "$configs/$config.yaml" "${data[@]}" "exp_manager.exp_dir=$runs/$device" trainer.max_steps=$steps \
+          ++trainer.accelerator=$device trainer.val_check_interval=$((steps / 2)) > "$runs/$config-$device.log" 2>&1
+        grep -E "device:|step $steps/|peak device|error" "$runs/$config-$device.log"
       done
       run=$(basename "$(ls -d "$runs"/cpu/*/ | grep -i "$config" | head -1)")
       step compare_runs "$runs/cpu/$run/metrics.jsonl" "$runs/gpu/$run/metrics.jsonl" 1e-4
     done
     # Killed inside the first checkpoint write on the GPU (step 4), resumed: the uninterrupted GPU run.
     NEST_FAILPOINT=checkpoint-mid-write "$bin" --config "$configs/tiny.yaml" "${data[@]}" "exp_manager.exp_dir=$runs/killed" \
-      trainer.max_steps=50 ++trainer.accelerator=gpu trainer.val_check_interval=25 >/dev/null 2>&1
+      trainer.max_steps=$steps ++trainer.accelerator=gpu trainer.val_check_interval=$((steps / 2)) >/dev/null 2>&1
     echo "== killed run exited with $? (137 or 9: SIGKILL)"
-    step "$bin" --config "$configs/tiny.yaml" "${data[@]}" "exp_manager.exp_dir=$runs/killed" trainer.max_steps=50 \
-      ++trainer.accelerator=gpu trainer.val_check_interval=25 > "$runs/resumed.log" 2>&1
+    step "$bin" --config "$configs/tiny.yaml" "${data[@]}" "exp_manager.exp_dir=$runs/killed" trainer.max_steps=$steps \
+      ++trainer.accelerator=gpu trainer.val_check_interval=$((steps / 2)) > "$runs/resumed.log" 2>&1
     grep -E "resumed|error" "$runs/resumed.log"
     step compare_runs "$runs/gpu/NEST-tiny/metrics.jsonl" "$runs/killed/NEST-tiny/metrics.jsonl" equal
     # The GPU's checkpoint scored on the CPU: its validation row as the GPU computed it.
     echo "== GPU checkpoint on the CPU"
-    "$bin" validate --config "$configs/tiny.yaml" --checkpoint "$runs/gpu/NEST-tiny/checkpoints/step-00000050.h5" "${data[@]}" \
+    "$bin" validate --config "$configs/tiny.yaml" --checkpoint "$runs/gpu/NEST-tiny/checkpoints/step-$(printf %08d "$steps").h5" "${data[@]}" \
       > "$out/validate-on-cpu.json"; cat "$out/validate-on-cpu.json"
     grep val_loss "$runs/gpu/NEST-tiny/metrics.jsonl" | tail -1 | tee "$out/validate-on-gpu.json"
     step python3 -c "
@@ -105,8 +113,8 @@ print(f'val_loss CPU {a[\"val_loss\"]:.6f} GPU {b[\"val_loss\"]:.6f}: relative d
     echo "no tiny corpus at $corpus: training checks skipped"; status=1
   fi
 
-  echo "== step benchmarks on the GPU"
-  for run in "large.yaml --batch 4" "xl.yaml --batch 4" "xl.yaml --batch 16" "xl.yaml --batch 64"; do
+  [ "${BENCH:-1}" = 0 ] || echo "== step benchmarks on the GPU"
+  [ "${BENCH:-1}" = 0 ] || for run in "large.yaml --batch 4" "xl.yaml --batch 4" "xl.yaml --batch 16" "xl.yaml --batch 64"; do
     set -- $run
     timeout 240 "$bin" bench --config "$configs/$1" --mode train "${@:2}" --seconds 10 --steps 3 --warmup 1 --device cuda \
       | tee -a "$out/bench.jsonl" || echo "bench $run did not finish"
