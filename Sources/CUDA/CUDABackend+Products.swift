@@ -39,13 +39,6 @@ extension CUDABackend {
     /// the CPU's GEMMs count them: a score is two dot products of d_k.
     private static func countAttention(outputs: Int, dk: Int, products: Int) { GEMM.count(flops: 2 * outputs * dk * products) }
 
-    /// A device block of `count` floats for the duration of `body` (a kernel's scratch).
-    func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawPointer) -> R) -> R {
-        let (block, capacity) = pool.acquire(count)
-        defer { pool.release(block, capacity: capacity) }
-        return body(UnsafeMutableRawPointer(block))
-    }
-
     /// q + bias with each head's rows contiguous: [B, H, T, dk].
     private func biasedHeads(_ q: Tensor, _ bias: Tensor, into out: UnsafeMutableRawPointer) {
         launch("bias_heads", count: q.count, [Self.arg(q), Self.arg(bias), .memory(UnsafeRawPointer(out))] + Self.heads(q))

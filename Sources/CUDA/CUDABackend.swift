@@ -73,6 +73,13 @@ public final class CUDABackend: Backend {
 
     func words(_ values: [Int], _ body: (KernelArgument) -> Void) { withDevice(values.map { Int64($0) }, body) }
 
+    /// A device block of `count` floats for the duration of `body` (a kernel's scratch).
+    func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawPointer) -> R) -> R {
+        let (block, capacity) = pool.acquire(count)
+        defer { pool.release(block, capacity: capacity) }
+        return body(UnsafeMutableRawPointer(block))
+    }
+
     /// A device block of `count` values of T, read back to the host after `body` fills it.
     func readBack<T: Numeric>(_ count: Int, as: T.Type, _ body: (KernelArgument) -> Void) -> [T] {
         let bytes = max(count * MemoryLayout<T>.stride, 4)

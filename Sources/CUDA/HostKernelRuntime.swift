@@ -12,21 +12,16 @@ import Tensor
 public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
     private var libraries: [String: UnsafeMutableRawPointer] = [:]
     private let familyOfKernel: [String: String]
-    private let folder: String
     private let compiler: String
     private let lock = NSLock()
 
     public init() throws {
         let env = ProcessInfo.processInfo.environment
         compiler = env["NEST_TRAIN_HOST_CXX"] ?? "clang++"
-        folder = NSTemporaryDirectory() + "nest-train-host-kernels-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var families: [String: String] = [:]
         for source in KernelSource.all { for name in source.kernelNames { families[name] = source.family } }
         familyOfKernel = families
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: folder) }
 
     public var name: String { "host emulation" }
     /// Few blocks: a grid-stride kernel covers any size with any grid, and blocks run in turn.
@@ -78,9 +73,13 @@ public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
 
     public func synchronize() {}
 
-    /// The family's shared library, compiled on first use.
+    /// The family's shared library, compiled on first use into a folder removed once it is
+    /// loaded (the mapping outlives the file).
     private func loaded(_ family: String) throws -> UnsafeMutableRawPointer {
         if let library = libraries[family] { return library }
+        let folder = NSTemporaryDirectory() + "nest-train-host-kernels-\(getpid())-\(family)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let source = folder + "/\(family).cpp", library = folder + "/\(family).so"
         try Self.translationUnit(KernelSource.named(family)).write(toFile: source, atomically: true, encoding: .utf8)
         let process = Process()
