@@ -17,6 +17,15 @@ public final class CUDADevice: @unchecked Sendable {
     private let device: nest_CUdevice
     private let context: nest_CUcontext
 
+    /// How many GPUs the driver reports; the error names what is missing (library, driver).
+    public static func count() throws -> Int {
+        let api = try CUDALibraries.shared.get().driver
+        try check(api.cuInit(0), "cuInit", api)
+        var count: Int32 = 0
+        try check(api.cuDeviceGetCount(&count), "cuDeviceGetCount", api)
+        return Int(count)
+    }
+
     /// Opens GPU `ordinal`; the error names what is missing (library, driver, device).
     public init(ordinal: Int = 0) throws {
         libraries = try CUDALibraries.shared.get()

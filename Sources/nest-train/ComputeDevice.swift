@@ -19,7 +19,7 @@ enum ComputeDevice {
         if let known = opened[ordinal] { return known }
         let runtime: KernelRuntime
         let description: String
-        if ProcessInfo.processInfo.environment["NEST_TRAIN_CUDA_RUNTIME"] == "host-emulation" {
+        if emulated {
             runtime = try HostKernelRuntime()
             description = "cuda:\(ordinal) on the host emulation of the CUDA kernels (NEST_TRAIN_CUDA_RUNTIME)"
         } else {
@@ -32,6 +32,9 @@ enum ComputeDevice {
         opened[ordinal] = (device, description)
         return (device, description)
     }
+
+    /// Whether the CUDA backend runs on the host emulation of its kernels (any number of "GPUs").
+    static var emulated: Bool { ProcessInfo.processInfo.environment["NEST_TRAIN_CUDA_RUNTIME"] == "host-emulation" }
 
     /// `--device`: cpu (nil: the default device), cuda or cuda:N.
     static func named(_ text: String) throws -> (device: Device?, description: String) {
@@ -62,6 +65,14 @@ enum ComputeDevice {
             ordinal = ordinals[local.rank]
         }
         do {
+            // Every process of the machine needs a GPU of its own; otherwise `auto` keeps them all
+            // on the CPU rather than mixing devices across the ranks of one job.
+            if !emulated, local.size > 1 {
+                let available = try CUDADevice.count()
+                guard local.size <= available else {
+                    throw NestError("\(local.size) processes on this machine and \(available) GPU\(available == 1 ? "" : "s"): one process per GPU")
+                }
+            }
             let gpu = try cuda(ordinal: ordinal)
             return (gpu.device, gpu.description)
         } catch {
