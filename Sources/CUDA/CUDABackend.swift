@@ -179,12 +179,28 @@ extension CUDABackend {
         case .divide: (code, fill) = (3, 0)
         case .fill(let value): (code, fill) = (4, value)
         }
-        let dims = out.shape.isEmpty ? [1] : out.shape
-        let sa = a.shape == out.shape ? Shape.strides(dims) : Shape.broadcastStrides(a.shape, to: dims)
-        let sb = b.shape == out.shape ? Shape.strides(dims) : Shape.broadcastStrides(b.shape, to: dims)
+        guard a.shape != out.shape || b.shape != out.shape else {
+            return launch("binary", count: out.count, [Self.arg(a), Self.arg(b), Self.arg(out), .int64(out.count), .int32(0), .memory(nil), .int32(code), .float(fill)])
+        }
+        let (dims, sa, sb) = Self.merged(out.shape, Shape.broadcastStrides(a.shape, to: out.shape), Shape.broadcastStrides(b.shape, to: out.shape))
         words(dims + sa + sb) {
             launch("binary", count: out.count, [Self.arg(a), Self.arg(b), Self.arg(out), .int64(out.count), .int32(Int32(dims.count)), $0, .int32(code), .float(fill)])
         }
+    }
+
+    /// Adjacent dimensions that are contiguous in both operands merged into one (a bias row over
+    /// [B, T, C] becomes [B·T, C]), and size-1 ones dropped: fewer divisions per element.
+    static func merged(_ shape: [Int], _ stridesA: [Int], _ stridesB: [Int]) -> ([Int], [Int], [Int]) {
+        var dims: [Int] = [], sa: [Int] = [], sb: [Int] = []
+        for i in shape.indices where shape[i] != 1 {
+            if let last = dims.indices.last, sa[last] == stridesA[i] * shape[i], sb[last] == stridesB[i] * shape[i] {
+                dims[last] *= shape[i]
+                (sa[last], sb[last]) = (stridesA[i], stridesB[i])
+            } else {
+                dims.append(shape[i]); sa.append(stridesA[i]); sb.append(stridesB[i])
+            }
+        }
+        return dims.isEmpty ? ([1], [0], [0]) : (dims, sa, sb)
     }
 
     static func code(_ f: ActivationFunction) -> Int32 {

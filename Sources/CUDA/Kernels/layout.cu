@@ -65,11 +65,13 @@ extern "C" __global__ void scale(const float *x, float *out, long n, float s) {
 }
 
 // out = f(a, b), f: 0 add, 1 subtract, 2 multiply, 3 divide, 4 `fill` where b ≠ 0, else a.
-// meta = dims[rank], a's strides[rank], b's strides[rank] (0 along broadcast dimensions).
+// meta = dims[rank], a's strides[rank], b's strides[rank] (0 along broadcast dimensions), with
+// the host's merged dimensions; rank 0: both operands have out's shape (no index arithmetic,
+// the common case of residual sums and products).
 extern "C" __global__ void binary(const float *a, const float *b, float *out, long n, int rank, const long *meta, int f, float fill) {
     const long *dims = meta, *sa = meta + rank, *sb = meta + 2 * rank;
     GRID_STRIDE(i, n) {
-        long rest = i, oa = 0, ob = 0;
+        long rest = i, oa = rank == 0 ? i : 0, ob = rank == 0 ? i : 0;
         for (int d = rank - 1; d >= 0; d--) { long k = rest % dims[d]; oa += k * sa[d]; ob += k * sb[d]; rest /= dims[d]; }
         float x = a[oa], y = b[ob];
         out[i] = f == 0 ? x + y : f == 1 ? x - y : f == 2 ? x * y : f == 3 ? x / y : (y != 0.0f ? fill : x);
