@@ -94,7 +94,7 @@ extension CUDABackend {
             (dkContent.batches, dkContent.strideA, dkContent.strideB, dkContent.strideC) = (h, t * t, t * d, d)
             perEntry(b, dkContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(qu), entryB: h * t * d,
                      c: UnsafeMutableRawPointer(dk.kernelAddress), entryC: t * ld)
-            columnSums(.value, dq, rows: b * t, cols: ld, into: UnsafeMutableRawPointer(du.kernelAddress), accumulate: true)
+            columnSums(.value, rows: b * t, cols: ld, of: UnsafeRawPointer(dq.kernelAddress), into: UnsafeMutableRawPointer(du.kernelAddress), accumulate: true)
             // Position, through the shift's transpose: via = scale·shift(g)·p, dp += scale·shift(g)ᵀ·(q + v).
             launch("rel_shift_grad", count: b * h * t * np, [Self.arg(g), .memory(UnsafeRawPointer(gs)), .int64(b * h), .int32(Int32(t))])
             var viaPosition = GEMMProblem(m: t, n: d, k: np, alpha: scale, lda: np, ldb: ld, ldc: d)
@@ -150,10 +150,16 @@ extension CUDABackend {
         let w = g.shape[3], ld = q.shape[2] * q.shape[3]
         let sizes = Self.heads(q) + [.int32(Int32(w)), .int32(Int32(left)), .float(scale)]
         Self.countAttention(outputs: g.count, dk: q.shape[3], products: 6)
-        launch("banded_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(dq)] + sizes)
+        // dq's content and position halves, each summed over (b, i) into du and dv, then added to dq.
+        for (position, bias) in [(Int32(0), du), (Int32(1), dv)] {
+            withScratch(q.count) { half in
+                launch("banded_scores_backward_q", count: q.count, [Self.arg(k), Self.arg(p), Self.arg(g), .memory(UnsafeRawPointer(half))] + sizes + [.int32(position)])
+                columnSums(.value, rows: q.count / ld, cols: ld, of: UnsafeRawPointer(half), into: UnsafeMutableRawPointer(bias.kernelAddress), accumulate: true)
+                launch("binary", count: q.count, [Self.arg(dq), .memory(UnsafeRawPointer(half)), Self.arg(dq), .int64(q.count), .int32(0), .memory(nil), .int32(0), .float(0)])
+            }
+        }
         launch("banded_scores_backward_k", count: k.count, [Self.arg(q), Self.arg(biasU), Self.arg(g), Self.arg(dk)] + sizes)
         launch("banded_scores_backward_p", count: w * ld, [Self.arg(q), Self.arg(biasV), Self.arg(g), Self.arg(dp)] + sizes)
-        launch("banded_scores_backward_bias", count: ld, [Self.arg(k), Self.arg(p), Self.arg(g), Self.arg(du), Self.arg(dv)] + sizes)
     }
 
     public func bandedContextForward(_ a: Tensor, _ v: Tensor, left: Int, into out: Tensor) {

@@ -140,7 +140,8 @@ extension CUDABackend {
         // [rows, out.count].
         let lead = outDims.firstIndex { $0 != 1 } ?? rank
         if outDims[lead...].elementsEqual(x.shape[lead...]) {
-            return columnSums(.value, x, rows: x.count / out.count, cols: out.count, into: UnsafeMutableRawPointer(out.kernelAddress), accumulate: false)
+            return columnSums(.value, rows: x.count / out.count, cols: out.count, of: UnsafeRawPointer(x.kernelAddress),
+                              into: UnsafeMutableRawPointer(out.kernelAddress), accumulate: false)
         }
         words(x.shape + outDims + Shape.strides(x.shape)) {
             launch("sum_to_shape", count: out.count, [Self.arg(x), Self.arg(out), .int64(out.count), .int64(x.count / out.count), .int32(Int32(rank)), $0])
@@ -352,14 +353,13 @@ extension CUDABackend {
     static func chunkRows(_ rows: Int) -> Int { max(32, (rows + 511) / 512) }
 
     /// The first pass into a scratch block, then `finish` with the partial sums and the chunk count.
-    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: Tensor, g: Tensor?, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int,
-                                      _ finish: (KernelArgument, Int) -> R) -> R {
+    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: KernelArgument, g: KernelArgument, a: KernelArgument, b: KernelArgument,
+                                      rows: Int, cols: Int, _ finish: (KernelArgument, Int) -> R) -> R {
         let chunk = Self.chunkRows(rows), chunks = max((rows + chunk - 1) / chunk, 1)
         return withScratch(2 * chunks * term.sums * cols) { partial in
             let p = KernelArgument.memory(UnsafeRawPointer(partial))
             if rows > 0 {
-                launch("column_sums_partial", count: chunks * cols,
-                       [Self.arg(x), Self.arg(g), a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
+                launch("column_sums_partial", count: chunks * cols, [x, g, a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
             } else {
                 runtime.fill(partial, word: 0, count: 2 * chunks * term.sums * cols)
             }
@@ -373,16 +373,17 @@ extension CUDABackend {
     }
 
     func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int) -> [Double] {
-        partialColumnSums(term, x, g: g, a: a, b: b, rows: rows, cols: cols) { partial, chunks in
+        partialColumnSums(term, Self.arg(x), g: Self.arg(g), a: a, b: b, rows: rows, cols: cols) { partial, chunks in
             readBack(term.sums * cols, as: Double.self) { out in
                 launch("column_sums_finish", count: term.sums * cols, [partial, .memory(nil), out, .int64(chunks), .int64(term.sums * cols), .int32(0)])
             }
         }
     }
 
-    /// The sums into device floats (added to them with `accumulate`).
-    func columnSums(_ term: ColumnTerm, _ x: Tensor, rows: Int, cols: Int, into out: UnsafeMutableRawPointer, accumulate: Bool) {
-        partialColumnSums(term, x, g: nil, a: .memory(nil), b: .memory(nil), rows: rows, cols: cols) { partial, chunks in
+    /// The column sums of `rows` × `cols` floats at `x` into device floats (added to them with
+    /// `accumulate`).
+    func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, into out: UnsafeMutableRawPointer, accumulate: Bool) {
+        partialColumnSums(term, .memory(x), g: .memory(nil), a: .memory(nil), b: .memory(nil), rows: rows, cols: cols) { partial, chunks in
             launch("column_sums_finish", count: term.sums * cols,
                    [partial, .memory(UnsafeRawPointer(out)), .memory(nil), .int64(chunks), .int64(term.sums * cols), .int32(accumulate ? 1 : 0)])
         }

@@ -79,9 +79,10 @@ extern "C" __global__ void banded_scores_forward(const float *q, const float *k,
     }
 }
 
-// dq[b, i, h, e] += Σ_c g·scale·(k_j + p_m).
-extern "C" __global__ void banded_scores_backward_q(const float *k, const float *p, const float *g, float *dq, int B, int T, int H,
-                                                    int dk, int W, int left, float scale) {
+// The two halves of dq[b, i, h, e]: Σ_c g·scale·k_j (`position` 0) or Σ_c g·scale·p_m (1), written;
+// the backend adds both to dq and sums each over (b, i) for du and dv.
+extern "C" __global__ void banded_scores_backward_q(const float *k, const float *p, const float *g, float *half, int B, int T, int H,
+                                                    int dk, int W, int left, float scale, int position) {
     long ld = (long)H * dk;
     GRID_STRIDE(n, (long)B * T * ld) {
         int e = n % dk, h = (n / dk) % H, i = (n / ld) % T, b = n / (ld * T);
@@ -89,9 +90,9 @@ extern "C" __global__ void banded_scores_backward_q(const float *k, const float 
         float sum = 0.0f;
         for (int c = band_first(i, left); c < band_end(i, T, left, W); c++) {
             float gs = gr[c] * scale;
-            sum += gs * (k[(b * (long)T + i - left + c) * ld + h * dk + e] + p[(long)(T - 1 - left + c) * ld + h * dk + e]);
+            sum += gs * (position ? p[(long)(T - 1 - left + c) * ld + h * dk + e] : k[(b * (long)T + i - left + c) * ld + h * dk + e]);
         }
-        dq[n] += sum;
+        half[n] = sum;
     }
 }
 
@@ -111,8 +112,7 @@ extern "C" __global__ void banded_scores_backward_k(const float *q, const float 
     }
 }
 
-// dp[T − 1 − left + c, h, e] += Σ_b Σ_i g[b, h, i, c]·scale·(q_i + v), and du, dv over the band:
-// one thread per (c, h, e) for dp; the bias sums run over every (b, i, c) per (h, e).
+// dp[T − 1 − left + c, h, e] += Σ_b Σ_i g[b, h, i, c]·scale·(q_i + v), one thread per (c, h, e).
 extern "C" __global__ void banded_scores_backward_p(const float *q, const float *v, const float *g, float *dp, int B, int T, int H,
                                                     int dk, int W, int left, float scale) {
     long ld = (long)H * dk;
@@ -126,27 +126,6 @@ extern "C" __global__ void banded_scores_backward_p(const float *q, const float 
             }
         }
         dp[(long)(T - 1 - left + c) * ld + h * dk + e] += sum;
-    }
-}
-
-extern "C" __global__ void banded_scores_backward_bias(const float *k, const float *p, const float *g, float *du, float *dv, int B, int T,
-                                                       int H, int dk, int W, int left, float scale) {
-    long ld = (long)H * dk;
-    GRID_STRIDE(n, ld) {
-        int h = n / dk;
-        float su = 0.0f, sv = 0.0f;
-        for (int b = 0; b < B; b++) {
-            for (int i = 0; i < T; i++) {
-                const float *gr = g + ((b * (long)H + h) * T + i) * W;
-                for (int c = band_first(i, left); c < band_end(i, T, left, W); c++) {
-                    float gs = gr[c] * scale;
-                    su += gs * k[(b * (long)T + i - left + c) * ld + n];
-                    sv += gs * p[(long)(T - 1 - left + c) * ld + n];
-                }
-            }
-        }
-        du[n] += su;
-        dv[n] += sv;
     }
 }
 
