@@ -65,21 +65,24 @@ public final class FilterbankFeatures: @unchecked Sendable {
         let nMax = audio.map(\.count).max() ?? 0
         let t = paddedFrames(nMax)
         let f = settings.features
-        let out = Tensor(zeros: [audio.count, f, t])
         // Dither noise is drawn up front, so results do not depend on threads.
         let noise: [[Float]]? = dither.flatMap { generators in
             settings.dither > 0 ? zip(generators, lengths).map { r, n in r.normals(n).map { settings.dither * $0 } } : nil
         }
+        // Computed on the host and copied to the device once: a host view of a fresh device
+        // tensor would first download it, waiting for everything queued on the device (the
+        // training step a data-loading thread runs beside).
+        var features = [Float](repeating: 0, count: audio.count * f * t)
         var frameCounts = [Int](repeating: 0, count: audio.count)
-        out.withMutableHostValues { features in
+        features.withUnsafeMutableBufferPointer { features in
             frameCounts.withUnsafeMutableBufferPointer { counts in
-                let counts = counts
+                let (features, counts) = (features, counts)
                 DispatchQueue.concurrentPerform(iterations: audio.count) { b in
                     counts[b] = utterance(audio[b], length: lengths[b], nMax: nMax, noise: noise?[b], into: features.baseAddress! + b * f * t, frames: t)
                 }
             }
         }
-        return (out, frameCounts)
+        return (Tensor(features, shape: [audio.count, f, t]), frameCounts)
     }
 
     /// One utterance into `dst` [F, T]; returns its valid frame count.
