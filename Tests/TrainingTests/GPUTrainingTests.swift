@@ -78,6 +78,38 @@ final class GPUTrainingTests: XCTestCase {
         }
     }
 
+    /// The run's safety nets on the GPU: non-finite steps skipped and then the run stopped with
+    /// finite checkpoints, SIGTERM ending a step with a checkpoint and exit 0, TensorBoard events.
+    func testNonFiniteStepsSignalsAndReportsOnTheGPU() throws {
+        let bad = CLI.temporaryDirectory()
+        let r = try train(bad, steps: 6, accelerator: "gpu", extra: ["model.optim.lr=1e30", "++trainer.max_consecutive_bad_steps=2"], environment: emulated)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("step skipped; utterances: ") && r.stderr.contains("2 non-finite steps in a row; stopping"), r.stderr)
+        for c in (try? FileManager.default.contentsOfDirectory(atPath: bad + "/NEST-tiny/checkpoints")) ?? [] {
+            XCTAssertTrue(try CLI.tensors(bad + "/NEST-tiny/checkpoints/" + c).values.allSatisfy { $0.doubles.allSatisfy(\.isFinite) }, c)
+        }
+
+        let dir = CLI.temporaryDirectory()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "trainer.max_steps=100000", "trainer.val_check_interval=100000",
+                             "exp_manager.checkpoint_callback_params.every_n_train_steps=100000", "++trainer.accelerator=gpu", "--threads", "1"]
+        process.environment = ProcessInfo.processInfo.environment.merging(emulated) { $1 }
+        process.currentDirectoryURL = CLI.root
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let metrics = dir + "/NEST-tiny/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && ((try? String(contentsOfFile: metrics, encoding: .utf8))?.count ?? 0) < 800 { usleep(50_000) }
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/NEST-tiny/checkpoints")
+        XCTAssertEqual(files.filter { $0.hasSuffix(".h5") }.count, 1, "\(files)")
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: dir + "/NEST-tiny").contains { $0.hasPrefix("events.out.tfevents.") })
+    }
+
     /// Two ranks under mpirun, each on its own GPU (local rank r takes cuda:r), train as one CPU
     /// process with their global batch: gradients cross through host buffers.
     func testTwoGPURanksTrainAsOneProcessWithTheirGlobalBatch() throws {
