@@ -34,5 +34,6 @@ struct Bench: ParsableCommand {
         let result = StepBenchmark.run(config: cfg, configName: (config as NSString).lastPathComponent, mode: m, batch: batch,
                                        seconds: seconds, steps: steps, warmup: warmup, seed: seed, group: group)
         if group.isLeader { print(result) }
+        if group.isLeader { ComputeDevice.reportProfile() }
     }
 }

@@ -28,9 +28,19 @@ enum ComputeDevice {
             runtime = cuda
             description = "cuda:\(ordinal) \(gpu.summary) · cuBLAS \(cuda.cublas.version) · NVRTC \(cuda.compiler.version) (\(gpu.libraries.cublasPath))"
         }
-        let device = Device(name: "cuda:\(ordinal)", backend: CUDABackend(runtime: runtime))
-        opened[ordinal] = (device, description)
-        return (device, description)
+        let profiled = ProcessInfo.processInfo.environment["NEST_TRAIN_GPU_PROFILE"] == "1" ? ProfilingRuntime(runtime) : nil
+        let device = Device(name: "cuda:\(ordinal)", backend: CUDABackend(runtime: profiled ?? runtime))
+        opened[ordinal] = (device, description + (profiled == nil ? "" : "; every kernel timed (NEST_TRAIN_GPU_PROFILE)"))
+        return opened[ordinal]!
+    }
+
+    /// With NEST_TRAIN_GPU_PROFILE=1: where the GPU's time went, kernel by kernel, on stderr.
+    static func reportProfile() {
+        for (_, opened) in opened.sorted(by: { $0.key < $1.key }) {
+            guard let profiled = (opened.device.backend as? CUDABackend)?.runtime as? ProfilingRuntime else { continue }
+            log("\(opened.device.name) time by kernel (each timed alone, launch latency included):")
+            for line in profiled.report() { log("  " + line) }
+        }
     }
 
     /// Whether the CUDA backend runs on the host emulation of its kernels (any number of "GPUs").

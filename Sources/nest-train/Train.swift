@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
             }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
             if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }
+            if group.isLeader { ComputeDevice.reportProfile() }
             if let device = compute.device {
                 say(String(format: "peak device memory: %.1f MiB held by tensors, %.1f MiB with the allocator's idle blocks",
                            Double(device.backend.memory.peakLive) / 1_048_576, Double(device.backend.memory.peakTotal) / 1_048_576))

@@ -55,6 +55,19 @@ final class CUDABackendEmulationTests: XCTestCase {
         XCTAssertTrue(Self.runtime.launched.contains("cublasSgemmStridedBatched"))
     }
 
+    /// The profiler (NEST_TRAIN_GPU_PROFILE) times each kernel without changing what it computes.
+    func testTheProfilerTimesEveryKernelItRuns() throws {
+        let profiled = ProfilingRuntime(try HostKernelRuntime())
+        let d = Device(name: "profiled", backend: CUDABackend(runtime: profiled))
+        let x = Tensor((0..<600).map { Float($0 % 13) / 13 - 0.5 }, shape: [20, 30], on: .cpu)
+        let onDevice = withoutGrad { x.to(d).silu().softmax() }.array, onCPU = withoutGrad { x.silu().softmax() }.array
+        XCTAssertLessThan(BackendComparison.relativeError(onDevice, onCPU), 1e-5)
+        let names = Set(profiled.profile.map(\.name))
+        XCTAssertTrue(names.isSuperset(of: ["activation_forward", "softmax_forward", "copy host→device", "copy device→host"]), "\(names)")
+        XCTAssertTrue(profiled.profile.allSatisfy { $0.calls > 0 && $0.seconds >= 0 })
+        XCTAssertTrue(profiled.report().contains { $0.contains("softmax_forward") })
+    }
+
     func testTheCachingAllocatorStopsAllocatingOnceShapesRepeat() {
         let d = Self.device
         let x = Tensor((0..<4096).map { Float($0 % 17) / 17 }, shape: [64, 64], on: d), w = Tensor(repeating: 0.01, shape: [64, 64], on: d)

@@ -9,7 +9,8 @@
 #   4. a run killed inside its first checkpoint write on the GPU, resumed: bit-identical rows;
 #   5. the GPU's last checkpoint scored on the CPU (`validate`) against the GPU's own row;
 #   6. step benchmarks (large and XL at 4 × 10 s, XL at 16 and 64 × 10 s) with the efficiency
-#      against the device's SGEMM, and the data loader's audio-s/s on the host cores.
+#      against the device's SGEMM, the data loader's audio-s/s on the host cores, and where an
+#      XL step's GPU time goes, kernel by kernel (NEST_TRAIN_GPU_PROFILE).
 # One JSON report (gpu-check.json), the benchmark lines (bench.jsonl) and a log land in $OUT (or ./out).
 #
 #   Tests/Device/run.sh dist/nest-train-<version>-linux-x86_64.tar.gz [tiny-corpus-folder]
@@ -119,6 +120,12 @@ print(f'val_loss CPU {a[\"val_loss\"]:.6f} GPU {b[\"val_loss\"]:.6f}: relative d
     timeout 240 "$bin" bench --config "$configs/$1" --mode train "${@:2}" --seconds 10 --steps 3 --warmup 1 --device cuda \
       | tee -a "$out/bench.jsonl" || echo "bench $run did not finish"
   done
+  if [ "${BENCH:-1}" != 0 ]; then
+    echo "== where an XL step's GPU time goes (each kernel timed alone)"
+    NEST_TRAIN_GPU_PROFILE=1 timeout 240 "$bin" bench --config "$configs/xl.yaml" --mode train --batch 16 --seconds 10 --steps 1 --warmup 1 \
+      --device cuda > "$out/xl-profile.json" 2> "$out/xl-profile.log" || echo "profiled bench did not finish"
+    grep -A26 "time by kernel" "$out/xl-profile.log"
+  fi
   echo "== device check finished with status $status"
   exit $status
 } 2>&1 | tee "$out/device-check.log"
