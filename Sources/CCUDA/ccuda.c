@@ -78,7 +78,6 @@ int nest_cublas_load(const char *path, nest_cublas *table, char *error, size_t e
     RESOLVE(cublasDestroy, "cublasDestroy_v2");
     RESOLVE(cublasGetVersion, "cublasGetVersion_v2");
     RESOLVE(cublasSetMathMode, "cublasSetMathMode");
-    RESOLVE(cublasSgemm, "cublasSgemm_v2");
     RESOLVE(cublasSgemmStridedBatched, "cublasSgemmStridedBatched");
     return 0;
 }

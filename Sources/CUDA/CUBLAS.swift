@@ -25,17 +25,6 @@ public final class CUBLAS {
         return Int(v)
     }
 
-    /// Row-major C[M, N] = A[M, K] · B[K, N] (+ beta · C). cuBLAS is column-major, so this
-    /// computes Cᵀ = Bᵀ · Aᵀ on the same memory.
-    public func gemm(m: Int, n: Int, k: Int, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, beta: Float = 0) throws {
-        precondition(a.count >= m * k && b.count >= k * n && c.count >= m * n, "gemm: buffers too small for \(m)×\(k)·\(k)×\(n)")
-        var alpha: Float = 1, beta = beta
-        let ap = UnsafePointer<Float>(bitPattern: UInt(a.address)), bp = UnsafePointer<Float>(bitPattern: UInt(b.address))
-        let cp = UnsafeMutablePointer<Float>(bitPattern: UInt(c.address))
-        try Self.check(device.libraries.cublas.cublasSgemm(handle, Int32(NEST_CUBLAS_OP_N), Int32(NEST_CUBLAS_OP_N), Int32(n), Int32(m), Int32(k),
-                                                           &alpha, bp, Int32(n), ap, Int32(k), &beta, cp, Int32(n)), "cublasSgemm")
-    }
-
     /// `cublasSgemmStridedBatched` on device addresses (column-major, as cuBLAS states shapes).
     public func sgemmStridedBatched(_ g: ColumnMajorGEMM) throws {
         var alpha = g.alpha, beta = g.beta

@@ -28,7 +28,6 @@ public final class CUDAModule {
 
 /// One argument of a kernel launch, passed by value as the kernel's C signature declares it.
 public enum KernelArgument {
-    case buffer(DeviceBuffer?)
     /// Device memory by address (a tensor's, on the CUDA backend); nil passes a null pointer.
     case memory(UnsafeRawPointer?)
     case int32(Int32)
@@ -59,7 +58,6 @@ extension KernelArgument {
         let values: [UnsafeMutableRawPointer] = arguments.map { argument in
             let p = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
             switch argument {
-            case .buffer(let b): p.storeBytes(of: b?.address ?? 0, as: nest_CUdeviceptr.self)
             case .memory(let m): p.storeBytes(of: nest_CUdeviceptr(UInt(bitPattern: m)), as: nest_CUdeviceptr.self)
             case .int32(let v): p.storeBytes(of: v, as: Int32.self)
             case .int64(let v): p.storeBytes(of: Int64(v), as: Int64.self)

@@ -13,16 +13,12 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
     public let compiler: KernelCompiler
     private var modules: [String: CUDAModule] = [:]
     private var kernels: [String: CUDAKernel] = [:]
-    private let familyOfKernel: [String: String]
     private let lock = NSLock()
 
     public init(device: CUDADevice) throws {
         self.device = device
         cublas = try CUBLAS(device)
         compiler = KernelCompiler(nvrtc: device.libraries.nvrtc, libraryPath: device.libraries.nvrtcPath)
-        var families: [String: String] = [:]
-        for source in KernelSource.all { for name in source.kernelNames { families[name] = source.family } }
-        familyOfKernel = families
     }
 
     public var name: String { "cuda:\(device.ordinal) (\(device.name))" }
@@ -92,13 +88,13 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try device.makeCurrent()
-        for name in familyOfKernel.keys.sorted() { _ = try loaded(name) }
+        for name in KernelSource.familyOfKernel.keys.sorted() { _ = try loaded(name) }
     }
 
     /// The kernel, its family's module compiled (or read from the cache) and loaded on first use.
     private func loaded(_ kernel: String) throws -> CUDAKernel {
         if let k = kernels[kernel] { return k }
-        guard let family = familyOfKernel[kernel] else { preconditionFailure("no kernel \(kernel) in Sources/CUDA/Kernels") }
+        guard let family = KernelSource.familyOfKernel[kernel] else { preconditionFailure("no kernel \(kernel) in Sources/CUDA/Kernels") }
         if modules[family] == nil { modules[family] = try CUDAModule(KernelSource.named(family), on: device, compiler: compiler) }
         let k = try modules[family]!.kernel(kernel)
         kernels[kernel] = k

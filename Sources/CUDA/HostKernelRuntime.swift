@@ -11,16 +11,12 @@ import Tensor
 /// it runs the very sources NVRTC compiles for the GPU.
 public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
     private var libraries: [String: UnsafeMutableRawPointer] = [:]
-    private let familyOfKernel: [String: String]
     private let compiler: String
     private let lock = NSLock()
 
     public init() throws {
         let env = ProcessInfo.processInfo.environment
         compiler = env["NEST_TRAIN_HOST_CXX"] ?? "clang++"
-        var families: [String: String] = [:]
-        for source in KernelSource.all { for name in source.kernelNames { families[name] = source.family } }
-        familyOfKernel = families
     }
 
     public var name: String { "host emulation" }
@@ -50,7 +46,7 @@ public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         do {
-            guard let family = familyOfKernel[kernel] else { preconditionFailure("no kernel \(kernel) in Sources/CUDA/Kernels") }
+            guard let family = KernelSource.familyOfKernel[kernel] else { preconditionFailure("no kernel \(kernel) in Sources/CUDA/Kernels") }
             let library = try loaded(family)
             typealias Launch = @convention(c) (UnsafePointer<CChar>, UInt32, UInt32, UInt32, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32
             let launch = unsafeBitCast(dlsym(library, "nest_emulated_launch"), to: Launch.self)
@@ -112,21 +108,5 @@ public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
         return prelude + "\n#line 1 \"\(source.family).cu\"\n" + text + "\n" + launchers
             + "extern \"C\" int nest_emulated_launch(const char *name, unsigned grid, unsigned block, unsigned shared, void **arguments) {\n"
             + dispatch + "    return -1;\n}\n"
-    }
-}
-
-extension KernelSource {
-    /// Each kernel's name and its parameters' C types, in order.
-    var kernelSignatures: [(name: String, parameters: [String])] {
-        text.components(separatedBy: "extern \"C\" __global__ void ").dropFirst().map { rest in
-            let name = String(rest.prefix { $0 != "(" })
-            let list = rest.dropFirst(name.count + 1).prefix { $0 != ")" }
-            let parameters = list.split(separator: ",").map { parameter -> String in
-                let p = parameter.trimmingCharacters(in: .whitespacesAndNewlines)
-                let identifier = p.reversed().prefix { $0.isLetter || $0.isNumber || $0 == "_" }.count
-                return String(p.dropLast(identifier)).trimmingCharacters(in: .whitespaces)
-            }
-            return (name, parameters)
-        }
     }
 }

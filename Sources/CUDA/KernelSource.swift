@@ -29,7 +29,22 @@ public struct KernelSource: Sendable {
 
 extension KernelSource {
     /// The `extern "C" __global__` kernels the source defines.
-    public var kernelNames: [String] {
-        text.components(separatedBy: "extern \"C\" __global__ void ").dropFirst().map { String($0.prefix { $0 != "(" }) }
+    public var kernelNames: [String] { kernelSignatures.map(\.name) }
+
+    /// Each kernel's name and its parameters' C types, in order.
+    var kernelSignatures: [(name: String, parameters: [String])] {
+        text.components(separatedBy: "extern \"C\" __global__ void ").dropFirst().map { rest in
+            let name = String(rest.prefix { $0 != "(" })
+            let list = rest.dropFirst(name.count + 1).prefix { $0 != ")" }
+            let parameters = list.split(separator: ",").map { parameter -> String in
+                let p = parameter.trimmingCharacters(in: .whitespacesAndNewlines)
+                let identifier = p.reversed().prefix { $0.isLetter || $0.isNumber || $0 == "_" }.count
+                return String(p.dropLast(identifier)).trimmingCharacters(in: .whitespaces)
+            }
+            return (name, parameters)
+        }
     }
+
+    /// The family each kernel is defined in, for runtimes that load one family at a time.
+    static let familyOfKernel: [String: String] = Dictionary(uniqueKeysWithValues: all.flatMap { source in source.kernelNames.map { ($0, source.family) } })
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CUDA
 import Foundation
 import Tensor
+import Training
 
 /// `nest-train gpu-check`: every op of the engine on the GPU against the CPU engine on random
 /// shapes (forward and every input gradient, fp32; `BackendComparison`), and the device's
@@ -34,11 +35,11 @@ struct GPUCheck: ParsableCommand {
             for c in checks where !c.passed {
                 log(String(format: "FAIL %@ %@: relative error %.2e (tolerance %.0e)", c.name, "\(c.shape)", c.relativeError, c.tolerance))
             }
-            let rate = try sgemmRate(gpu, cublas: runtime.cublas, size: gemmSize)
+            let checksPeak = cuda.backend.memory.peakTotal
+            let rate = StepBenchmark.deviceSGEMMRate(cuda, size: gemmSize) * 1e9
             let failed = checks.filter { !$0.passed }.count
-            log(String(format: "%d checks, %d failed (worst relative error %.2e); SGEMM %d³ fp32: %.1f TFLOP/s; peak device memory %.1f MiB",
-                       checks.count, failed, checks.map(\.relativeError).max() ?? 0, gemmSize, rate / 1e12,
-                       Double(cuda.backend.memory.peakTotal) / 1_048_576))
+            log(String(format: "%d checks, %d failed (worst relative error %.2e); SGEMM %d³ fp32: %.1f TFLOP/s; peak device memory of the checks %.1f MiB",
+                       checks.count, failed, checks.map(\.relativeError).max() ?? 0, gemmSize, rate / 1e12, Double(checksPeak) / 1_048_576))
             if let json {
                 let report: [String: Any] = [
                     "device": gpu.name, "architecture": "sm_\(gpu.architecture)", "multiprocessors": gpu.multiprocessors,
@@ -52,19 +53,6 @@ struct GPUCheck: ParsableCommand {
             }
             if failed > 0 { throw ExitCode.failure }
         }
-    }
-
-    /// FLOP/s of cuBLAS fp32 SGEMM on size³ (after a warm-up), the ceiling step efficiency is
-    /// measured against.
-    func sgemmRate(_ gpu: CUDADevice, cublas: CUBLAS, size s: Int) throws -> Double {
-        let a = try DeviceBuffer(gpu, copying: [Float](repeating: 0.5, count: s * s))
-        let b = try DeviceBuffer(gpu, copying: [Float](repeating: 0.25, count: s * s)), c = try DeviceBuffer(gpu, count: s * s)
-        try cublas.gemm(m: s, n: s, k: s, a: a, b: b, c: c)
-        try gpu.synchronize()
-        let repeats = 10, start = Date()
-        for _ in 0..<repeats { try cublas.gemm(m: s, n: s, k: s, a: a, b: b, c: c) }
-        try gpu.synchronize()
-        return 2 * pow(Double(s), 3) * Double(repeats) / Date().timeIntervalSince(start)
     }
 }
 

@@ -83,9 +83,6 @@ typedef struct {
     nest_cublasStatus (*cublasDestroy)(nest_cublasHandle handle);
     nest_cublasStatus (*cublasGetVersion)(nest_cublasHandle handle, int *version);
     nest_cublasStatus (*cublasSetMathMode)(nest_cublasHandle handle, int mode);
-    nest_cublasStatus (*cublasSgemm)(nest_cublasHandle handle, int transa, int transb, int m, int n, int k,
-                                     const float *alpha, const float *a, int lda, const float *b, int ldb,
-                                     const float *beta, float *c, int ldc);
     nest_cublasStatus (*cublasSgemmStridedBatched)(nest_cublasHandle handle, int transa, int transb, int m, int n, int k,
                                                    const float *alpha, const float *a, int lda, long long strideA,
                                                    const float *b, int ldb, long long strideB, const float *beta,

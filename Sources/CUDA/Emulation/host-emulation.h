@@ -24,22 +24,7 @@ static pthread_barrier_t emulated_barrier;
 
 static inline void __syncthreads() { pthread_barrier_wait(&emulated_barrier); }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-static inline float atomicAdd(float *p, float v) {
-    uint32_t *word = (uint32_t *)p, old = __atomic_load_n(word, __ATOMIC_RELAXED), next;
-    float f;
-    do { memcpy(&f, &old, 4); float s = f + v; memcpy(&next, &s, 4); }
-    while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    return f;
-}
-static inline double atomicAdd(double *p, double v) {
-    uint64_t *word = (uint64_t *)p, old = __atomic_load_n(word, __ATOMIC_RELAXED), next;
-    double f;
-    do { memcpy(&f, &old, 8); double s = f + v; memcpy(&next, &s, 8); }
-    while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    return f;
-}
 
 typedef void (*emulated_kernel)(void **arguments);
 struct emulated_thread { unsigned index; emulated_kernel kernel; void **arguments; };

@@ -61,6 +61,7 @@ extern "C" __global__ void add_heads(const float *x, float *y, int B, int T, int
 // The band of query i: columns c with key j = i − left + c inside [0, T) and c < W.
 __device__ int band_first(int i, int left) { return left - i > 0 ? left - i : 0; }
 __device__ int band_end(int i, int T, int left, int W) { return W < T - i + left ? W : T - i + left; }
+__device__ bool in_band(int i, int c, int T, int left, int W) { return i >= 0 && i < T && c >= band_first(i, left) && c < band_end(i, T, left, W); }
 
 // s[b, h, i, c] = scale · ((q_i + u)·k_j + (q_i + v)·p[T − 1 − left + c]) inside the band (s is
 // zero outside it on entry).
@@ -69,7 +70,7 @@ extern "C" __global__ void banded_scores_forward(const float *q, const float *k,
     long ld = (long)H * dk;
     GRID_STRIDE(n, (long)B * H * T * W) {
         int c = n % W, i = (n / W) % T, h = (n / ((long)W * T)) % H, b = n / ((long)W * T * H);
-        if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+        if (!in_band(i, c, T, left, W)) continue;
         int j = i - left + c;
         const float *qi = q + (b * (long)T + i) * ld + h * dk, *kj = k + (b * (long)T + j) * ld + h * dk;
         const float *pm = p + (long)(T - 1 - left + c) * ld + h * dk, *uh = u + h * dk, *vh = v + h * dk;
@@ -105,7 +106,7 @@ extern "C" __global__ void banded_scores_backward_k(const float *q, const float 
         float sum = 0.0f;
         for (int c = 0; c < W; c++) {
             int i = j + left - c;
-            if (i < 0 || i >= T || c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+            if (!in_band(i, c, T, left, W)) continue;
             sum += g[((b * (long)H + h) * T + i) * W + c] * scale * (q[(b * (long)T + i) * ld + h * dk + e] + u[h * dk + e]);
         }
         dk_[n] += sum;
@@ -121,7 +122,7 @@ extern "C" __global__ void banded_scores_backward_p(const float *q, const float 
         float sum = 0.0f;
         for (int b = 0; b < B; b++) {
             for (int i = 0; i < T; i++) {
-                if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+                if (!in_band(i, c, T, left, W)) continue;
                 sum += g[((b * (long)H + h) * T + i) * W + c] * scale * (q[(b * (long)T + i) * ld + h * dk + e] + v[h * dk + e]);
             }
         }
@@ -146,7 +147,7 @@ extern "C" __global__ void banded_context_backward_a(const float *v, const float
     long ld = (long)H * dk;
     GRID_STRIDE(n, (long)B * H * T * W) {
         int c = n % W, i = (n / W) % T, h = (n / ((long)W * T)) % H, b = n / ((long)W * T * H);
-        if (c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+        if (!in_band(i, c, T, left, W)) continue;
         const float *gi = g + (b * (long)T + i) * ld + h * dk, *vj = v + (b * (long)T + i - left + c) * ld + h * dk;
         float sum = 0.0f;
         for (int e = 0; e < dk; e++) sum += gi[e] * vj[e];
@@ -162,7 +163,7 @@ extern "C" __global__ void banded_context_backward_v(const float *a, const float
         float sum = 0.0f;
         for (int c = 0; c < W; c++) {
             int i = j + left - c;
-            if (i < 0 || i >= T || c < band_first(i, left) || c >= band_end(i, T, left, W)) continue;
+            if (!in_band(i, c, T, left, W)) continue;
             sum += a[((b * (long)H + h) * T + i) * W + c] * g[(b * (long)T + i) * ld + h * dk + e];
         }
         dv[n] += sum;

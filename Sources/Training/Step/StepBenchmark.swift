@@ -27,7 +27,7 @@ public enum StepBenchmark {
     }
     /// GFLOP/s of an 8192³ product on `device` through the engine (after a warm-up; reading one
     /// value back waits for the device).
-    static func deviceSGEMMRate(_ device: Device, size n: Int = 8192) -> Double {
+    public static func deviceSGEMMRate(_ device: Device, size n: Int = 8192) -> Double {
         let a = Tensor(repeating: 0.5, shape: [n, n], on: device), b = Tensor(repeating: 0.25, shape: [n, n], on: device)
         _ = device.backend.elements(withoutGrad { Tensor.matmul(a, b) }, at: [0])
         let start = DispatchTime.now().uptimeNanoseconds
