@@ -4,7 +4,7 @@ subsampling, NeMo's ConvFeatureMaksingWrapper), for `PostConvMaskingTests`.
 
     .venv-nemo/bin/python Tests/Interop/make_post_conv_fixture.py
 
-The model is ../shared/fixtures/nemo-tiny's bare model config with `mask_position: post_conv`
+The model is ../shared/fixtures/nemo-tiny's bare model config with one layer, `mask_position: post_conv`
 and `quantizer.combine_time_steps: 1` (NeMo rewrites loss.combine_time_steps to 1, the masking
 and quantizer feat_in to d_model and masking.block_size to block_size // 8, but not the
 quantizer's combine_time_steps: with 8 its quantizer stacks 8 encoder frames and fails unless T'
@@ -38,6 +38,7 @@ def main():
     torch.set_num_threads(1)
     cfg = OmegaConf.load(ROOT.parent / "shared/fixtures/nemo-tiny/nemo-tiny.config.yaml")
     cfg.mask_position = "post_conv"
+    cfg.encoder.n_layers = 1   # one layer is enough to check the masking, and keeps the file small
     cfg.quantizer.combine_time_steps = 1
     cfg.masking.mask_prob = 0.05
     config_text = OmegaConf.to_yaml(cfg)
