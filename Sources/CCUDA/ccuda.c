@@ -43,6 +43,9 @@ int nest_cuda_driver_load(const char *path, nest_cuda_driver *table, char *error
     RESOLVE(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     RESOLVE(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
     RESOLVE(cuMemcpyDtoD, "cuMemcpyDtoD_v2");
+    RESOLVE(cuMemHostAlloc, "cuMemHostAlloc");
+    RESOLVE(cuMemFreeHost, "cuMemFreeHost");
+    RESOLVE(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     RESOLVE(cuMemsetD32, "cuMemsetD32_v2");
     RESOLVE(cuModuleLoadData, "cuModuleLoadData");
     RESOLVE(cuModuleUnload, "cuModuleUnload");
@@ -51,6 +54,7 @@ int nest_cuda_driver_load(const char *path, nest_cuda_driver *table, char *error
     RESOLVE(cuEventCreate, "cuEventCreate");
     RESOLVE(cuEventRecord, "cuEventRecord");
     RESOLVE(cuEventSynchronize, "cuEventSynchronize");
+    RESOLVE(cuEventQuery, "cuEventQuery");
     RESOLVE(cuEventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime");
     RESOLVE(cuEventDestroy, "cuEventDestroy_v2");
     return 0;

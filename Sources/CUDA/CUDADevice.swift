@@ -79,6 +79,20 @@ public final class CUDADevice: @unchecked Sendable {
                Double(totalMemory) / 1_073_741_824, Double(freeMemory) / 1_073_741_824, driverVersion / 1000, driverVersion % 1000 / 10)
     }
 
+    /// Runs a driver call under `lock` with this device's context current on the calling thread
+    /// (data-loading threads create tensors too); a failure ends the process with the driver's
+    /// message (see `KernelRuntime`).
+    func call(_ what: String, lock: NSLock, _ body: (nest_cuda_driver) -> nest_CUresult) {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            try makeCurrent()
+            try check(body(libraries.driver), what)
+        } catch {
+            fatalError("cuda:\(ordinal) (\(name)): \(error)")
+        }
+    }
+
     public func synchronize() throws { try check(libraries.driver.cuCtxSynchronize(), "cuCtxSynchronize") }
 
     func check(_ result: nest_CUresult, _ call: String) throws { try Self.check(result, call, libraries.driver) }

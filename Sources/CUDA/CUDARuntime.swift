@@ -6,19 +6,25 @@ import Tensor
 /// The GPU behind the CUDA backend: `cuMemAlloc`ed blocks, the driver's copies, the kernels of
 /// `KernelSource.all` compiled by NVRTC on first use (one module per family, cached on disk),
 /// and cuBLAS. Every call runs on the legacy default stream, so work runs in call order and a
-/// copy to the host waits for what came before it.
+/// copy to the host waits for what came before it. Copies to the device go through
+/// `PinnedUploads` and return without waiting for the GPU: a loading thread's batch is queued
+/// behind the step in flight instead of waiting for it.
 public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
     public let device: CUDADevice
     public let cublas: CUBLAS
     public let compiler: KernelCompiler
     private var modules: [String: CUDAModule] = [:]
     private var kernels: [String: CUDAKernel] = [:]
-    private let lock = NSLock()
+    private let lock: NSLock
+    private let uploads: PinnedUploads<DriverUploadQueue>
 
     public init(device: CUDADevice) throws {
         self.device = device
         cublas = try CUBLAS(device)
         compiler = KernelCompiler(nvrtc: device.libraries.nvrtc, libraryPath: device.libraries.nvrtcPath)
+        let lock = NSLock()
+        self.lock = lock
+        uploads = PinnedUploads(DriverUploadQueue(device: device, lock: lock))
     }
 
     public var name: String { "cuda:\(device.ordinal) (\(device.name))" }
@@ -36,23 +42,14 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
         })
     }
 
-    /// Runs a driver call with this device's context current on the calling thread (the
-    /// driver's current context is per thread; data-loading threads create tensors too).
-    private func call(_ what: String, _ body: (nest_cuda_driver) -> nest_CUresult) {
-        lock.lock()
-        defer { lock.unlock() }
-        do {
-            try device.makeCurrent()
-            try device.check(body(device.libraries.driver), what)
-        } catch {
-            fatalError("\(name): \(error)")
-        }
-    }
+    private func call(_ what: String, _ body: (nest_cuda_driver) -> nest_CUresult) { device.call(what, lock: lock, body) }
 
-    private static func address(_ p: UnsafeRawPointer) -> nest_CUdeviceptr { nest_CUdeviceptr(UInt(bitPattern: p)) }
+    fileprivate static func address(_ p: UnsafeRawPointer) -> nest_CUdeviceptr { nest_CUdeviceptr(UInt(bitPattern: p)) }
 
+    /// Staged in page-locked memory and queued (see `PinnedUploads`); a plain synchronous copy
+    /// where the system gives no page-locked memory.
     public func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) {
-        guard bytes > 0 else { return }
+        guard bytes > 0, !uploads.upload(from: source, to: address, bytes: bytes) else { return }
         call("cuMemcpyHtoD") { $0.cuMemcpyHtoD(Self.address(address), source, bytes) }
     }
 
@@ -113,4 +110,52 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
     }
 
     public func synchronize() { call("cuCtxSynchronize") { $0.cuCtxSynchronize() } }
+}
+
+/// `PinnedUploads`' queue on the GPU: `cuMemHostAlloc`ed memory, `cuMemcpyHtoDAsync` on the
+/// legacy default stream (the one every kernel runs on) and events without timing.
+final class DriverUploadQueue: UploadQueue {
+    let device: CUDADevice
+    let lock: NSLock
+
+    init(device: CUDADevice, lock: NSLock) {
+        self.device = device
+        self.lock = lock
+    }
+
+    private func call(_ what: String, _ body: (nest_cuda_driver) -> nest_CUresult) { device.call(what, lock: lock, body) }
+
+    func allocatePinned(bytes: Int) -> UnsafeMutableRawPointer? {
+        var p: UnsafeMutableRawPointer?
+        lock.lock()
+        defer { lock.unlock() }
+        guard (try? device.makeCurrent()) != nil, device.libraries.driver.cuMemHostAlloc(&p, bytes, 0) == 0 else { return nil }
+        return p
+    }
+
+    func freePinned(_ address: UnsafeMutableRawPointer) { call("cuMemFreeHost") { $0.cuMemFreeHost(address) } }
+
+    func queueCopy(from pinned: UnsafeRawPointer, to device: UnsafeMutableRawPointer, bytes: Int) {
+        call("cuMemcpyHtoDAsync") { $0.cuMemcpyHtoDAsync(CUDARuntime.address(device), pinned, bytes, nil) }
+    }
+
+    func makeEvent() -> nest_CUevent {
+        var event: nest_CUevent?
+        call("cuEventCreate") { $0.cuEventCreate(&event, UInt32(NEST_CU_EVENT_DISABLE_TIMING)) }
+        return event!
+    }
+
+    func record(_ event: nest_CUevent) { call("cuEventRecord") { $0.cuEventRecord(event, nil) } }
+
+    func isDone(_ event: nest_CUevent) -> Bool {
+        var status: nest_CUresult = 0
+        call("cuEventQuery") { api in
+            status = api.cuEventQuery(event)
+            return status == NEST_CUDA_ERROR_NOT_READY ? 0 : status
+        }
+        return status == 0
+    }
+
+    func wait(_ event: nest_CUevent) { call("cuEventSynchronize") { $0.cuEventSynchronize(event) } }
+    func destroy(_ event: nest_CUevent) { call("cuEventDestroy") { $0.cuEventDestroy(event) } }
 }

@@ -23,6 +23,8 @@ enum {
     NEST_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16,
     NEST_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
     NEST_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
+    NEST_CUDA_ERROR_NOT_READY = 600,
+    NEST_CU_EVENT_DISABLE_TIMING = 2,
     NEST_CUBLAS_OP_N = 0,
     NEST_CUBLAS_OP_T = 1,
     NEST_CUBLAS_DEFAULT_MATH = 0,
@@ -49,6 +51,9 @@ typedef struct {
     nest_CUresult (*cuMemcpyHtoD)(nest_CUdeviceptr destination, const void *source, size_t bytes);
     nest_CUresult (*cuMemcpyDtoH)(void *destination, nest_CUdeviceptr source, size_t bytes);
     nest_CUresult (*cuMemcpyDtoD)(nest_CUdeviceptr destination, nest_CUdeviceptr source, size_t bytes);
+    nest_CUresult (*cuMemHostAlloc)(void **pointer, size_t bytes, unsigned int flags);
+    nest_CUresult (*cuMemFreeHost)(void *pointer);
+    nest_CUresult (*cuMemcpyHtoDAsync)(nest_CUdeviceptr destination, const void *source, size_t bytes, nest_CUstream stream);
     nest_CUresult (*cuMemsetD32)(nest_CUdeviceptr destination, unsigned int value, size_t count);
     nest_CUresult (*cuModuleLoadData)(nest_CUmodule *module, const void *image);
     nest_CUresult (*cuModuleUnload)(nest_CUmodule module);
@@ -59,6 +64,7 @@ typedef struct {
     nest_CUresult (*cuEventCreate)(nest_CUevent *event, unsigned int flags);
     nest_CUresult (*cuEventRecord)(nest_CUevent event, nest_CUstream stream);
     nest_CUresult (*cuEventSynchronize)(nest_CUevent event);
+    nest_CUresult (*cuEventQuery)(nest_CUevent event);
     nest_CUresult (*cuEventElapsedTime)(float *milliseconds, nest_CUevent start, nest_CUevent end);
     nest_CUresult (*cuEventDestroy)(nest_CUevent event);
 } nest_cuda_driver;
