@@ -147,7 +147,9 @@ public struct BackendComparison {
         out += compare("bandedAttentionContext", [random([b, h, t, left + right + 1], rng), kk], rng, tolerance: r) {
             Tensor.bandedAttentionContext($0[0], $0[1], left: left)
         }
-        let (cin, cout, hh, ww) = (n(1...3, 1...8), n(1...4, 8...64), n(3...9, 40...200), n(3...9, 20...80))
+        // Weight gradients sum over the output rows (b, oh) in chunks of 32 rows at least: tall
+        // enough inputs for several chunks.
+        let (cin, cout, hh, ww) = (n(1...3, 1...8), n(1...4, 8...64), n(65...140, 40...200), n(3...7, 20...80))
         out += compare("conv2d (stride 2, padding 1)", [random([b, cin, hh, ww], rng), random([cout, cin, 3, 3], rng), random([cout], rng)], rng, tolerance: r) {
             $0[0].conv2d(weight: $0[1], bias: $0[2], Conv2dGeometry(stride: (2, 2), padding: (1, 1))).relu()
         }
@@ -157,8 +159,8 @@ public struct BackendComparison {
         out += compare("conv2d (depthwise)", [random([b, cout, hh, ww], rng), random([cout, 1, 3, 3], rng)], rng, tolerance: r) {
             $0[0].conv2d(weight: $0[1], bias: nil, Conv2dGeometry(stride: (2, 2), padding: (1, 1), groups: cout))
         }
-        let channels = n(1...6, 64...512), kernel = n(1...5, 3...31) | 1
-        out += compare("depthwiseConv1d", [random([b, t, channels], rng), random([channels, 1, kernel], rng), random([channels], rng)], rng, tolerance: r) {
+        let channels = n(1...6, 64...512), kernel = n(1...5, 3...31) | 1, frames = n(33...80, 20...300)
+        out += compare("depthwiseConv1d", [random([b, frames, channels], rng), random([channels, 1, kernel], rng), random([channels], rng)], rng, tolerance: r) {
             $0[0].depthwiseConv1d(weight: $0[1], bias: $0[2], left: (kernel - 1) / 2, right: (kernel - 1) / 2)
         }
 

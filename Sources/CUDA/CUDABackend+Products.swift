@@ -225,10 +225,20 @@ extension CUDABackend {
         } else {
             Self.countConvolution(outputs: g.count, weight: weight.shape, passes: (dx != nil ? 1 : 0) + (dw != nil ? 1 : 0))
         }
+        // The weight and bias gradients sum over every output row (b, oh), in chunks.
+        let rows = g.shape[0] * g.shape[2]
         words(Self.geometry(x.shape, weight.shape, geo)) { geometry in
             if !pointwise, let dx { launch("conv2d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx), geometry]) }
-            if !pointwise, let dw { launch("conv2d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw), geometry]) }
-            if let db { launch("conv2d_backward_bias", count: db.count, [Self.arg(g), Self.arg(db), geometry]) }
+            if !pointwise, let dw {
+                chunkedSums(rows: rows, width: dw.count, into: UnsafeMutableRawPointer(dw.kernelAddress)) { p, chunk, chunks in
+                    launch("conv2d_backward_weight_partial", count: chunks * dw.count, [Self.arg(x), Self.arg(g), p, geometry, .int64(chunk)])
+                }
+            }
+            if let db {
+                chunkedSums(rows: rows, width: db.count, into: UnsafeMutableRawPointer(db.kernelAddress)) { p, chunk, chunks in
+                    launch("conv2d_backward_bias_partial", count: chunks * db.count, [Self.arg(g), p, geometry, .int64(chunk)])
+                }
+            }
         }
     }
 
@@ -244,6 +254,10 @@ extension CUDABackend {
     public func depthwiseConv1dBackward(_ x: Tensor?, weight: Tensor, left: Int, _ g: Tensor, dx: Tensor?, dw: Tensor?) {
         let t = (dx ?? x)!.shape[1], sizes = Self.depthwise(t, g.shape, weight.shape[2], left)
         if let dx { launch("depthwise_conv1d_backward_input", count: dx.count, [Self.arg(weight), Self.arg(g), Self.arg(dx)] + sizes) }
-        if let dw, let x { launch("depthwise_conv1d_backward_weight", count: dw.count, [Self.arg(x), Self.arg(g), Self.arg(dw)] + sizes) }
+        if let dw, let x {
+            chunkedSums(rows: g.shape[0] * g.shape[1], width: dw.count, into: UnsafeMutableRawPointer(dw.kernelAddress)) { p, chunk, chunks in
+                launch("depthwise_conv1d_backward_weight_partial", count: chunks * dw.count, [Self.arg(x), Self.arg(g), p] + sizes + [.int64(chunk)])
+            }
+        }
     }
 }

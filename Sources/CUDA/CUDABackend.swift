@@ -116,7 +116,20 @@ extension CUDABackend {
     public func scatterAddRows(_ g: Tensor, _ indices: [Int], into out: Tensor) {
         let rowSize = out.count / max(out.shape[0], 1)
         guard !indices.isEmpty else { return }
-        words(indices) { launch("scatter_add_rows", count: rowSize, [Self.arg(g), $0, Self.arg(out), .int64(indices.count), .int64(rowSize)]) }
+        // The source rows of each distinct target, in order (see scatter_add_rows).
+        var sources: [Int: [Int]] = [:], targets: [Int] = []
+        for (r, target) in indices.enumerated() {
+            if sources[target] == nil { targets.append(target) }
+            sources[target, default: []].append(r)
+        }
+        var starts = [0], rows: [Int] = []
+        for t in targets {
+            rows += sources[t]!
+            starts.append(rows.count)
+        }
+        words(targets + starts + rows) {
+            launch("scatter_add_rows", count: targets.count * rowSize, [Self.arg(g), $0, Self.arg(out), .int64(targets.count), .int64(rowSize)])
+        }
     }
 
     public func expand(_ x: Tensor, into out: Tensor) {
@@ -352,19 +365,33 @@ extension CUDABackend {
     /// Rows per chunk of the first pass: at least 32, at most 512 chunks.
     static func chunkRows(_ rows: Int) -> Int { max(32, (rows + 511) / 512) }
 
-    /// The first pass into a scratch block, then `finish` with the partial sums and the chunk count.
-    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: KernelArgument, g: KernelArgument, a: KernelArgument, b: KernelArgument,
-                                      rows: Int, cols: Int, _ finish: (KernelArgument, Int) -> R) -> R {
+    /// Sums over `rows` in two passes, deterministic in any launch geometry: `partials` launches
+    /// a kernel that writes each chunk's sums (of `chunkRows` rows) as doubles at
+    /// partial[chunk · width + i]; `finish` then adds the chunks in order (`column_sums_finish`).
+    func chunkedSums<R>(rows: Int, width: Int, _ partials: (_ partial: KernelArgument, _ chunkRows: Int, _ chunks: Int) -> Void,
+                        finish: (_ partial: KernelArgument, _ chunks: Int) -> R) -> R {
         let chunk = Self.chunkRows(rows), chunks = max((rows + chunk - 1) / chunk, 1)
-        return withScratch(2 * chunks * term.sums * cols) { partial in
+        return withScratch(2 * chunks * width) { partial in
             let p = KernelArgument.memory(UnsafeRawPointer(partial))
-            if rows > 0 {
-                launch("column_sums_partial", count: chunks * cols, [x, g, a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
-            } else {
-                runtime.fill(partial, word: 0, count: 2 * chunks * term.sums * cols)
-            }
+            if rows > 0 { partials(p, chunk, chunks) } else { runtime.fill(partial, word: 0, count: 2 * chunks * width) }
             return finish(p, chunks)
         }
+    }
+
+    /// `chunkedSums` written to (or, with `accumulate`, added to) `width` device floats.
+    func chunkedSums(rows: Int, width: Int, into out: UnsafeMutableRawPointer, accumulate: Bool = false,
+                     _ partials: (_ partial: KernelArgument, _ chunkRows: Int, _ chunks: Int) -> Void) {
+        chunkedSums(rows: rows, width: width, partials) { partial, chunks in
+            launch("column_sums_finish", count: width,
+                   [partial, .memory(UnsafeRawPointer(out)), .memory(nil), .int64(chunks), .int64(width), .int32(accumulate ? 1 : 0)])
+        }
+    }
+
+    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: KernelArgument, g: KernelArgument, a: KernelArgument, b: KernelArgument,
+                                      rows: Int, cols: Int, _ finish: (KernelArgument, Int) -> R) -> R {
+        chunkedSums(rows: rows, width: term.sums * cols, { p, chunk, chunks in
+            launch("column_sums_partial", count: chunks * cols, [x, g, a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
+        }, finish: finish)
     }
 
     /// The sums on the host, in double: [sum 0 (cols), sum 1 (cols)].
@@ -383,9 +410,9 @@ extension CUDABackend {
     /// The column sums of `rows` × `cols` floats at `x` into device floats (added to them with
     /// `accumulate`).
     func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, into out: UnsafeMutableRawPointer, accumulate: Bool) {
-        partialColumnSums(term, .memory(x), g: .memory(nil), a: .memory(nil), b: .memory(nil), rows: rows, cols: cols) { partial, chunks in
-            launch("column_sums_finish", count: term.sums * cols,
-                   [partial, .memory(UnsafeRawPointer(out)), .memory(nil), .int64(chunks), .int64(term.sums * cols), .int32(accumulate ? 1 : 0)])
+        chunkedSums(rows: rows, width: term.sums * cols, into: out, accumulate: accumulate) { p, chunk, chunks in
+            launch("column_sums_partial", count: chunks * cols,
+                   [.memory(x), .memory(nil), .memory(nil), .memory(nil), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
         }
     }
 }

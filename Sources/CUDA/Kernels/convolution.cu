@@ -1,6 +1,7 @@
 // 2-D convolution (NCHW, grouped; the subsampling's stride-2 and depthwise convolutions) and
 // the channels-last depthwise 1-D convolution of the Conformer's convolution module, computed
-// directly: one thread per output element, summing in a fixed order. The CPU references are
+// directly: one thread per output element (or per chunk of a gradient's sum), summing in a
+// fixed order. The CPU references are
 // CPUBackend.conv2d* and depthwiseConv1d* (Sources/Tensor/Kernels/ConvolutionKernels.swift).
 // geometry = [B, Cin, H, W, Cout, Cg, KH, KW, Ho, Wo, strideH, strideW, padH, padW, groups].
 
@@ -58,36 +59,45 @@ extern "C" __global__ void conv2d_backward_input(const float *w, const float *g,
     }
 }
 
-// dw[co, ci, ki, kj] = Σ_b Σ_(oh, ow) g · x (written).
-extern "C" __global__ void conv2d_backward_weight(const float *x, const float *g, float *dw, const long *geometry) {
+// The weight and bias gradients sum over every output row (b, oh): each thread sums one chunk of
+// `chunkRows` rows for one gradient entry i into partial[chunk, i], and column_sums_finish adds
+// the chunks in order, so the thousands of entries of a subsampling kernel are summed by
+// hundreds of thousands of threads, deterministically.
+
+// dw[co, ci, ki, kj] = Σ_b Σ_(oh, ow) g · x.
+extern "C" __global__ void conv2d_backward_weight_partial(const float *x, const float *g, double *partial, const long *geometry, long chunkRows) {
     Conv c = conv_geometry(geometry);
-    long og = c.Cout / c.groups;
-    GRID_STRIDE(n, c.Cout * c.Cg * c.KH * c.KW) {
-        long kj = n % c.KW, ki = (n / c.KW) % c.KH, cl = (n / (c.KW * c.KH)) % c.Cg, co = n / (c.KW * c.KH * c.Cg);
+    long og = c.Cout / c.groups, width = c.Cout * c.Cg * c.KH * c.KW, rows = c.B * c.Ho, chunks = (rows + chunkRows - 1) / chunkRows;
+    GRID_STRIDE(n, chunks * width) {
+        long i = n % width, chunk = n / width, end = (chunk + 1) * chunkRows < rows ? (chunk + 1) * chunkRows : rows;
+        long kj = i % c.KW, ki = (i / c.KW) % c.KH, cl = (i / (c.KW * c.KH)) % c.Cg, co = i / (c.KW * c.KH * c.Cg);
         long ci = (co / og) * c.Cg + cl;
         float sum = 0.0f;
-        for (long b = 0; b < c.B; b++) {
-            for (long oh = 0; oh < c.Ho; oh++) {
-                long ih = oh * c.sh - c.ph + ki;
-                if (ih < 0 || ih >= c.H) continue;
-                for (long ow = 0; ow < c.Wo; ow++) {
-                    long iw = ow * c.sw - c.pw + kj;
-                    if (iw < 0 || iw >= c.W) continue;
-                    sum += g[((b * c.Cout + co) * c.Ho + oh) * c.Wo + ow] * x[((b * c.Cin + ci) * c.H + ih) * c.W + iw];
-                }
+        for (long r = chunk * chunkRows; r < end; r++) {
+            long b = r / c.Ho, oh = r % c.Ho, ih = oh * c.sh - c.ph + ki;
+            if (ih < 0 || ih >= c.H) continue;
+            const float *gRow = g + ((b * c.Cout + co) * c.Ho + oh) * c.Wo, *xRow = x + ((b * c.Cin + ci) * c.H + ih) * c.W;
+            for (long ow = 0; ow < c.Wo; ow++) {
+                long iw = ow * c.sw - c.pw + kj;
+                if (iw >= 0 && iw < c.W) sum += gRow[ow] * xRow[iw];
             }
         }
-        dw[n] = sum;
+        partial[chunk * width + i] = sum;
     }
 }
 
-// db[co] = Σ_b Σ_(oh, ow) g (written).
-extern "C" __global__ void conv2d_backward_bias(const float *g, float *db, const long *geometry) {
+// db[co] = Σ_b Σ_(oh, ow) g.
+extern "C" __global__ void conv2d_backward_bias_partial(const float *g, double *partial, const long *geometry, long chunkRows) {
     Conv c = conv_geometry(geometry);
-    GRID_STRIDE(co, c.Cout) {
+    long rows = c.B * c.Ho, chunks = (rows + chunkRows - 1) / chunkRows;
+    GRID_STRIDE(n, chunks * c.Cout) {
+        long co = n % c.Cout, chunk = n / c.Cout, end = (chunk + 1) * chunkRows < rows ? (chunk + 1) * chunkRows : rows;
         float sum = 0.0f;
-        for (long b = 0; b < c.B; b++) for (long i = 0; i < c.Ho * c.Wo; i++) sum += g[(b * c.Cout + co) * c.Ho * c.Wo + i];
-        db[co] = sum;
+        for (long r = chunk * chunkRows; r < end; r++) {
+            const float *gRow = g + ((r / c.Ho * c.Cout + co) * c.Ho + r % c.Ho) * c.Wo;
+            for (long ow = 0; ow < c.Wo; ow++) sum += gRow[ow];
+        }
+        partial[chunk * c.Cout + co] = sum;
     }
 }
 
@@ -119,18 +129,19 @@ extern "C" __global__ void depthwise_conv1d_backward_input(const float *w, const
     }
 }
 
-// dw[ch, j] = Σ_b Σ_i g[b, i, ch]·x[b, i + j − left, ch] (written).
-extern "C" __global__ void depthwise_conv1d_backward_weight(const float *x, const float *g, float *dw, int B, int T, int To, int C, int K,
-                                                            int left) {
-    GRID_STRIDE(n, (long)C * K) {
-        int j = n % K, ch = n / K;
+// dw[ch, j] = Σ_b Σ_i g[b, i, ch]·x[b, i + j − left, ch], over chunks of `chunkRows` rows (b, i)
+// into partial[chunk, ch·K + j], as the 2-D weight gradient.
+extern "C" __global__ void depthwise_conv1d_backward_weight_partial(const float *x, const float *g, double *partial, int B, int T, int To,
+                                                                    int C, int K, int left, long chunkRows) {
+    long width = (long)C * K, rows = (long)B * To, chunks = (rows + chunkRows - 1) / chunkRows;
+    GRID_STRIDE(n, chunks * width) {
+        long w = n % width, chunk = n / width, end = (chunk + 1) * chunkRows < rows ? (chunk + 1) * chunkRows : rows;
+        int j = w % K, ch = w / K;
         float sum = 0.0f;
-        for (int b = 0; b < B; b++) {
-            for (int i = 0; i < To; i++) {
-                int s = i + j - left;
-                if (s >= 0 && s < T) sum += g[((long)b * To + i) * C + ch] * x[((long)b * T + s) * C + ch];
-            }
+        for (long r = chunk * chunkRows; r < end; r++) {
+            long b = r / To, s = r % To + j - left;
+            if (s >= 0 && s < T) sum += g[r * C + ch] * x[(b * T + s) * C + ch];
         }
-        dw[n] = sum;
+        partial[chunk * width + w] = sum;
     }
 }

@@ -19,11 +19,17 @@ extern "C" __global__ void gather_rows(const float *x, const long *indices, floa
     GRID_STRIDE(i, rows * rowSize) out[i] = x[indices[i / rowSize] * rowSize + i % rowSize];
 }
 
-// out[indices[r]] += g[r], rows in order for each column (rows may repeat; no atomics, so the
-// sums are the CPU's, in its order).
-extern "C" __global__ void scatter_add_rows(const float *g, const long *indices, float *out, long rows, long rowSize) {
-    GRID_STRIDE(c, rowSize) {
-        for (long r = 0; r < rows; r++) out[indices[r] * rowSize + c] += g[r * rowSize + c];
+// out[indices[r]] += g[r], rows in order (rows may repeat; no atomics, so the sums are the
+// CPU's, in its order). `plan` lists the D distinct targets, then D + 1 offsets into the source
+// rows that follow (each target's in ascending order): one thread per target and column.
+extern "C" __global__ void scatter_add_rows(const float *g, const long *plan, float *out, long distinct, long rowSize) {
+    const long *targets = plan, *starts = plan + distinct, *sources = plan + 2 * distinct + 1;
+    GRID_STRIDE(i, distinct * rowSize) {
+        long t = i / rowSize, c = i % rowSize;
+        float *o = out + targets[t] * rowSize + c;
+        float v = *o;
+        for (long k = starts[t]; k < starts[t + 1]; k++) v += g[sources[k] * rowSize + c];
+        *o = v;
     }
 }
 
