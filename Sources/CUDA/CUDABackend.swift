@@ -292,13 +292,15 @@ extension CUDABackend {
                    [Self.arg(x), Self.arg(weight), Self.arg(bias), Self.arg(y), Self.arg(stats), .int32(Int32(d)), .float(eps)])
     }
 
-    public func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, affine: Bool, dx: Tensor?) -> [Float] {
+    public func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, dx: Tensor?, affine: Tensor?) {
         let d = x.shape[x.rank - 1], rows = x.count / max(d, 1)
         if let dx {
             launchRows("layernorm_backward", rows: rows, width: d, [Self.arg(x), Self.arg(g), Self.arg(weight), Self.arg(stats), Self.arg(dx), .int32(Int32(d))])
         }
-        guard affine else { return [Float](repeating: 0, count: 2 * d) }
-        return columnSums(.layerNormGradient, x, g: g, a: stats, rows: rows, cols: d).map { Float($0) }
+        if let affine {
+            columnSums(.layerNormGradient, rows: rows, cols: d, of: UnsafeRawPointer(x.kernelAddress), g: g, a: stats,
+                       into: UnsafeMutableRawPointer(affine.kernelAddress), accumulate: false)
+        }
     }
 
     public func batchNormSums(_ x: Tensor) -> [Double] {
@@ -342,13 +344,20 @@ extension CUDABackend {
                 .float(c.b2), .float(c.w2), .float(c.bc2Sqrt), .float(c.eps), .float(c.stepSize)])
     }
 
-    public func sumOfSquares(_ x: Tensor) -> Double {
-        guard x.count > 0 else { return 0 }
-        let blocks = min((x.count + threads - 1) / threads, runtime.maxBlocks, 1024)
-        let partial = readBack(blocks, as: Double.self) {
-            runtime.launch("sum_of_squares", grid: blocks, block: threads, sharedBytes: threads * 8, [Self.arg(x), .int64(x.count), $0])
+    /// One block-sum launch per tensor into one scratch block, read back once; each tensor's
+    /// block sums are added in order on the host.
+    public func sumsOfSquares(_ xs: [Tensor]) -> [Double] {
+        let blocks = xs.map { min(($0.count + threads - 1) / threads, runtime.maxBlocks, 256) }
+        var starts = [0]
+        for b in blocks { starts.append(starts.last! + b) }
+        let partial = readBack(starts.last!, as: Double.self) { out in
+            guard case .memory(let base) = out, let base else { return }
+            for (i, x) in xs.enumerated() where x.count > 0 {
+                runtime.launch("sum_of_squares", grid: blocks[i], block: threads, sharedBytes: threads * 8,
+                               [Self.arg(x), .int64(x.count), .memory(base + 8 * starts[i])])
+            }
         }
-        return partial.reduce(0, +)
+        return xs.indices.map { i in partial[starts[i]..<starts[i + 1]].reduce(0, +) }
     }
 }
 
@@ -395,8 +404,8 @@ extension CUDABackend {
     }
 
     /// The sums on the host, in double: [sum 0 (cols), sum 1 (cols)].
-    func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: Tensor? = nil, rows: Int, cols: Int) -> [Double] {
-        columnSums(term, x, g: g, a: Self.arg(a), b: .memory(nil), rows: rows, cols: cols)
+    func columnSums(_ term: ColumnTerm, _ x: Tensor, rows: Int, cols: Int) -> [Double] {
+        columnSums(term, x, g: nil, a: .memory(nil), b: .memory(nil), rows: rows, cols: cols)
     }
 
     func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int) -> [Double] {
@@ -407,12 +416,13 @@ extension CUDABackend {
         }
     }
 
-    /// The column sums of `rows` × `cols` floats at `x` into device floats (added to them with
-    /// `accumulate`).
-    func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, into out: UnsafeMutableRawPointer, accumulate: Bool) {
+    /// The column sums of `rows` × `cols` floats at `x` (with `g` and `a` as `term` reads them)
+    /// into device floats, added to them with `accumulate`.
+    func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, g: Tensor? = nil, a: Tensor? = nil,
+                    into out: UnsafeMutableRawPointer, accumulate: Bool) {
         chunkedSums(rows: rows, width: term.sums * cols, into: out, accumulate: accumulate) { p, chunk, chunks in
             launch("column_sums_partial", count: chunks * cols,
-                   [.memory(x), .memory(nil), .memory(nil), .memory(nil), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
+                   [.memory(x), Self.arg(g), Self.arg(a), .memory(nil), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
         }
     }
 }

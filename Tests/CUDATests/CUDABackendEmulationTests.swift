@@ -14,6 +14,8 @@ final class CUDABackendEmulationTests: XCTestCase {
         let inner: HostKernelRuntime
         var launched: Set<String> = []
         var allocations = 0
+        /// Copies to the host: each one waits for everything queued on a GPU.
+        var readsToHost = 0
         init() throws { inner = try HostKernelRuntime() }
         var name: String { inner.name }
         var maxBlocks: Int { inner.maxBlocks }
@@ -24,7 +26,10 @@ final class CUDABackendEmulationTests: XCTestCase {
                              deallocate: host.deallocate)
         }
         func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) { inner.copy(fromHost: source, to: address, bytes: bytes) }
-        func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int) { inner.copy(from: address, toHost: destination, bytes: bytes) }
+        func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int) {
+            readsToHost += 1
+            inner.copy(from: address, toHost: destination, bytes: bytes)
+        }
         func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int) { inner.copy(from: source, to: destination, bytes: bytes) }
         func fill(_ address: UnsafeMutableRawPointer, word: UInt32, count: Int) { inner.fill(address, word: word, count: count) }
         func launch(_ kernel: String, grid: Int, block: Int, sharedBytes: Int, _ arguments: [KernelArgument]) {
@@ -66,6 +71,29 @@ final class CUDABackendEmulationTests: XCTestCase {
         XCTAssertTrue(names.isSuperset(of: ["activation_forward", "softmax_forward", "copy host→device", "copy device→host"]), "\(names)")
         XCTAssertTrue(profiled.profile.allSatisfy { $0.calls > 0 && $0.seconds >= 0 })
         XCTAssertTrue(profiled.report().contains { $0.contains("softmax_forward") })
+    }
+
+    /// LayerNorm's weight and bias gradients stay on the device, and the gradient norm of all
+    /// parameters comes back in one copy: a backward pass and the norm wait for the GPU once.
+    func testBackwardAndTheGradientNormReadTheDeviceOnce() {
+        let d = Self.device
+        let x = Tensor((0..<2048).map { Float($0 % 19) / 19 - 0.3 }, shape: [32, 64], on: d)
+        let parameters = [Tensor((0..<4096).map { Float($0 % 23) / 230 - 0.05 }, shape: [64, 64], on: d),
+                          Tensor((0..<64).map { 1 + Float($0 % 5) / 10 }, shape: [64], on: d), Tensor((0..<64).map { Float($0 % 3) / 10 }, shape: [64], on: d)]
+        for p in parameters { p.requiresGrad = true }
+        let loss = Tensor.linear(x, weight: parameters[0], bias: nil).layerNorm(weight: parameters[1], bias: parameters[2]).silu().mean()
+        let before = Self.runtime.readsToHost
+        loss.backward()
+        let norm = Gradients.globalNorm(parameters)
+        XCTAssertEqual(Self.runtime.readsToHost - before, 1, "backward and the norm of three gradients")
+        let cpu = parameters.map { p -> Tensor in
+            let t = p.to(.cpu, always: true).detached()
+            t.requiresGrad = true
+            return t
+        }
+        Tensor.linear(x.to(.cpu), weight: cpu[0], bias: nil).layerNorm(weight: cpu[1], bias: cpu[2]).silu().mean().backward()
+        XCTAssertEqual(norm, Gradients.globalNorm(cpu), accuracy: 1e-5 * Gradients.globalNorm(cpu))
+        for (p, c) in zip(parameters, cpu) { XCTAssertLessThan(BackendComparison.relativeError(p.grad!.array, c.grad!.array), 1e-4) }
     }
 
     func testTheCachingAllocatorStopsAllocatingOnceShapesRepeat() {

@@ -136,8 +136,8 @@ public protocol Backend: AnyObject {
     func logSoftmaxBackward(_ y: Tensor, _ g: Tensor, into dx: Tensor)
     /// y and per-row (mean, 1/σ) in `stats` [rows, 2].
     func layerNormForward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: Tensor, stats: Tensor)
-    /// dx (when given) and, when `affine`, the sums [dw (d), db (d)] on the host.
-    func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, affine: Bool, dx: Tensor?) -> [Float]
+    /// dx (when given) and the affine gradients [dw; db] into `affine` [2, d] (when given).
+    func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, dx: Tensor?, affine: Tensor?)
     /// [Σx (c), Σx² (c)] per channel over all rows, in Double.
     func batchNormSums(_ x: Tensor) -> [Double]
     /// y = x·scale + shift per channel.
@@ -175,8 +175,9 @@ public protocol Backend: AnyObject {
     // MARK: optimizer
 
     func adamwUpdate(parameter: Tensor, gradient: Tensor, m: Tensor, v: Tensor, _ step: AdamWStep)
-    /// Σx² in Double.
-    func sumOfSquares(_ x: Tensor) -> Double
+    /// Σx² of each tensor, in Double: one call for all of a model's gradients, so a device
+    /// returns them with one copy to the host.
+    func sumsOfSquares(_ xs: [Tensor]) -> [Double]
 }
 
 /// A pointwise function of one value, as kernels know it.

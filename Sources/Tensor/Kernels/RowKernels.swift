@@ -81,17 +81,18 @@ extension CPUBackend {
         }
     }
 
-    public func layerNormBackward(_ input: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, affine: Bool, dx gx: Tensor?) -> [Float] {
+    public func layerNormBackward(_ input: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, dx gx: Tensor?, affine: Tensor?) {
         let d = input.shape[input.rank - 1], rows = input.count / d
         let gp = g.address, st = stats.address, x = input.address, w = weight.address
         // Per row (see `Vector.layerNormRowBackward`); dw, db summed per row range, ranges in parallel.
-        return Parallel.columnSums(rows: rows, width: 2 * d, grain: max(1, 16_384 / d)) { r, partial in
+        let sums = Parallel.columnSums(rows: rows, width: 2 * d, grain: max(1, 16_384 / d)) { r, partial in
             for row in r {
                 Vector.layerNormRowBackward(x: x + row * d, g: gp + row * d, weight: w, mean: st[2 * row],
                                             inverseDeviation: st[2 * row + 1], width: d,
-                                            affine: affine ? partial : nil, dx: gx.map { $0.address + row * d })
+                                            affine: affine != nil ? partial : nil, dx: gx.map { $0.address + row * d })
             }
         }
+        if let affine { sums.withUnsafeBufferPointer { affine.address.update(from: $0.baseAddress!, count: 2 * d) } }
     }
 
     public func batchNormSums(_ input: Tensor) -> [Double] {

@@ -13,11 +13,12 @@ extension Tensor {
         let input = detached(), weightValues = weight.detached()
         return out.recording([self, weight, bias]) { g in
             let gx = ex.map { Tensor(uninitializedShape: $0.shape, on: device) }
-            let sums = device.backend.layerNormBackward(input, g, weight: weightValues, stats: stats,
-                                                        affine: ew != nil || eb != nil, dx: gx)
+            // [dw; db], left on the device.
+            let affine = ew != nil || eb != nil ? Tensor(uninitializedShape: [2, d], on: device) : nil
+            device.backend.layerNormBackward(input, g, weight: weightValues, stats: stats, dx: gx, affine: affine)
             if let gx { ex?.accumulate(gx, owned: true) }
-            if let ew { ew.accumulate(Tensor(Array(sums[..<d]), shape: ew.shape, on: device), owned: true) }
-            if let eb { eb.accumulate(Tensor(Array(sums[d...]), shape: eb.shape, on: device), owned: true) }
+            if let ew, let affine { ew.accumulate(affine.slice(axis: 0, 0..<1).reshaped(ew.shape), owned: true) }
+            if let eb, let affine { eb.accumulate(affine.slice(axis: 0, 1..<2).reshaped(eb.shape), owned: true) }
         }
     }
 

@@ -79,19 +79,12 @@ public final class AdamW {
 
 /// Gradient utilities over a parameter list.
 public enum Gradients {
-    /// √(Σ‖g‖²) over every parameter that has a gradient. Each parameter's sum is computed on
-    /// its own (the parameters split across the cores: one thread summed all 113 M of the large
-    /// model's, ~2 % of a step) and the sums are added in parameter order, so the result does
-    /// not depend on the thread count.
+    /// √(Σ‖g‖²) over every parameter that has a gradient: each parameter's sum on its own, the
+    /// sums added in parameter order, so the result does not depend on the thread count.
     public static func globalNorm(_ parameters: [Tensor]) -> Double {
         let grads = parameters.compactMap(\.grad)
-        var sums = [Double](repeating: 0, count: grads.count)
-        sums.withUnsafeMutableBufferPointer { out in
-            Parallel.forRanges(grads.count, grain: 1) { r in
-                for i in r { out[i] = grads[i].backend.sumOfSquares(grads[i]) }
-            }
-        }
-        return sums.reduce(0, +).squareRoot()
+        guard !grads.isEmpty else { return 0 }
+        return Device.common("globalNorm", grads).backend.sumsOfSquares(grads).reduce(0, +).squareRoot()
     }
 
     /// PyTorch's clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1. Returns the
