@@ -57,7 +57,8 @@ public final class CUDALibraries: @unchecked Sendable {
             tried.append("\(path): \(String(cString: error))")
         }
         throw NestError("cannot load \(what); looked in NEST_TRAIN_CUDA_LIBS, CUDA_HOME, /usr/local/cuda, the nvidia/*/lib folders of "
-                        + "the Python environment on the PATH, and the loader's path. Last error: \(tried.last ?? "none")")
+                        + "Python environments (VIRTUAL_ENV, CONDA_PREFIX, python3 on the PATH, ~/.local, /usr/local, /usr) and the loader's path. "
+                        + "Last error: \(tried.last ?? "none")")
     }
 
     /// NVRTC opens `libnvrtc-builtins.so.X.Y` by name when it compiles, which the loader finds
@@ -72,10 +73,12 @@ public final class CUDALibraries: @unchecked Sendable {
     }
 
     /// `NEST_TRAIN_CUDA_LIBS`, `CUDA_HOME`/`CUDA_PATH`, `/usr/local/cuda`, then the `nvidia/*/lib`
-    /// folders of Python environments: `VIRTUAL_ENV`, `CONDA_PREFIX`, and the one whose
-    /// `python3` is first on the PATH.
-    static func searchFolders() -> [String] {
-        let env = ProcessInfo.processInfo.environment
+    /// folders of PyPI's CUDA wheels (`nvidia/cu13/lib` for CUDA 13, `nvidia/cublas/lib` and
+    /// the like for 12) in Python environments: `VIRTUAL_ENV`, `CONDA_PREFIX`, the one whose
+    /// `python3` is first on the PATH, the user's `~/.local`, then `/usr/local` and `/usr`
+    /// (Debian's pip installs into `dist-packages`).
+    public static func searchFolders(environment env: [String: String] = ProcessInfo.processInfo.environment,
+                              systemPrefixes: [String] = ["/usr/local", "/usr"]) -> [String] {
         var folders = (env["NEST_TRAIN_CUDA_LIBS"] ?? "").split(separator: ":").map(String.init)
         for home in [env["CUDA_HOME"], env["CUDA_PATH"], "/usr/local/cuda"].compactMap({ $0 }) {
             folders += [home + "/lib64", home + "/lib"]
@@ -85,12 +88,16 @@ public final class CUDALibraries: @unchecked Sendable {
             prefixes.append(URL(fileURLWithPath: String(dir)).deletingLastPathComponent().path)
             break
         }
+        prefixes += (env["HOME"].map { [$0 + "/.local"] } ?? []) + systemPrefixes
         let fm = FileManager.default
-        for prefix in prefixes {
+        var seen = Set<String>()
+        for prefix in prefixes where seen.insert(prefix).inserted {
             for python in ((try? fm.contentsOfDirectory(atPath: prefix + "/lib")) ?? []).filter({ $0.hasPrefix("python3") }).sorted() {
-                let nvidia = "\(prefix)/lib/\(python)/site-packages/nvidia"
-                for package in ((try? fm.contentsOfDirectory(atPath: nvidia)) ?? []).sorted() where fm.fileExists(atPath: "\(nvidia)/\(package)/lib") {
-                    folders.append("\(nvidia)/\(package)/lib")
+                for packages in ["site-packages", "dist-packages"] {
+                    let nvidia = "\(prefix)/lib/\(python)/\(packages)/nvidia"
+                    for package in ((try? fm.contentsOfDirectory(atPath: nvidia)) ?? []).sorted() where fm.fileExists(atPath: "\(nvidia)/\(package)/lib") {
+                        folders.append("\(nvidia)/\(package)/lib")
+                    }
                 }
             }
         }
