@@ -78,12 +78,19 @@ public enum AudioFile {
         defer { sf_close(file); withExtendedLifetime(stream) {} }
         let info = Info(sampleRate: Int(sfInfo.samplerate), channels: Int(sfInfo.channels), frames: Int(sfInfo.frames))
         // libsndfile reads a file whose header promises more data than it holds and notes the
-        // mismatch in its log ("data : N (should be M)"); a training corpus wants to know.
+        // mismatch in its log ("data : N (should be M)"); a training corpus wants to know. Its
+        // other remarks are warnings, and so is a declared size of 0xFFFFFFFF: the "length
+        // unknown" of a WAV written to a pipe (ffmpeg, sox), which libsndfile, soundfile and
+        // NeMo read to its end.
         var log = [CChar](repeating: 0, count: 4096)
         sf_command(file, Int32(SFC_GET_LOG_INFO), &log, Int32(log.count))
-        let logText = String(cString: log)
-        if let line = logText.split(separator: "\n").first(where: { $0.contains("should be") || $0.lowercased().contains("truncated") }) {
-            throw NestError(file: path, "truncated or damaged file (\(line.trimmingCharacters(in: .whitespaces)))")
+        let damage = String(cString: log).split(separator: "\n").first { line in
+            if line.lowercased().contains("truncated") { return true }
+            guard let note = line.range(of: " (should be ") else { return false }
+            return line[..<note.lowerBound].split(separator: ":").last?.trimmingCharacters(in: .whitespaces) != String(UInt32.max)
+        }
+        if let damage {
+            throw NestError(file: path, "truncated or damaged file (\(damage.trimmingCharacters(in: .whitespaces)))")
         }
         guard (1000...384_000).contains(info.sampleRate) else { throw NestError(file: path, "unsupported sample rate \(info.sampleRate) Hz") }
         guard (1...64).contains(info.channels) else { throw NestError(file: path, "unsupported channel count \(info.channels)") }

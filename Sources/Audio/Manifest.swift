@@ -63,7 +63,8 @@ public struct Manifest {
                 if let id = entry.shardID, !shardRanges.isEmpty {
                     let input = shardRanges[index]
                     guard id < input.count else {
-                        throw NestError("\(origin): shard_id \(id) is not among the \(input.count) shards of this input's tarred_audio_filepaths")
+                        throw NestError("\(origin): shard_id \(id) is not among the \(input.count) shards of this input's tarred_audio_filepaths "
+                                        + "(shard ids count from 0): its utterance could never be read; correct the line or the shard list")
                     }
                     entry.shardID = input.lowerBound + id
                 }

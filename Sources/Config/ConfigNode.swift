@@ -41,8 +41,17 @@ public indirect enum ConfigNode: Equatable {
         switch node {
         case .mapping(let m):
             var entries: [(String, ConfigNode)] = []
+            var lines: [String: Int] = [:]
             for (k, v) in m {
                 guard let key = k.string else { throw NestError("\(budget.file): line \(k.mark?.line ?? 0): map keys must be strings") }
+                // PyYAML keeps the last of two equal keys and Yams the first; OmegaConf, and so
+                // NeMo, refuses the file. So does nest-train, pointing at both.
+                let line = k.mark?.line ?? 0
+                if let first = lines[key] {
+                    throw NestError("\(budget.file): \((path + [key]).joined(separator: ".")) is written twice in one mapping (lines \(first) and \(line)); "
+                        + "NeMo (OmegaConf) refuses such a file: keep one")
+                }
+                lines[key] = line
                 entries.append((key, try convert(v, path: path + [key], budget: &budget)))
             }
             return .map(entries.map { (key: $0.0, value: $0.1) })

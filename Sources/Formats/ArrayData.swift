@@ -123,3 +123,14 @@ public struct ArrayData: Equatable {
 
 /// A named array: one entry of a state dict as formats see it.
 public typealias NamedArray = (name: String, array: ArrayData)
+
+extension ArrayData {
+    /// The flat index of the first NaN or infinity, nil when every value is finite (integers always are).
+    public var firstNonFinite: Int? {
+        switch values {
+        case .float32(let v): v.firstIndex { !$0.isFinite }
+        case .float64(let v): v.firstIndex { !$0.isFinite }
+        case .int64: nil
+        }
+    }
+}

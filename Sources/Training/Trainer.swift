@@ -4,6 +4,7 @@ import Distributed
 import Foundation
 import Formats
 import Model
+import NN
 import Tensor
 
 /// The training loop and nothing else: it takes windows of batches from the prefetcher, runs
@@ -22,6 +23,8 @@ public final class Trainer {
     let frontEnd: FilterbankFeatures
     let step: TrainingStep
     let folder: RunFolder
+    /// Rank 0's hold on the run folder (one writer per folder); nil on the other ranks.
+    private let lock: RunLock?
     let log: (String) -> Void
     public private(set) var state = TrainingState()
     /// Whether the last `run` ended on a stop request (of any rank) before max_steps.
@@ -48,10 +51,15 @@ public final class Trainer {
         folder = RunFolder(path: runPath)
         guard group.isLeader else {
             // Rank 0 restores or initialises; everyone takes its state.
+            lock = nil
             Replicas.broadcast(model: model, optimizer: step.optimizer, state: &state, group: group)
             return
         }
         try folder.create()
+        lock = try RunLock(folder: folder.path, log: log)
+        for (file, pid) in folder.removeStaleTemporaries() {
+            log("removed \(file), a partial file left by process \(pid), which ended while writing it")
+        }
         var restored = false
         switch resume {
         case .from(let path): try restore(path); restored = true
@@ -81,12 +89,16 @@ public final class Trainer {
     /// Utterances per micro-batch over all ranks.
     var globalBatchSize: Int { config.train.batchSize * group.size }
 
-    /// The newest checkpoint that loads cleanly; damaged ones are reported and passed over.
+    /// The newest checkpoint that loads cleanly; damaged ones (a broken seal, unreadable) are
+    /// reported and passed over. One that reads correctly but holds another model stops the
+    /// start: it is the run folder of another config, not a damaged one.
     private func resumeNewestValid() throws -> Bool {
         for c in folder.checkpoints() {
             do {
                 try restore(c.path)
                 return true
+            } catch let mismatch as AnotherModelsRun {
+                throw mismatch
             } catch {
                 log("warning: skipping damaged checkpoint \(c.path): \(error)")
             }
@@ -96,7 +108,11 @@ public final class Trainer {
 
     private func restore(_ path: String) throws {
         let checkpoint = try CheckpointFile(path)
-        state = try Checkpoint.read(checkpoint, model: model, optimizer: step.optimizer)
+        do {
+            state = try Checkpoint.read(checkpoint, model: model, optimizer: step.optimizer)
+        } catch let mismatch as StateDictMismatch {
+            throw anotherModel(checkpoint, mismatch)
+        }
         reportConfigChanges(since: try checkpoint.configYAML(), checkpoint: path)
         // Older checkpoints' validation losses rank them for keeping; each is verified before it
         // is read (the one just restored was, and its state holds its loss).
@@ -110,14 +126,37 @@ public final class Trainer {
     /// A run resumed under a changed config continues with the current one; the keys that
     /// changed are named, so that a new recipe silently continuing an old run is seen.
     private func reportConfigChanges(since yaml: String, checkpoint: String) {
-        guard let stored = try? ConfigDocument(text: yaml, file: checkpoint).root.leaves else { return }
-        let current = config.document.root.leaves
-        let changed = Set(stored.keys).union(current.keys).sorted().filter { stored[$0] != current[$0] }
-            .filter { !$0.hasPrefix("exp_manager.") && $0 != "trainer.max_steps" }
+        let changed = configChanges(since: yaml, checkpoint: checkpoint) { !$0.hasPrefix("exp_manager.") && $0 != "trainer.max_steps" }
         guard !changed.isEmpty else { return }
+        log("warning: resuming \(checkpoint), whose config differs in \(changed); training continues with the current config (--fresh starts a new run)")
+    }
+
+    /// The leaves of the config stored in a checkpoint that differ from this run's (among the
+    /// keys `relevant` keeps), as "key (old → new)", the first six and a count of the rest.
+    private func configChanges(since yaml: String, checkpoint: String, relevant: (String) -> Bool) -> String {
+        guard let stored = try? ConfigDocument(text: yaml, file: checkpoint).root.leaves else { return "" }
+        let current = config.document.root.leaves
+        let changed = Set(stored.keys).union(current.keys).sorted().filter { stored[$0] != current[$0] && relevant($0) }
         let shown = changed.prefix(6).map { "\($0) (\(stored[$0] ?? "absent") → \(current[$0] ?? "absent"))" }
-        log("warning: resuming \(checkpoint), whose config differs in \(shown.joined(separator: ", "))"
-            + "\(changed.count > 6 ? " and \(changed.count - 6) more" : ""); training continues with the current config (--fresh starts a new run)")
+        return shown.joined(separator: ", ") + (changed.count > 6 ? " and \(changed.count - 6) more" : "")
+    }
+
+    /// The error for a checkpoint that reads correctly but was written by another model: what
+    /// differs (the tensor, the config keys) and how to go on. Nothing in the folder has changed.
+    private func anotherModel(_ checkpoint: CheckpointFile, _ mismatch: StateDictMismatch) -> AnotherModelsRun {
+        let shapes = switch (mismatch.found, mismatch.expected) {
+        case let (found?, expected?): "\(mismatch.key) is \(found) there and \(expected) in this config's model"
+        case let (found?, nil): "it has \(mismatch.key) \(found), which this config's model does not have"
+        case let (nil, expected): "it lacks \(mismatch.key)\(expected.map { " \($0)" } ?? ""), which this config's model has"
+        }
+        let modelSections = ["model.train_ds.", "model.validation_ds.", "model.optim."]
+        let keys = configChanges(since: (try? checkpoint.configYAML()) ?? "", checkpoint: checkpoint.path) { key in
+            key.hasPrefix("model.") && !modelSections.contains { key.hasPrefix($0) }
+        }
+        return AnotherModelsRun(description: "\(folder.path) holds a run of another model: \(checkpoint.path) reads correctly, but \(shapes)"
+            + (keys.isEmpty ? "" : " (the model config differs in \(keys))")
+            + ". Nothing in the run folder was changed. To train this config, start a new run: set exp_manager.exp_dir "
+            + "or exp_manager.name to another folder, or pass --fresh; to continue the old run, use its config (stored in the checkpoint under /config/yaml)")
     }
 
     public var runFolder: String { folder.path }
@@ -168,7 +207,9 @@ public final class Trainer {
                 try recordSkippedStep(metrics, lastCheckpoint: lastCheckpoint)
                 continue
             }
-            state.consecutiveBadSteps = 0
+            // A step without masked tokens has no loss to judge: it neither ends nor extends a
+            // run of non-finite steps.
+            if metrics.maskedTokens > 0 { state.consecutiveBadSteps = 0 }
             state.step += 1
             Failpoint.hit("rank-\(group.rank)-after-step-\(state.step)")
             state.audioSeconds += metrics.audioSeconds
@@ -192,13 +233,13 @@ public final class Trainer {
             }
             if state.step % checkpointInterval == 0 || state.step == config.maxSteps || stopping {
                 if !validated { state.valLoss = nil }
-                lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint
+                lastCheckpoint = try saveCheckpoint(lastGood: lastCheckpoint) ?? lastCheckpoint
                 savedStep = state.step
             }
         }
         stoppedEarly = stopping
         // Stopped on a step that was skipped or had no audio: the state still moved on.
-        if stopping, savedStep != state.step { lastCheckpoint = try saveCheckpoint() ?? lastCheckpoint }
+        if stopping, savedStep != state.step { lastCheckpoint = try saveCheckpoint(lastGood: lastCheckpoint) ?? lastCheckpoint }
         progress.finish(log: log)
         log(String(format: "done: %d steps, %.1f min of audio seen, %d steps skipped; run folder %@", state.step, state.audioSeconds / 60, state.skippedSteps, folder.path))
         return lastCheckpoint
@@ -241,7 +282,7 @@ public final class Trainer {
 
     private func recordSkippedStep(_ metrics: StepMetrics, lastCheckpoint: String?) throws {
         state.skippedSteps += 1
-        state.consecutiveBadSteps += 1
+        if metrics.maskedTokens > 0 { state.consecutiveBadSteps += 1 }
         log("non-finite loss or gradient at step \(state.step + 1), step skipped; utterances: \(metrics.utterances.joined(separator: ", "))")
         if state.consecutiveBadSteps >= config.maxConsecutiveBadSteps {
             throw NestError("\(state.consecutiveBadSteps) non-finite steps in a row; stopping. The last good checkpoint is intact: \(lastCheckpoint ?? "none")")
@@ -263,18 +304,31 @@ public final class Trainer {
     }
 
     /// Rank 0 writes the checkpoint (it holds the global state); the others wait for it, so
-    /// that no rank runs ahead of a checkpoint that might fail.
-    func saveCheckpoint() throws -> String? {
-        defer { group.barrier() }
-        guard group.isLeader else { return nil }
+    /// that no rank runs ahead of a checkpoint that might fail. Weights that went non-finite
+    /// (a loss and gradient can stay finite through the update that overflows them) stop the
+    /// run on every rank, pointing at `lastGood`, the newest checkpoint written, all of which
+    /// were finite.
+    func saveCheckpoint(lastGood: String?) throws -> String? {
         let path = folder.checkpointPath(step: state.step)
         state.worldSize = group.size
         state.globalBatchSize = globalBatchSize
-        do {
-            try Checkpoint.write(to: path, model: model, optimizer: step.optimizer, state: state, configYAML: config.document.root.yaml())
-        } catch where config.continueOnCheckpointError {
-            log("warning: \(error); training continues (exp_manager.continue_on_checkpoint_error)")
-            return nil
+        var diverged: NonFiniteTensor?
+        defer { group.barrier() }
+        if group.isLeader {
+            do {
+                try Checkpoint.write(to: path, model: model, optimizer: step.optimizer, state: state, configYAML: config.document.root.yaml())
+            } catch let error as NonFiniteTensor {
+                diverged = error
+            } catch where config.continueOnCheckpointError {
+                log("warning: \(error); training continues (exp_manager.continue_on_checkpoint_error)")
+                return nil
+            }
+        }
+        guard group.isLeader else { return nil }
+        if let diverged {
+            throw NestError("the weights went non-finite by step \(state.step) (\(diverged)) although the steps' losses and gradients were finite; "
+                + "step \(state.step) was not saved and training stops. The last good checkpoint is intact: \(lastGood ?? "none (no checkpoint was written)"). "
+                + "Resume from it with a lower model.optim.lr or trainer.gradient_clip_val")
         }
         folder.prune(valLosses: valLosses, topK: config.saveTopK)
         log("checkpoint: \(path)")
@@ -300,4 +354,10 @@ public final class Trainer {
         log(Validation.summary(step: state.step, total, settings: loader.settings))
         do { try CurvePlot.write(run: folder.path) } catch { log("warning: curves.svg not written: \(error)") }
     }
+}
+
+/// The error for a run folder whose checkpoint reads correctly but belongs to another model:
+/// auto-resume stops on it instead of passing over it as damaged.
+struct AnotherModelsRun: Error, CustomStringConvertible {
+    let description: String
 }

@@ -72,6 +72,18 @@ final class DataInputTests: XCTestCase {
         XCTAssertTrue(error { _ = try AudioFile.read(dir + "/truncated.wav") }.contains("truncated"))
     }
 
+    /// A WAV written to a pipe (ffmpeg, sox) declares its RIFF and data sizes as 0xFFFFFFFF,
+    /// "unknown": it is read to its end, as libsndfile, soundfile and NeMo read it.
+    func testStreamedWAVWithUnknownSizesIsReadWhole() throws {
+        let samples = (0..<16000).map { Float(sin(Double($0) * 0.05)) * 0.5 }
+        try AudioFile.writeWAV(samples, sampleRate: 16000, to: dir + "/whole.wav")
+        var data = try Data(contentsOf: URL(fileURLWithPath: dir + "/whole.wav"))
+        let dataChunk = data.range(of: Data("data".utf8))!.upperBound
+        for offset in [4, dataChunk] { data.replaceSubrange(offset..<offset + 4, with: [0xFF, 0xFF, 0xFF, 0xFF]) }
+        try data.write(to: URL(fileURLWithPath: dir + "/streamed.wav"))
+        XCTAssertEqual(try AudioFile.read(dir + "/streamed.wav"), try AudioFile.read(dir + "/whole.wav"))
+    }
+
     func testIntegerScalingAndChannelAveraging() throws {
         // 16-bit PCM stores round(x·32767); reading divides by 32768 like NeMo.
         try AudioFile.writeWAV([0.5, -0.25, 0], sampleRate: 16000, to: dir + "/s.wav")

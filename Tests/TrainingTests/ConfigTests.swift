@@ -21,6 +21,15 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(xl.schedule, .noam(scale: 5, dModel: 1024, warmupSteps: 25_000, minLR: 1e-6))
     }
 
+    /// A key written twice in one mapping is refused, as OmegaConf (and so NeMo) refuses it,
+    /// naming the key and both lines; equal keys in different mappings are fine.
+    func testAKeyWrittenTwiceInOneMappingIsRefused() throws {
+        XCTAssertThrowsError(try ConfigDocument(text: "name: x\nmodel:\n  lr: 1\n  d: 2\n  lr: 3\n", file: "twice.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("twice.yaml: model.lr is written twice in one mapping (lines 3 and 5)"), "\(error)")
+        }
+        XCTAssertNoThrow(try ConfigDocument(text: "a:\n  lr: 1\nb:\n  lr: 1\n", file: "apart.yaml"))
+    }
+
     func testBareModelConfigAsInANemoFile() throws {
         let path = Fixtures.directory.appendingPathComponent("nemo-tiny/nemo-tiny.config.yaml").path
         let config = try RunConfig(try ConfigDocument(contentsOf: path), requireData: false)

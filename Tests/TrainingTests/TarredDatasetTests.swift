@@ -163,6 +163,22 @@ final class TarredDatasetTests: XCTestCase {
         XCTAssertThrowsError(try loader(skip: false)) { XCTAssertTrue("\($0)".contains("member stray has no line"), "\($0)") }
     }
 
+    /// A manifest line whose shard_id names no shard is an error naming the line, not an
+    /// utterance silently never trained.
+    func testAShardIdBeyondTheShardsIsNamed() throws {
+        let dir = try shards()
+        let manifest = dir + "/tarred_audio_manifest.json"
+        var lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines.append(lines[0].replacingOccurrences(of: #""shard_id":\d+"#, with: #""shard_id":3"#, options: .regularExpression))
+        try lines.joined(separator: "\n").write(toFile: manifest, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: CLI.root.appendingPathComponent("Configs/tiny.yaml").path, encoding: .utf8)
+        let config = try RunConfig(try ConfigDocument(text: yaml, file: "tiny.yaml", overrides: tarredOverrides(dir)))
+        XCTAssertThrowsError(try BatchLoader(settings: config.train, frontEnd: FilterbankFeatures(settings: config.frontEnd),
+                                             masks: BlockMaskSampler(model: config.model), sampleRate: 16000, seed: 1, training: true)) { error in
+            XCTAssertTrue("\(error)".contains("\(manifest):\(lines.count): shard_id 3 is not among the 3 shards"), "\(error)")
+        }
+    }
+
     /// Hundreds of damaged shards: each member is decoded or refused, never a crash or hang.
     func testFuzzedShardsNeverCrash() throws {
         let dir = try shards()

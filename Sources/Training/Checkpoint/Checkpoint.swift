@@ -23,14 +23,20 @@ public enum Checkpoint {
     public static let formatVersion = 1
     public static let projectVersion = "0.1.0"
 
+    /// A weight or optimizer moment that is NaN or infinite is never sealed as a checkpoint: the
+    /// write stops at it with `NonFiniteTensor` and the previous checkpoint stays the newest.
     public static func write(to path: String, model: NESTModel, optimizer: AdamW, state: TrainingState, configYAML: String) throws {
         try SealedHDF5.write(to: path, kind: "checkpoint") { file in
-            for (name, array) in model.namedArrays() { try file.write("/weights/\(name)", array) }
+            func writeFinite(_ name: String, _ array: ArrayData) throws {
+                if let index = array.firstNonFinite { throw NonFiniteTensor(name: name, index: index, value: array.doubles[index]) }
+                try file.write(name, array)
+            }
+            for (name, array) in model.namedArrays() { try writeFinite("/weights/\(name)", array) }
             Failpoint.hit("checkpoint-mid-write")
             for (name, _) in optimizer.parameters {
                 guard let (m, v) = optimizer.moments[name] else { continue }
-                try file.write("/optimizer/exp_avg/\(name)", ArrayData(m.array, shape: m.shape))
-                try file.write("/optimizer/exp_avg_sq/\(name)", ArrayData(v.array, shape: v.shape))
+                try writeFinite("/optimizer/exp_avg/\(name)", ArrayData(m.array, shape: m.shape))
+                try writeFinite("/optimizer/exp_avg_sq/\(name)", ArrayData(v.array, shape: v.shape))
             }
             try file.write("/optimizer/step", ArrayData([Int64(optimizer.step)], shape: [1]))
             for field in TrainingState.fields {
@@ -57,12 +63,23 @@ public enum Checkpoint {
 
     public static func read(_ checkpoint: CheckpointFile, model: NESTModel, optimizer: AdamW?) throws -> TrainingState {
         let state = try checkpoint.state()
+        // Another model's checkpoint is told apart from a damaged one before anything is read.
+        _ = try StateDictLoader.check(model, against: checkpoint.weights)
         let moments = try optimizer.map { try checkpoint.moments(for: $0) }
         let optimizerStep = try checkpoint.optimizerStep()
         try StateDictLoader.load(model, from: checkpoint.weights, policy: .exact)
         if let optimizer, let moments { optimizer.restore(step: optimizerStep, moments: moments) }
         return state
     }
+}
+
+/// A tensor about to be checkpointed holds a NaN or an infinity: the model diverged.
+public struct NonFiniteTensor: Error, CustomStringConvertible {
+    /// Its path in the checkpoint (`/weights/<key>`, `/optimizer/exp_avg/<key>`, ...).
+    public let name: String
+    public let index: Int
+    public let value: Double
+    public var description: String { "\(name) holds \(value) at flat index \(index)" }
 }
 
 /// A nest-train checkpoint opened for reading, the only way one is read: its seal is verified
@@ -104,7 +121,7 @@ public final class CheckpointFile {
         for (name, p) in optimizer.parameters where file.exists("/optimizer/exp_avg/\(name)") {
             let m = try file.read("/optimizer/exp_avg/\(name)"), v = try file.read("/optimizer/exp_avg_sq/\(name)")
             guard m.shape == p.shape, v.shape == p.shape else {
-                throw NestError("\(path): optimizer state for \(name) has shape \(m.shape), the model expects \(p.shape)")
+                throw StateDictMismatch(origin: "\(path): optimizer state", key: name, found: m.shape == p.shape ? v.shape : m.shape, expected: p.shape)
             }
             moments[name] = (Tensor(m.floats, shape: m.shape), Tensor(v.floats, shape: v.shape))
         }

@@ -15,6 +15,12 @@ public struct RunFolder {
         try FileManager.default.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
     }
 
+    /// Partial files of writers that died mid-write (checkpoint-sized at worst), from the
+    /// checkpoints and the folder itself; see `AtomicFile.removeStaleTemporaries`.
+    public func removeStaleTemporaries() -> [(file: String, pid: Int32)] {
+        AtomicFile.removeStaleTemporaries(in: checkpointsPath) + AtomicFile.removeStaleTemporaries(in: path)
+    }
+
     public func checkpointPath(step: Int) -> String { checkpointsPath + String(format: "/step-%08d.h5", step) }
 
     /// Checkpoint files, newest step first.

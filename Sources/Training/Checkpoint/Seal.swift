@@ -85,6 +85,8 @@ enum SealedHDF5 {
                 try Seal.write(temporary)
                 Failpoint.hit("\(kind)-before-rename")
             }
+        } catch let nonFinite as NonFiniteTensor {
+            throw nonFinite
         } catch {
             throw NestError("\(path): writing the \(kind) failed, the previous \(kind) is untouched: \(error)")
         }

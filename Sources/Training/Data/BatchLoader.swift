@@ -101,9 +101,12 @@ public final class BatchLoader: @unchecked Sendable {
             }
         }
         self.tarred = tarred
-        // Several tarred inputs: each manifest's shard_ids index its own input's shards.
-        let shardRanges = tarred.flatMap { t in
+        // Each manifest's shard_ids index its own input's shards (all of them with one input),
+        // so a line naming a shard that does not exist is an error naming the line, never an
+        // utterance silently left out.
+        let shardRanges = tarred.map { t in
             settings.mixture.map { m in zip(m.inputs, t.inputShards).flatMap { paths, shards in Array(repeating: shards, count: paths.count) } }
+                ?? Array(repeating: 0..<t.shards.count, count: settings.manifests.count)
         } ?? []
         manifest = try Manifest(paths: settings.manifests, minDuration: settings.minDuration, maxDuration: settings.maxDuration,
                                 tarred: tarred != nil, shardRanges: shardRanges)
