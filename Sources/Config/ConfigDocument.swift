@@ -97,6 +97,27 @@ public struct ConfigDocument {
 
     public func int(_ path: String, default value: Int) throws -> Int { try int(path) ?? value }
 
+    /// An integer that must lie in `range` (the default is not checked: it is the class's own).
+    public func int(_ path: String, default value: Int, in range: ClosedRange<Int>) throws -> Int { try int(path, in: range) ?? value }
+
+    public func int(_ path: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let v = try int(path) else { return nil }
+        guard range.contains(v) else { throw NestError("\(file): \(path) must be in \(Self.describe(range)), got \(v)") }
+        return v
+    }
+
+    public func double(_ path: String, default value: Double, in range: ClosedRange<Double>) throws -> Double { try double(path, in: range) ?? value }
+
+    public func double(_ path: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let v = try double(path) else { return nil }
+        guard range.contains(v) else { throw NestError("\(file): \(path) must be in \(Self.describe(range)), got \(v)") }
+        return v
+    }
+
+    static func describe<T: Comparable & CustomStringConvertible>(_ range: ClosedRange<T>) -> String {
+        "\(range.lowerBound)…\(range.upperBound)"
+    }
+
     public func int(_ path: String) throws -> Int? {
         guard let (s, _) = try scalar(path) else { return nil }
         if let v = Int(s) { return v }
@@ -109,6 +130,7 @@ public struct ConfigDocument {
     public func double(_ path: String) throws -> Double? {
         guard let (s, _) = try scalar(path) else { return nil }
         guard let v = Double(s) else { throw NestError("\(file): \(path) must be a number, got '\(s)'") }
+        guard v.isFinite else { throw NestError("\(file): \(path) must be a finite number, got '\(s)'") }
         return v
     }
 

@@ -25,18 +25,9 @@ public struct ModelSummary {
         self.batch = batch
         self.seconds = seconds
         // Weights, gradients and two Adam moments (16 B per trainable parameter), the rest of
-        // the state (4 B per value), ~150 MiB of process baseline, and what backward keeps plus
-        // the pool's idle buffers: per layer about 30 [B, T′, D]-sized tensors (the 4·D
-        // feed-forward hidden counts 4×) and 4 [B, H, T′, T′]-sized attention tensors, plus one
-        // of the subsampling's first convolution maps. Calibrated on measured peaks
-        // (nest-train bench): large 4 × 10 s 2464–2476 MiB, XL 1 × 10 s 10012–10031 MiB,
-        // XL 4 × 10 s 11347 MiB.
-        let e = config.encoder
-        let tPrime = Double(Int(seconds * 100) / e.subsamplingFactor + 2)
-        let perLayer = 30.0 * Double(batch) * tPrime * Double(e.dModel) + 4.0 * Double(batch * e.nHeads) * tPrime * tPrime
-        let subsampling = Double(batch) * Double(e.subsamplingConvChannels) * (seconds * 100 / 2) * Double(e.featIn / 2)
-        let activations = 4.0 * (Double(e.nLayers) * perLayer + subsampling)
-        estimatedBytes = 16 * trainable + 4 * (total - trainable + buffers) + (150 << 20) + Int(activations)
+        // the state (4 B per value), the process baseline and the activations (`MemoryBudget`).
+        estimatedBytes = 16 * trainable + 4 * (total - trainable + buffers) + Int(MemoryBudget.baseline)
+            + Int(MemoryBudget.activations(config.encoder, batch: batch, seconds: seconds))
     }
 
     public var text: String {

@@ -39,6 +39,11 @@ public final class Trainer {
         self.config = config
         self.group = group
         self.log = log
+        // A model that cannot fit in host memory is refused before it is built; its batches,
+        // once the data says how long they get (`run`).
+        if let available = Self.availableMemory {
+            try MemoryBudget(model: config.model, batch: 0, seconds: 0).check(available: available, what: "the model of \(config.document.file)")
+        }
         (model, frontEnd) = ModelFactory.make(config)
         step = TrainingStep(model: model, config: config, group: group)
         var runPath = config.runDirectory
@@ -84,6 +89,12 @@ public final class Trainer {
                 + "but the batches hold other utterances than an uninterrupted run's")
         }
         Replicas.broadcast(model: model, optimizer: step.optimizer, state: &state, group: group)
+    }
+
+    /// What this process may still allocate where the run's tensors live: host memory on the
+    /// CPU (and the checking device); nil on a GPU, whose allocator reports its own memory.
+    static var availableMemory: Double? {
+        Device.default === Device.cpu || Device.default === Device.checking ? MemoryBudget.availableHostBytes() : nil
     }
 
     /// Utterances per micro-batch over all ranks.
@@ -174,6 +185,11 @@ public final class Trainer {
             loader.epochLimit = fewest
         }
         for w in loader.manifest.warnings { log("warning: \(w)") }
+        if let available = Self.availableMemory, let longest = loader.manifest.entries.map(\.duration).max() {
+            let largest = MemoryBudget.largestBatch(config.train, longest: longest)
+            try MemoryBudget(model: config.model, batch: largest.batch, seconds: largest.seconds)
+                .check(available: available, weightsHeld: true, what: "training \(config.document.file) on its longest utterances (\(String(format: "%.1f", longest)) s)")
+        }
         log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
             + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
         let validation = try config.validation.map {

@@ -64,7 +64,23 @@ final class CheckpointFaultTests: XCTestCase {
         let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(URL(fileURLWithPath: run).deletingLastPathComponent().path)",
                              "model.encoder.d_model=48", "--resume", run + "/checkpoints/step-00000008.h5"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("has shape") && r.stderr.contains("encoder."), r.stderr)
+        XCTAssertTrue(r.stderr.contains("holds a run of another model") && r.stderr.contains("model.encoder.d_model (32 → 48)"), r.stderr)
+    }
+
+    /// A sealed checkpoint whose state is out of range (a negative step: edited, or written by
+    /// something else) is refused by name when resumed, not trusted into a trap.
+    func testOutOfRangeStateIsANamedError() throws {
+        let yaml = try String(contentsOfFile: CLI.root.appendingPathComponent("Configs/tiny.yaml").path, encoding: .utf8)
+        let config = try RunConfig(try ConfigDocument(text: yaml, file: "tiny.yaml"), requireData: false)
+        let (model, _) = ModelFactory.make(config)
+        let step = TrainingStep(model: model, config: config)
+        var state = TrainingState()
+        state.step = -3
+        let dir = CLI.temporaryDirectory(), path = dir + "/negative.h5"
+        try Checkpoint.write(to: path, model: model, optimizer: step.optimizer, state: state, configYAML: yaml)
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(dir)", "--resume", path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(path): state/step is -3.0, outside 0.0…"), r.stderr)
     }
 
     func testNotACheckpointAndFutureVersion() throws {

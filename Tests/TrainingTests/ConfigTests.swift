@@ -30,6 +30,23 @@ final class ConfigTests: XCTestCase {
         XCTAssertNoThrow(try ConfigDocument(text: "a:\n  lr: 1\nb:\n  lr: 1\n", file: "apart.yaml"))
     }
 
+    /// Numbers outside what a key can mean are named errors, never traps: a seed outside
+    /// Lightning's 0…2³²−1, window sizes past any audio, intervals past any run, non-finite values.
+    func testOutOfRangeValuesAreNamedErrors() throws {
+        let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
+        for (override, expected) in [("seed=-1", "seed must be in 0…4294967295, got -1"),
+                                     ("model.preprocessor.window_size=1e300", "model.preprocessor.window_size must be in 0.0…10.0"),
+                                     ("model.preprocessor.window_stride=-1e18", "model.preprocessor.window_stride must be in 0.0…10.0"),
+                                     ("trainer.val_check_interval=9223372036854775807", "trainer.val_check_interval must be in"),
+                                     ("model.train_ds.batch_augmentor.max_mix_rate=1e18", "model.train_ds.batch_augmentor.max_mix_rate must be in 0.0…1.0"),
+                                     ("model.train_ds.batch_augmentor.max_num_segments=9223372036854775807", "model.train_ds.batch_augmentor.max_num_segments must be in 1…1000"),
+                                     ("++model.optim.lr=inf", "model.optim.lr must be a finite number")] {
+            XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: yaml, file: "tiny.yaml", overrides: [override]), requireData: false), override) { error in
+                XCTAssertTrue("\(error)".contains("tiny.yaml: \(expected)"), "\(override): \(error)")
+            }
+        }
+    }
+
     func testBareModelConfigAsInANemoFile() throws {
         let path = Fixtures.directory.appendingPathComponent("nemo-tiny/nemo-tiny.config.yaml").path
         let config = try RunConfig(try ConfigDocument(contentsOf: path), requireData: false)

@@ -1,5 +1,7 @@
 import Foundation
+import Config
 import HDF5
+import Training
 import XCTest
 import _TestSupport
 
@@ -233,6 +235,17 @@ final class NeMoRecipeTests: XCTestCase {
             let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("parameters:") } ?? ""
             let total = Int(line.dropFirst("parameters:".count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "") ?? "")
             XCTAssertEqual(total, recipe.nemoCount, "\(recipe.name): \(line)")
+        }
+    }
+
+    /// The memory guard's parameter count, made from the config alone before anything is
+    /// allocated, is within 3 % of NeMo's count for every recipe (conformer and transformer).
+    func testMemoryBudgetCountsEveryRecipeWithinThreePercent() throws {
+        let dir = CLI.temporaryDirectory()
+        for recipe in Self.recipes {
+            let config = try RunConfig(try ConfigDocument(contentsOf: try Self.write(recipe, to: dir)), requireData: false)
+            let budget = MemoryBudget(model: config.model, batch: 0, seconds: 0)
+            XCTAssertEqual((budget.parameters + budget.frozen) / Double(recipe.nemoCount), 1, accuracy: 0.03, recipe.name)
         }
     }
 

@@ -113,3 +113,31 @@ final class RunFolderGuardTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.contains(".tmp-") }.count, 2)
     }
 }
+
+/// A model that cannot fit is refused before it is allocated, with the estimate, the memory
+/// available and the keys behind it; an allocation that still fails is a named error.
+final class MemoryGuardTests: XCTestCase {
+    override func setUpWithError() throws { try CLI.ensureTinyCorpus() }
+
+    func testAModelThatCannotFitIsRefusedBeforeAllocating() throws {
+        for (overrides, keys) in [(["model.encoder.d_model=65536"], "model.encoder.d_model"),
+                                  (["model.encoder.n_layers=1024", "model.encoder.d_model=2048"], "n_layers"),
+                                  (["model.num_classes=1048576", "model.code_dim=65536"], "model.code_dim")] {
+            let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(CLI.temporaryDirectory())", "trainer.max_steps=1"] + overrides)
+            XCTAssertEqual(r.status, 1, "\(overrides): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("error: the model of Configs/tiny.yaml needs about") && r.stderr.contains("available for it"), r.stderr)
+            XCTAssertTrue(r.stderr.contains(keys), "\(overrides): \(r.stderr)")
+        }
+    }
+
+    /// Past the estimate, an allocation the system refuses ends the process with an error that
+    /// says what to do, not a trap: here an address-space limit below the model's size.
+    func testAnAllocationThatFailsIsANamedError() throws {
+        let r = try CLI.run(["-c", "ulimit -v 600000; exec \"$0\" \"$@\"", CLI.binary, "--config", "Configs/tiny.yaml",
+                             "exp_manager.exp_dir=\(CLI.temporaryDirectory())", "trainer.max_steps=1", "model.encoder.d_model=4096"],
+                            executable: "/bin/bash")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("error: out of host memory: a tensor of"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Backtrac"), r.stderr)
+    }
+}

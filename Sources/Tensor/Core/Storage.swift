@@ -85,6 +85,18 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Floats actually allocated for a request of `count`: multiples of 16 up to 4096, then
     /// eight classes per octave.
+    /// An allocation that fails even after the idle buffers went back: the process ends with
+    /// an error that says what happened and what to do, as `nest-train` reports any error (no
+    /// trap, no backtrace). Checkpoints are atomic, so ending here loses no saved work; under
+    /// a launcher the other ranks are ended with it.
+    static func outOfMemory(_ memory: String, bytes: Int) -> Never {
+        let message = String(format: "error: out of %@ memory: a tensor of %.2f GiB could not be allocated. The model and batch need more memory "
+                             + "than this machine has: `nest-train info --config …` estimates it; lower the batch (batch_size, batch_duration, "
+                             + "max_duration) or the model's sizes\n", memory, Double(bytes) / Double(1 << 30))
+        FileHandle.standardError.write(message.data(using: .utf8)!)
+        _exit(1)
+    }
+
     public static func sizeClass(_ count: Int) -> Int {
         let n = max(count, 1)
         if n <= 4096 { return (n + 15) & ~15 }
@@ -121,7 +133,7 @@ public final class BufferPool: @unchecked Sendable {
         let idleNow = takeIdle { _, _ in true }
         lock.unlock()
         for (pointer, size) in idleNow { memory.deallocate(pointer, size) }
-        guard let fresh = memory.allocate(capacity) else { fatalError("out of \(memory.name) memory allocating \(capacity) floats") }
+        guard let fresh = memory.allocate(capacity) else { Self.outOfMemory(memory.name, bytes: capacity * 4) }
         return (fresh, capacity)
     }
 

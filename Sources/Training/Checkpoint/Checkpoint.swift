@@ -106,14 +106,18 @@ public final class CheckpointFile {
     public func valLoss() throws -> Double? { try state().valLoss }
 
     public func state() throws -> TrainingState {
-        try TrainingState { field in
+        try TrainingState(origin: path) { field in
             guard file.exists("/state/\(field.name)") else { return nil }
             let array = try file.read("/state/\(field.name)")
             return field.integer ? array.ints.first.map(Double.init) : array.doubles.first
         }
     }
 
-    func optimizerStep() throws -> Int { try file.read("/optimizer/step").ints.first ?? 0 }
+    func optimizerStep() throws -> Int {
+        let step = try file.read("/optimizer/step").ints.first ?? 0
+        guard step >= 0 else { throw NestError("\(path): optimizer/step is \(step); it counts updates, so it cannot be negative") }
+        return step
+    }
 
     /// AdamW moments saved for `optimizer`'s parameters, shapes checked.
     func moments(for optimizer: AdamW) throws -> [String: (m: Tensor, v: Tensor)] {

@@ -1,3 +1,5 @@
+import Formats
+
 /// Everything besides weights and optimizer moments that a resumed run needs to continue
 /// exactly where the interrupted one stood.
 public struct TrainingState: Equatable {
@@ -17,25 +19,32 @@ public struct TrainingState: Equatable {
     public init() {}
 
     /// One field, by its name under `/state` in a checkpoint; values travel as Double (exact
-    /// for integers below 2⁵³), nil for an optional field that is unset.
+    /// for integers below 2⁵³), nil for an optional field that is unset. `valid` is the range a
+    /// value read from a file must lie in.
     struct Field {
         let name: String
         /// Stored as Int64 (omitted when nil); otherwise as Double (NaN when nil).
         let integer: Bool
+        let valid: ClosedRange<Double>
         let get: (TrainingState) -> Double?
         let set: (inout TrainingState, Double?) -> Void
 
+        /// Counts and positions: integers up to 2⁵³, whose Double is exact.
+        static let counts: ClosedRange<Double> = 0...9_007_199_254_740_992
+
         static func int(_ name: String, _ key: WritableKeyPath<TrainingState, Int>) -> Field {
-            Field(name: name, integer: true, get: { Double($0[keyPath: key]) }, set: { $0[keyPath: key] = $1.map { Int($0) } ?? 0 })
+            Field(name: name, integer: true, valid: counts, get: { Double($0[keyPath: key]) }, set: { $0[keyPath: key] = $1.map { Int($0) } ?? 0 })
         }
-        static func int(_ name: String, _ key: WritableKeyPath<TrainingState, Int?>) -> Field {
-            Field(name: name, integer: true, get: { $0[keyPath: key].map(Double.init) }, set: { $0[keyPath: key] = $1.map { Int($0) } })
+        static func int(_ name: String, _ key: WritableKeyPath<TrainingState, Int?>, from lowest: Double = 0) -> Field {
+            Field(name: name, integer: true, valid: lowest...counts.upperBound, get: { $0[keyPath: key].map(Double.init) },
+                  set: { $0[keyPath: key] = $1.map { Int($0) } })
         }
         static func real(_ name: String, _ key: WritableKeyPath<TrainingState, Double>) -> Field {
-            Field(name: name, integer: false, get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 ?? 0 })
+            Field(name: name, integer: false, valid: 0...Double.greatestFiniteMagnitude, get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 ?? 0 })
         }
         static func real(_ name: String, _ key: WritableKeyPath<TrainingState, Double?>) -> Field {
-            Field(name: name, integer: false, get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 })
+            Field(name: name, integer: false, valid: -Double.infinity...Double.infinity,
+                  get: { $0[keyPath: key] }, set: { $0[keyPath: key] = $1 })
         }
     }
 
@@ -45,7 +54,7 @@ public struct TrainingState: Equatable {
         .int("step", \.step), .int("epoch", \.position.epoch), .int("batch_index", \.position.index),
         .real("audio_seconds", \.audioSeconds), .int("skipped_steps", \.skippedSteps),
         .int("consecutive_bad_steps", \.consecutiveBadSteps), .real("val_loss", \.valLoss),
-        .int("world_size", \.worldSize), .int("global_batch_size", \.globalBatchSize),
+        .int("world_size", \.worldSize, from: 1), .int("global_batch_size", \.globalBatchSize, from: 1),
     ]
 
     /// The fields as numbers in `fields` order (NaN for unset ones), and back.
@@ -57,12 +66,17 @@ public struct TrainingState: Equatable {
         for (field, value) in zip(Self.fields, values) { field.set(&self, value.isNaN ? nil : value) }
     }
 
-    /// Reads each field through `value` (nil: absent).
-    init(_ value: (Field) throws -> Double?) rethrows {
+    /// Reads each field through `value` (nil: absent; NaN: unset), refusing a value outside
+    /// the field's range (`origin` names where it came from).
+    init(origin: String, _ value: (Field) throws -> Double?) throws {
         self.init()
         for field in Self.fields {
-            let v = try value(field)
-            field.set(&self, v.flatMap { $0.isNaN ? nil : $0 })
+            guard let v = try value(field), !v.isNaN else { field.set(&self, nil); continue }
+            guard field.valid.contains(v) else {
+                throw NestError("\(origin): state/\(field.name) is \(v), outside \(field.valid.lowerBound)…\(field.valid.upperBound); "
+                    + "the file was not written by a nest-train run, or was edited")
+            }
+            field.set(&self, v)
         }
     }
 }

@@ -143,12 +143,15 @@ public struct RunConfig {
         document = doc
         model = try ModelConfigReader.read(doc)
         name = try doc.string("name") ?? name
-        seed = UInt64(try doc.int("seed", default: Int(seed)))
-        sampleRate = try doc.int("model.sample_rate", default: 16000)
+        // Lightning's seed_everything takes 0…2³²−1 (numpy's range) and replaces any other seed
+        // with a random one, which no resume could repeat: nest-train refuses it instead.
+        seed = UInt64(try doc.int("seed", default: Int(seed), in: 0...Int(UInt32.max)))
+        sampleRate = try doc.int("model.sample_rate", default: 16000, in: 1000...384_000)
         let p = "model.preprocessor"
         frontEnd.sampleRate = try doc.int("\(p).sample_rate", default: sampleRate)
-        frontEnd.windowSize = Int((try doc.double("\(p).window_size", default: 0.025) * Double(frontEnd.sampleRate)))
-        frontEnd.hop = Int((try doc.double("\(p).window_stride", default: 0.01) * Double(frontEnd.sampleRate)))
+        // Seconds; the sizes in samples are checked against n_fft below.
+        frontEnd.windowSize = Int((try doc.double("\(p).window_size", default: 0.025, in: 0...10) * Double(frontEnd.sampleRate)))
+        frontEnd.hop = Int((try doc.double("\(p).window_stride", default: 0.01, in: 0...10) * Double(frontEnd.sampleRate)))
         frontEnd.nFFT = try doc.int("\(p).n_fft", default: 512)
         frontEnd.features = try doc.int("\(p).features", default: 80)
         frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
@@ -207,7 +210,7 @@ public struct RunConfig {
         case let other?: throw NestError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
         }
 
-        if let v = try doc.double("trainer.val_check_interval") {
+        if let v = try doc.double("trainer.val_check_interval", in: 0...1e15) {
             // As Lightning: an int counts steps, a float in (0, 1] is a fraction of an epoch.
             if doc.tag("trainer.val_check_interval") == "float" {
                 guard v > 0 && v <= 1 else {
@@ -497,21 +500,23 @@ public struct RunConfig {
         let a = "\(key).batch_augmentor"
         if doc.has(a), doc.node(a) != .null {
             var s = MultiSpeakerNoiseAugmentation.Settings()
-            s.prob = try doc.double("\(a).prob", default: s.prob)
-            s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
-            func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
-                let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
+            s.prob = try doc.double("\(a).prob", default: s.prob, in: 0...1)
+            s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio, in: 0...1)
+            func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>, within valid: ClosedRange<Double>) throws -> ClosedRange<Double> {
+                let l = try doc.double("\(a).\(lo)", default: def.lowerBound, in: valid), h = try doc.double("\(a).\(hi)", default: def.upperBound, in: valid)
                 guard l <= h else { throw NestError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
                 return l...h
             }
+            // Counts of segments and speakers within one utterance.
             func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
-                let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
-                guard l >= 1, l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
+                let l = try doc.int("\(a).\(lo)", default: 1, in: 1...1000), h = try doc.int("\(a).\(hi)", default: 1, in: 1...1000)
+                guard l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
                 return l...h
             }
-            s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)
-            s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR)
-            s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate)
+            // Signal-to-noise ratios in dB; mix rates are fractions of the utterance.
+            s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR, within: -200...200)
+            s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR, within: -200...200)
+            s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate, within: 0...1)
             s.segments = try intRange("min_num_segments", "max_num_segments")
             s.speakers = try intRange("min_num_speakers", "max_num_speakers")
             d.augmentation = s
