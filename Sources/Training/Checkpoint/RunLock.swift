@@ -13,7 +13,7 @@ import Formats
 /// On a shared filesystem, Linux's NFS client maps `flock` onto NFS byte-range locks, which the
 /// server arbitrates between hosts (NFSv4, or NFSv3 with lockd); a mount with `local_lock=flock`
 /// or `nolock` makes them local to each host, and then only launches on one host exclude each
-/// other (docs/reliability.md).
+/// other (README, Reliability).
 public final class RunLock {
     public static let fileName = "nest-train.lock"
     public let path: String
