@@ -5,12 +5,12 @@ SWIFT ?= swift
 RELEASE = $(SWIFT) build -c release
 # Debian packages the build, the tests and the demo corpus need.
 APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-dev zlib1g-dev pkg-config \
-               libopenmpi-dev openmpi-bin espeak-ng flite sox
+               openmpi-bin espeak-ng flite sox
 # mpirun as this project's tests and benchmarks run it: as root when we are root (containers,
 # CI), over shared memory without probing for fabrics.
 MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun
 
-.PHONY: setup nvrtc bundle gpu-check build test bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard curve-vs-nemo
+.PHONY: setup nvrtc bundle gpu-check build test test-bundle bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard curve-vs-nemo
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -64,12 +64,20 @@ gpu-check: bundle
 ## and the 300-kill SIGKILL loop (its resume path is covered by the other resume tests).
 TEST_ENV = NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 \
 	OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}"
+## Then the release bundle in a root holding only the C runtime (Tests/Bundle/bare-root.sh).
 test: setup nvrtc
 	$(SWIFT) build -c release --build-tests
 	python3 Tests/Interop/test_curve_stats.py
 	$(TEST_ENV) $(SWIFT) test -c release --skip-build --disable-swift-testing
 	$(TEST_ENV) NEST_TRAIN_BACKEND=checking $(SWIFT) test -c release --skip-build --disable-swift-testing \
 	  --skip CUDATests --skip GPUTrainingTests --skip ReliabilityTests.testRandomSIGKILLsThenResumeEqualsUninterrupted
+	$(MAKE) test-bundle
+
+## The bundle on a bare machine: info, 2 training steps and a checkpoint, and the refusal under a
+## launcher without Open MPI, in a chroot holding only the loader, glibc, libstdc++ and libgcc_s.
+test-bundle: bundle
+	python3 Data/make_demo_corpus.py --tiny-only
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) Tests/Bundle/bare-root.sh dist/$(BUNDLE).tar.gz Data/generated/tiny
 
 ## Engine micro-benchmarks, whole training steps (large 4 × 10 s, XL 1 × 10 s) and the data
 ## loader on the demo corpus (release build); figures go to BENCHMARKS.md by hand.

@@ -19,9 +19,6 @@ let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
 // The CUDA C kernel sources, one file per family in Sources/CUDA/Kernels.
 let cudaKernelFamilies = ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax"]
 
-// The MPI implementation's pkg-config name: its --libs say which library to link.
-let mpiPackage = Context.environment["NEST_TRAIN_MPI"] ?? "ompi-c"
-
 let package = Package(
     name: "nest-train",
     platforms: [.macOS(.v13)],
@@ -41,9 +38,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CCPUID"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Open MPI (Debian's default MPI, "ompi-c"); the shim uses standard MPI calls only, so
-        // `NEST_TRAIN_MPI=mpich swift build` builds against MPICH (libmpich-dev) instead.
-        .systemLibrary(name: "CMPI", pkgConfig: mpiPackage, providers: [.apt(["libopenmpi-dev"])]),
+        // The MPI calls of the processes' collectives, loaded at run time from the Open MPI
+        // whose launcher started the process (nothing of MPI is linked; one process never loads it).
+        .target(name: "CMPI"),
 
         // The CUDA driver API, NVRTC and cuBLAS, declared in a C shim and loaded with dlopen at
         // run time: nothing of CUDA is needed to build or to run without a GPU.
@@ -57,8 +54,8 @@ let package = Package(
         // knows about the model.
         .target(name: "Formats", dependencies: ["CZlib"], swiftSettings: settings),
         .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
-        // The processes training one model (MPI under a launcher, else one process); the only
-        // target that sees MPI.
+        // The processes training one model (Open MPI under a launcher, loaded at run time, else
+        // one process); the only target that sees MPI.
         .target(name: "Distributed", dependencies: ["CMPI", "Formats"], swiftSettings: settings),
         .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
         .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),

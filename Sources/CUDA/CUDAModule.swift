@@ -34,6 +34,19 @@ public enum KernelArgument {
     case int64(Int)
     case uint32(UInt32)
     case float(Float)
+
+    /// The arguments as a fault report shows them: sizes as numbers, memory as its address.
+    public static func describe(_ arguments: [KernelArgument]) -> String {
+        "(" + arguments.map { argument in
+            switch argument {
+            case .memory(let p): p.map { "0x" + String(UInt(bitPattern: $0), radix: 16) } ?? "null"
+            case .int32(let v): "\(v)"
+            case .int64(let v): "\(v)"
+            case .uint32(let v): "\(v)"
+            case .float(let v): "\(v)"
+            }
+        }.joined(separator: ", ") + ")"
+    }
 }
 
 public struct CUDAKernel {

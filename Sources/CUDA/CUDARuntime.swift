@@ -38,9 +38,21 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
             guard (try? device.makeCurrent()) != nil, device.libraries.driver.cuMemAlloc(&p, max(count, 1) * 4) == 0 else { return nil }
             return UnsafeMutablePointer(bitPattern: UInt(p))
         }, deallocate: { block, _ in
-            _ = device.libraries.driver.cuMemFree(nest_CUdeviceptr(UInt(bitPattern: block)))
+            // A failed free is an earlier fault surfacing (the driver reports errors at the next
+            // call): named, never ignored.
+            do {
+                try device.makeCurrent()
+                try device.check(device.libraries.driver.cuMemFree(nest_CUdeviceptr(UInt(bitPattern: block))), "cuMemFree")
+            } catch {
+                fatalError("cuda:\(device.ordinal) (\(device.name)): \(error)")
+            }
         })
     }
+
+    /// `NEST_TRAIN_CUDA_SYNC=1`: wait for the GPU after every kernel and GEMM, so that a fault
+    /// is reported by the launch that caused it (kernel, grid, arguments) instead of by a later
+    /// call. Slow; for finding a fault, never for training.
+    static let synchronizeEachLaunch = ProcessInfo.processInfo.environment["NEST_TRAIN_CUDA_SYNC"] == "1"
 
     private func call(_ what: String, _ body: (nest_cuda_driver) -> nest_CUresult) { device.call(what, lock: lock, body) }
 
@@ -74,8 +86,9 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
         do {
             try device.makeCurrent()
             try loaded(kernel).launch(grid: grid, block: block, sharedBytes: sharedBytes, arguments)
+            if Self.synchronizeEachLaunch { try device.synchronize() }
         } catch {
-            fatalError("\(name): \(error)")
+            fatalError("\(name): kernel \(kernel) (grid \(grid) × \(block) threads, \(sharedBytes) B shared; arguments \(KernelArgument.describe(arguments))): \(error)")
         }
     }
 
@@ -104,8 +117,9 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
         do {
             try device.makeCurrent()
             try cublas.sgemmStridedBatched(g)
+            if Self.synchronizeEachLaunch { try device.synchronize() }
         } catch {
-            fatalError("\(name): \(error)")
+            fatalError("\(name): cublasSgemmStridedBatched (\(g.batches) × m \(g.m), n \(g.n), k \(g.k), transposes \(g.transposeA) \(g.transposeB)): \(error)")
         }
     }
 

@@ -15,8 +15,10 @@ import Foundation
 public final class ProcessGroup: @unchecked Sendable {
     public let rank: Int
     public let size: Int
-    private let world: MPI_Comm?
-    private let gradientComm: MPI_Comm?
+    private let world: nest_MPI_Comm?
+    private let gradientComm: nest_MPI_Comm?
+    /// The loaded MPI library (`MPILibrary`); nil for one process.
+    private let mpi: nest_mpi?
 
     public var isDistributed: Bool { world != nil }
     public var isLeader: Bool { rank == 0 }
@@ -29,9 +31,11 @@ public final class ProcessGroup: @unchecked Sendable {
         size = 1
         world = nil
         gradientComm = nil
+        mpi = nil
     }
 
-    private init(world: MPI_Comm, gradients: MPI_Comm, rank: Int, size: Int) {
+    private init(mpi: nest_mpi, world: nest_MPI_Comm, gradients: nest_MPI_Comm, rank: Int, size: Int) {
+        self.mpi = mpi
         self.world = world
         self.gradientComm = gradients
         self.rank = rank
@@ -47,26 +51,30 @@ public final class ProcessGroup: @unchecked Sendable {
     /// The group this process belongs to: MPI's world under a launcher, else `single`.
     public static func fromLauncher() throws -> ProcessGroup {
         guard launchedByMPI else { return .single }
+        let mpi = try MPILibrary.shared.get()
         var provided: Int32 = 0
-        guard MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided) == MPI_SUCCESS else {
+        guard mpi.Init_thread(nil, nil, Int32(NEST_MPI_THREAD_FUNNELED), &provided) == Int32(NEST_MPI_SUCCESS) else {
             throw NestError("MPI_Init_thread failed")
         }
-        guard provided >= cmpi_thread_funneled() else {
+        guard provided >= Int32(NEST_MPI_THREAD_FUNNELED) else {
             throw NestError("this MPI library does not support MPI_THREAD_FUNNELED (provided level \(provided))")
         }
-        let world: MPI_Comm = cmpi_comm_world()
+        let world = mpi.comm_world!
         var rank: Int32 = 0, size: Int32 = 0
-        MPI_Comm_rank(world, &rank)
-        MPI_Comm_size(world, &size)
-        let gradients: MPI_Comm = cmpi_comm_dup(world)
-        return ProcessGroup(world: world, gradients: gradients, rank: Int(rank), size: Int(size))
+        _ = mpi.Comm_rank(world, &rank)
+        _ = mpi.Comm_size(world, &size)
+        var gradients: nest_MPI_Comm?
+        guard mpi.Comm_dup(world, &gradients) == Int32(NEST_MPI_SUCCESS), let gradients else { throw NestError("MPI_Comm_dup failed") }
+        return ProcessGroup(mpi: mpi, world: world, gradients: gradients, rank: Int(rank), size: Int(size))
     }
 
-    /// The MPI library's own name and version (first line), e.g. "Open MPI v4.1.4, …".
-    public static var libraryVersion: String {
-        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING))
+    /// The MPI library's own name and version (first line), e.g. "Open MPI v4.1.4, …", and
+    /// the file it was loaded from.
+    public var libraryVersion: String {
+        guard let mpi else { return "no MPI (one process)" }
+        var buffer = [CChar](repeating: 0, count: Int(NEST_MPI_MAX_LIBRARY_VERSION_STRING))
         var length: Int32 = 0
-        MPI_Get_library_version(&buffer, &length)
+        _ = mpi.Get_library_version(&buffer, &length)
         let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let first = text.split(separator: "\n").first.map { $0.split(separator: ",").prefix(2).joined(separator: ",") } ?? text
         return first.replacingOccurrences(of: "\t", with: " ")
@@ -74,14 +82,13 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Ends MPI cleanly (a rank that exits without it makes mpirun report a failure).
     public func finalize() {
-        guard world != nil else { return }
-        MPI_Finalize()
+        _ = mpi?.Finalize()
     }
 
     /// Ends every rank of the job: one rank's fatal error must not leave the others waiting in
     /// a collective forever.
     public func abort(code: Int32) -> Never {
-        if let world { MPI_Abort(world, code) }
+        if let mpi, let world { _ = mpi.Abort(world, code) }
         exit(code)
     }
 
@@ -89,8 +96,8 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// Element-wise sum over the ranks, in place; the result is identical on every rank.
     public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
-        guard let world, values.count > 0 else { return }
-        MPI_Allreduce(cmpi_in_place(), values.baseAddress, Int32(values.count), cmpi_double(), cmpi_sum(), world)
+        guard let mpi, let world, values.count > 0 else { return }
+        _ = mpi.Allreduce(nest_mpi_in_place(), values.baseAddress, Int32(values.count), mpi.float64, mpi.sum, world)
     }
 
     public func sum(_ values: [Double]) -> [Double] {
@@ -99,25 +106,25 @@ public final class ProcessGroup: @unchecked Sendable {
         return v
     }
 
-    public func sum(_ values: [Int64]) -> [Int64] { reduce(values, cmpi_sum()) }
-    public func max(_ values: [Int64]) -> [Int64] { reduce(values, cmpi_max()) }
-    public func min(_ values: [Int64]) -> [Int64] { reduce(values, cmpi_min()) }
+    public func sum(_ values: [Int64]) -> [Int64] { reduce(values, \.sum) }
+    public func max(_ values: [Int64]) -> [Int64] { reduce(values, \.max) }
+    public func min(_ values: [Int64]) -> [Int64] { reduce(values, \.min) }
 
-    private func reduce(_ values: [Int64], _ op: MPI_Op) -> [Int64] {
-        guard let world, !values.isEmpty else { return values }
+    private func reduce(_ values: [Int64], _ op: KeyPath<nest_mpi, nest_MPI_Op?>) -> [Int64] {
+        guard let mpi, let world, !values.isEmpty else { return values }
         var v = values
-        v.withUnsafeMutableBufferPointer { _ = MPI_Allreduce(cmpi_in_place(), $0.baseAddress, Int32($0.count), cmpi_int64(), op, world) }
+        v.withUnsafeMutableBufferPointer { _ = mpi.Allreduce(nest_mpi_in_place(), $0.baseAddress, Int32($0.count), mpi.int64, mpi[keyPath: op], world) }
         return v
     }
 
     /// Rank `root`'s bytes at `pointer` copied to every rank (in pieces below MPI's Int32 counts).
     public func broadcast(_ pointer: UnsafeMutableRawPointer, bytes: Int, root: Int = 0) {
-        guard let world else { return }
+        guard let mpi, let world else { return }
         let piece = 1 << 30
         var offset = 0
         while offset < bytes {
             let n = Swift.min(piece, bytes - offset)
-            MPI_Bcast(pointer + offset, Int32(n), cmpi_byte(), Int32(root), world)
+            _ = mpi.Bcast(pointer + offset, Int32(n), mpi.byte, Int32(root), world)
             offset += n
         }
     }
@@ -125,12 +132,12 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Waits until every rank arrives, sleeping instead of spinning: the ranks waiting for
     /// rank 0 to validate or write a checkpoint leave it the cores.
     public func barrier() {
-        guard let world else { return }
-        var request = cmpi_request_null()
-        MPI_Ibarrier(world, &request)
+        guard let mpi, let world else { return }
+        var request = mpi.request_null
+        _ = mpi.Ibarrier(world, &request)
         var done: Int32 = 0
         while true {
-            MPI_Test(&request, &done, cmpi_status_ignore())
+            _ = mpi.Test(&request, &done, nest_mpi_status_ignore())
             if done != 0 { return }
             usleep(500)
         }
@@ -141,25 +148,32 @@ public final class ProcessGroup: @unchecked Sendable {
     /// Starts an in-place float sum over the ranks; every rank must start the same sums in
     /// the same order. Open MPI makes no progress in the background: call `progress` often.
     public func startSum(_ values: UnsafeMutablePointer<Float>, count: Int) -> PendingSum {
-        let pending = PendingSum()
-        guard let gradientComm, count > 0 else { return pending }
+        guard let mpi, let gradientComm, count > 0 else { return PendingSum(mpi: nil) }
         precondition(count <= Int(Int32.max), "a gradient bucket holds at most 2³¹ floats")
-        MPI_Iallreduce(cmpi_in_place(), values, Int32(count), cmpi_float(), cmpi_sum(), gradientComm, &pending.request)
+        let pending = PendingSum(mpi: mpi)
+        _ = mpi.Iallreduce(nest_mpi_in_place(), values, Int32(count), mpi.float32, mpi.sum, gradientComm, &pending.request)
         return pending
     }
 }
 
-/// A sum started by `ProcessGroup.startSum`.
+/// A sum started by `ProcessGroup.startSum` (complete from the start without MPI).
 public final class PendingSum {
-    var request = cmpi_request_null()
+    private let mpi: nest_mpi?
+    var request: nest_MPI_Request?
+
+    init(mpi: nest_mpi?) {
+        self.mpi = mpi
+        request = mpi?.request_null
+    }
 
     /// Drives the communication; true when the sum is complete.
     @discardableResult
     public func test() -> Bool {
+        guard let mpi else { return true }
         var done: Int32 = 0
-        MPI_Test(&request, &done, cmpi_status_ignore())
+        _ = mpi.Test(&request, &done, nest_mpi_status_ignore())
         return done != 0
     }
 
-    public func wait() { MPI_Wait(&request, cmpi_status_ignore()) }
+    public func wait() { _ = mpi?.Wait(&request, nest_mpi_status_ignore()) }
 }

@@ -20,6 +20,8 @@ enum ComputeDevice {
         let runtime: KernelRuntime
         let description: String
         if emulated {
+            let visible = visibleGPUs(emulated: ())
+            guard ordinal < visible else { throw NestError("cuda:\(ordinal): the host emulation shows \(visible) GPU\(visible == 1 ? "" : "s") (CUDA_VISIBLE_DEVICES)") }
             runtime = try HostKernelRuntime()
             description = "cuda:\(ordinal) on the host emulation of the CUDA kernels (NEST_TRAIN_CUDA_RUNTIME)"
         } else {
@@ -43,8 +45,17 @@ enum ComputeDevice {
         }
     }
 
-    /// Whether the CUDA backend runs on the host emulation of its kernels (any number of "GPUs").
+    /// Whether the CUDA backend runs on the host emulation of its kernels.
     static var emulated: Bool { ProcessInfo.processInfo.environment["NEST_TRAIN_CUDA_RUNTIME"] == "host-emulation" }
+
+    /// The GPUs this process sees: the driver's count, which `CUDA_VISIBLE_DEVICES` narrows
+    /// (a launcher that gives each task its own GPU sets it to one per process).
+    static func visibleGPUs() throws -> Int { emulated ? visibleGPUs(emulated: ()) : try CUDADevice.count() }
+
+    /// The emulation's count follows `CUDA_VISIBLE_DEVICES` as the driver does; 8 when unset.
+    private static func visibleGPUs(emulated: Void) -> Int {
+        ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"].map { $0.split(separator: ",").count } ?? 8
+    }
 
     /// `--device`: cpu (nil: the default device), cuda or cuda:N.
     static func named(_ text: String) throws -> (device: Device?, description: String) {
@@ -54,34 +65,39 @@ enum ComputeDevice {
     }
 
     /// This process's device for training. Under a launcher, local rank r of the node takes the
-    /// r-th GPU of `devices` (one process per GPU, as Lightning's DDP runs them); `auto` falls
-    /// back to the CPU, saying why, where `gpu` is an error naming what is missing.
+    /// r-th GPU of `devices` (one process per GPU, as Lightning's DDP runs them), or the one GPU
+    /// it sees when the launcher gave each task its own (Slurm's `--gpus-per-task=1`,
+    /// Kubernetes, `CUDA_VISIBLE_DEVICES` set per rank); `auto` falls back to the CPU, saying
+    /// why, where `gpu` is an error naming what is missing.
     static func forTraining(_ config: RunConfig, local: (rank: Int, size: Int)) throws -> (device: Device?, description: String) {
         guard config.accelerator != .cpu else { return (nil, "cpu (trainer.accelerator: cpu)") }
-        let ordinal: Int
         switch config.devices {
-        case .auto: ordinal = local.rank
+        case .auto, .list: break
         case .count(let n):
             guard local.size == n || (local.size == 1 && n == 1) else {
                 throw NestError("trainer.devices: \(n) needs one process per GPU on each machine, started by the launcher (mpirun -np \(n) "
                                 + "or srun --ntasks-per-node=\(n)); this machine runs \(local.size) process\(local.size == 1 ? "" : "es"); nest-train does not spawn them itself")
             }
-            ordinal = local.rank
-        case .list(let ordinals):
-            guard local.size == ordinals.count else {
-                throw NestError("trainer.devices lists \(ordinals.count) GPU\(ordinals.count == 1 ? "" : "s") (\(ordinals)) for \(local.size) "
-                                + "process\(local.size == 1 ? "" : "es") on this machine: one process per GPU, started by the launcher (mpirun, srun)")
-            }
-            ordinal = ordinals[local.rank]
+        }
+        if case .list(let ordinals) = config.devices, local.size != ordinals.count {
+            throw NestError("trainer.devices lists \(ordinals.count) GPU\(ordinals.count == 1 ? "" : "s") (\(ordinals)) for \(local.size) "
+                            + "process\(local.size == 1 ? "" : "es") on this machine: one process per GPU, started by the launcher (mpirun, srun)")
         }
         do {
-            // Every process of the machine needs a GPU of its own; otherwise `auto` keeps them all
-            // on the CPU rather than mixing devices across the ranks of one job.
-            if !emulated, local.size > 1 {
-                let available = try CUDADevice.count()
-                guard local.size <= available else {
-                    throw NestError("\(local.size) processes on this machine and \(available) GPU\(available == 1 ? "" : "s"): one process per GPU")
+            let visible = try visibleGPUs()
+            let ordinal: Int
+            if case .list(let ordinals) = config.devices {
+                ordinal = ordinals[local.rank]
+            } else if visible == 1 {
+                ordinal = 0   // each task sees its own GPU
+            } else {
+                // Every process of the machine needs a GPU of its own; otherwise `auto` keeps
+                // them all on the CPU rather than mixing devices across the ranks of one job.
+                guard local.size <= visible else {
+                    throw NestError("\(local.size) processes on this machine and \(visible) GPU\(visible == 1 ? "" : "s") visible to each: "
+                                    + "one process per GPU (or one visible GPU per process)")
                 }
+                ordinal = local.rank
             }
             let gpu = try cuda(ordinal: ordinal)
             return (gpu.device, gpu.description)

@@ -12,7 +12,8 @@ struct Info: ParsableCommand {
     @Option(help: "A NeMo .nemo model: its architecture, parameter counts, versions and weight dtypes.") var nemo: String?
     @Option(help: "Batch size for the memory estimate.") var batch = 8
     @Option(help: "Utterance duration in seconds for the memory estimate.") var seconds = 10.0
-    @Option(help: "cpu (default), or cuda / cuda:N: also describe that GPU and the CUDA libraries found.") var device = "cpu"
+    @Option(help: "cuda or cuda:N: describe that GPU and the CUDA libraries found (default: what trainer.accelerator: auto would use).")
+    var device: String?
     @Flag(help: "Print JSON.") var json = false
     @Flag(name: .customLong("blas-kernel"), help: "Print only the OpenBLAS kernel nest-train runs (after its own selection), e.g. for OPENBLAS_CORETYPE.")
     var blasKernel = false
@@ -24,7 +25,7 @@ struct Info: ParsableCommand {
             return
         }
         try reportingErrors {
-            if device != "cpu" {
+            if let device, device != "cpu" {
                 let gpu = try CUDADevice(ordinal: try DeviceOption.ordinal(device))
                 let compiler = KernelCompiler(nvrtc: gpu.libraries.nvrtc, libraryPath: gpu.libraries.nvrtcPath)
                 print("gpu:        \(gpu.summary)")
@@ -41,13 +42,27 @@ struct Info: ParsableCommand {
                 let cfg = try loadConfig(path, overrides: overrides, requireData: false)
                 return ModelSummary(model: ModelFactory.make(cfg).0, config: cfg.model, batch: batch, seconds: seconds)
             }
+            let auto = Self.autoDevice()
             if json {
-                let platform = String(decoding: try JSONSerialization.data(withJSONObject: Platform.fields, options: [.sortedKeys]), as: UTF8.self)
+                var fields = Platform.fields
+                fields["device"] = auto
+                let platform = String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
                 print(summary.map { "{\"platform\": \(platform), " + $0.json.dropFirst() } ?? "{\"platform\": \(platform)}")
             } else {
                 print("machine:    \(Platform.summary)")
+                print("device:     \(auto)")
                 if let summary { print(summary.text) }
             }
+        }
+    }
+
+    /// What training with `trainer.accelerator: auto` would compute on (the first GPU, as a
+    /// single process takes it: driver, CUDA, cuBLAS, NVRTC and free memory), or why the CPU.
+    static func autoDevice() -> String {
+        do {
+            return "\(try ComputeDevice.cuda(ordinal: 0).description) (what trainer.accelerator: auto uses)"
+        } catch {
+            return "cpu (trainer.accelerator: auto finds no usable GPU: \(error))"
         }
     }
 }

@@ -49,7 +49,7 @@ struct Train: ParsableCommand {
             say("device: \(compute.description)")
             if group.isDistributed {
                 say("data parallel: \(group.size) processes × \(Parallel.threads) threads; global batch \(group.size) × \(cfg.train.batchDescription)"
-                    + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : "") + "; \(ProcessGroup.libraryVersion)")
+                    + (cfg.accumulateGradBatches > 1 ? " × \(cfg.accumulateGradBatches) accumulated" : "") + "; \(group.libraryVersion)")
             }
             let last = try trainer.run(stopRequested: { stopSignalCount > 0 })
             if stopSignalCount > 0 || trainer.stoppedEarly { say("stopped by signal; resume with the same command") }

@@ -124,6 +124,38 @@ final class GPUTrainingTests: XCTestCase {
         for (step, (x, y)) in zip(a, b).enumerated() { XCTAssertEqual(y, x, accuracy: 1e-4 * abs(x), "step \(step + 1): 2 GPUs × 2 against 1 CPU × 4") }
     }
 
+    /// One visible GPU per task (Slurm's --gpus-per-task=1, Kubernetes, CUDA_VISIBLE_DEVICES set
+    /// per rank): each rank takes the one device it sees. More ranks than visible GPUs is refused.
+    func testEachRankTakesTheOneGPUItSees() throws {
+        let args = ["--config", "Configs/tiny.yaml", "trainer.max_steps=2", "++trainer.accelerator=gpu", "--threads", "1"]
+        let one = try CLI.mpirun(ranks: 2, args + ["exp_manager.exp_dir=\(CLI.temporaryDirectory())"],
+                                 environment: emulated.merging(["CUDA_VISIBLE_DEVICES": "0"]) { $1 })
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(one.stderr.contains("device: cuda:0"), one.stderr)
+        let few = try CLI.mpirun(ranks: 3, args + ["exp_manager.exp_dir=\(CLI.temporaryDirectory())"],
+                                 environment: emulated.merging(["CUDA_VISIBLE_DEVICES": "0,1"]) { $1 })
+        XCTAssertNotEqual(few.status, 0)
+        XCTAssertTrue(few.stderr.contains("3 processes on this machine and 2 GPUs visible to each"), few.stderr)
+    }
+
+    /// `info` with no flag says what `auto` would train on, and why not a GPU when it would not;
+    /// the shipped configs carry trainer.accelerator and trainer.devices, so no `++` is needed.
+    func testInfoSaysWhatAutoUsesAndTheConfigsCarryTheKeys() throws {
+        let none = try CLI.run(["info"], environment: ["NEST_TRAIN_CUDA_LIBS": "/nonexistent"])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        XCTAssertTrue(none.stdout.contains("device:     cpu (trainer.accelerator: auto finds no usable GPU: cannot load the CUDA driver"), none.stdout)
+        let gpu = try CLI.run(["info", "--json"], environment: emulated)
+        XCTAssertTrue(gpu.stdout.contains("cuda:0 on the host emulation") && gpu.stdout.contains("what trainer.accelerator: auto uses"), gpu.stdout)
+        for config in ["tiny", "demo", "large", "xl"] {
+            let text = try String(contentsOfFile: CLI.root.appendingPathComponent("Configs/\(config).yaml").path, encoding: .utf8)
+            XCTAssertTrue(text.contains("\n  devices: -1") && text.contains("\n  accelerator: auto"), config)
+        }
+        let r = try CLI.run(["--config", "Configs/tiny.yaml", "exp_manager.exp_dir=\(CLI.temporaryDirectory())", "trainer.max_steps=1",
+                             "trainer.accelerator=gpu", "trainer.devices=1", "--threads", "1"], environment: emulated)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("device: cuda:0"), r.stderr)
+    }
+
     func testAcceleratorAndDevicesFollowLightning() throws {
         let dir = CLI.temporaryDirectory()
         // No GPU and no driver here: gpu is an error naming what is missing, auto says why it uses the CPU.
