@@ -72,6 +72,10 @@ int nest_nvrtc_load(const char *path, nest_nvrtc *table, char *error, size_t err
     RESOLVE(nvrtcGetCUBINSize, "nvrtcGetCUBINSize");
     RESOLVE(nvrtcGetCUBIN, "nvrtcGetCUBIN");
     RESOLVE(nvrtcDestroyProgram, "nvrtcDestroyProgram");
+    RESOLVE(nvrtcGetNumSupportedArchs, "nvrtcGetNumSupportedArchs");
+    RESOLVE(nvrtcGetSupportedArchs, "nvrtcGetSupportedArchs");
+    RESOLVE(nvrtcGetPTXSize, "nvrtcGetPTXSize");
+    RESOLVE(nvrtcGetPTX, "nvrtcGetPTX");
     return 0;
 }
 

@@ -7,40 +7,85 @@ import Formats
 /// The driver (`libcuda.so.1`) comes with the GPU driver and is on the loader's path (or in
 /// `/usr/local/nvidia/lib64` in containers). NVRTC and cuBLAS come with a CUDA toolkit, or with
 /// PyPI's `nvidia-*` wheels inside a Python environment, which is how PyTorch users have them;
-/// `NEST_TRAIN_CUDA_LIBS` (folders separated by `:`) is searched first.
+/// `NEST_TRAIN_CUDA_LIBS` (folders separated by `:`) is searched first. The driver is asked its
+/// CUDA version before the toolkits are chosen (`majors(forDriver:)`).
 public final class CUDALibraries: @unchecked Sendable {
     public var driver = nest_cuda_driver()
-    public var nvrtc = nest_nvrtc()
-    public var cublas = nest_cublas()
-    /// The files loaded, for `info` and run headers.
-    public let driverPath: String, nvrtcPath: String, cublasPath: String
+    public let driverPath: String
+    /// The CUDA version the driver supports, e.g. 12040 for 12.4 (`cuDriverGetVersion`).
+    public let driverVersion: Int
+    /// The toolkits whose NVRTC and cuBLAS loaded, newest major first among those the driver
+    /// supports: the runtime takes the first whose cuBLAS handle and kernels load, else the next.
+    public let toolkits: [Toolkit]
+    /// Majors passed over and why (driver too old, a library missing), for `info` and errors.
+    public let passedOver: [String]
 
-    /// Sonames tried for each library, newest CUDA first (their C ABIs are the same).
+    /// NVRTC and cuBLAS of one CUDA major (their C ABIs are the same across 12 and 13).
+    public struct Toolkit: @unchecked Sendable {
+        public let major: Int
+        public let nvrtc: nest_nvrtc, nvrtcPath: String
+        public let cublas: nest_cublas, cublasPath: String
+    }
+
     static let driverNames = ["libcuda.so.1", "libcuda.so"]
-    static let nvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12"]
-    static let cublasNames = ["libcublas.so.13", "libcublas.so.12"]
+    /// The CUDA majors nest-train knows, newest first.
+    static let majors = [13, 12]
 
     /// Loaded once per process; the error says what was looked for where.
     public static let shared: Result<CUDALibraries, NestError> = Result { try CUDALibraries() }.mapError { $0 as? NestError ?? NestError("\($0)") }
 
     private init() throws {
         let folders = Self.searchFolders()
-        var d = nest_cuda_driver(), n = nest_nvrtc(), c = nest_cublas()
+        var d = nest_cuda_driver()
         driverPath = try Self.load("the CUDA driver (libcuda.so.1, installed with the NVIDIA driver)", names: Self.driverNames,
                                    folders: folders + ["/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]) { nest_cuda_driver_load($0, &d, $1, $2) }
-        nvrtcPath = try Self.load("NVRTC (libnvrtc.so.13 or .12: a CUDA toolkit, or pip's nvidia-cuda-nvrtc)", names: Self.nvrtcNames,
-                                  folders: folders) { nest_nvrtc_load($0, &n, $1, $2) }
-        cublasPath = try Self.load("cuBLAS (libcublas.so.13 or .12: a CUDA toolkit, or pip's nvidia-cublas)", names: Self.cublasNames,
-                                   folders: folders) { nest_cublas_load($0, &c, $1, $2) }
         driver = d
-        nvrtc = n
-        cublas = c
+        var version: Int32 = 0
+        guard d.cuDriverGetVersion(&version) == 0 else { throw NestError("CUDA: cuDriverGetVersion failed: the driver at \(driverPath) does not answer") }
+        driverVersion = Int(version)
+        var (order, passedOver) = Self.majors(forDriver: driverVersion)
+        var toolkits: [Toolkit] = []
+        for major in order {
+            var n = nest_nvrtc(), c = nest_cublas()
+            do {
+                let nvrtcPath = try Self.load("NVRTC \(major) (libnvrtc.so.\(major))", names: ["libnvrtc.so.\(major)"], folders: folders) { nest_nvrtc_load($0, &n, $1, $2) }
+                let cublasPath = try Self.load("cuBLAS \(major) (libcublas.so.\(major))", names: ["libcublas.so.\(major)"], folders: folders) { nest_cublas_load($0, &c, $1, $2) }
+                toolkits.append(Toolkit(major: major, nvrtc: n, nvrtcPath: nvrtcPath, cublas: c, cublasPath: cublasPath))
+            } catch {
+                passedOver.append("CUDA \(major): \(error)")
+            }
+        }
+        guard !toolkits.isEmpty else {
+            throw NestError("no CUDA toolkit this driver can run (it supports CUDA \(Self.describe(driverVersion))): \(passedOver.joined(separator: "; ")). "
+                            + "Install NVRTC and cuBLAS of a CUDA major the driver supports (pip install nvidia-cuda-nvrtc-cu12 nvidia-cublas-cu12 for CUDA 12), "
+                            + "or a newer driver")
+        }
+        self.toolkits = toolkits
+        self.passedOver = passedOver
+    }
+
+    /// "12.4" for 12040.
+    public static func describe(_ version: Int) -> String { "\(version / 1000).\(version % 1000 / 10)" }
+
+    /// The majors to try with a driver of `driverVersion`, newest first, and why the others are
+    /// not: a toolkit's libraries need a driver of at least its major (minor versions within a
+    /// major are compatible for machine code).
+    public static func majors(forDriver driverVersion: Int) -> (order: [Int], passedOver: [String]) {
+        var order: [Int] = [], passedOver: [String] = []
+        for major in majors {
+            if driverVersion >= major * 1000 {
+                order.append(major)
+            } else {
+                passedOver.append("CUDA \(major): its libraries need a driver for CUDA \(major).0 or newer; this one supports \(describe(driverVersion))")
+            }
+        }
+        return (order, passedOver)
     }
 
     /// NVRTC alone (compiling needs no GPU and no driver): for checks on machines without a GPU.
     public static func loadCompiler() throws -> (nest_nvrtc, String) {
         var n = nest_nvrtc()
-        let path = try load("NVRTC (libnvrtc.so.13 or .12: a CUDA toolkit, or pip's nvidia-cuda-nvrtc)", names: nvrtcNames,
+        let path = try load("NVRTC (libnvrtc.so.13 or .12: a CUDA toolkit, or pip's nvidia-cuda-nvrtc)", names: majors.map { "libnvrtc.so.\($0)" },
                             folders: searchFolders()) { nest_nvrtc_load($0, &n, $1, $2) }
         return (n, path)
     }

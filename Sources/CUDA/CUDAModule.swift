@@ -1,7 +1,7 @@
 import CCUDA
 import Formats
 
-/// A loaded cubin and the kernels in it.
+/// A loaded module (a cubin, or PTX the driver compiles) and the kernels in it.
 public final class CUDAModule {
     public let device: CUDADevice
     private let handle: nest_CUmodule
@@ -9,7 +9,7 @@ public final class CUDAModule {
     /// Compiles (or takes from the cache) `source` for the device's architecture and loads it.
     public init(_ source: KernelSource, on device: CUDADevice, compiler: KernelCompiler) throws {
         self.device = device
-        let image = try compiler.cubin(source, architecture: device.architecture)
+        let image = try compiler.image(source, architecture: device.architecture)
         var module: nest_CUmodule?
         try image.withUnsafeBytes { try device.check(device.libraries.driver.cuModuleLoadData(&module, $0.baseAddress), "cuModuleLoadData(\(source.family))") }
         guard let module else { throw NestError("\(source.family).cu: the driver loaded no module") }

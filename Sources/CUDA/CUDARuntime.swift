@@ -18,14 +18,48 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
     private let lock: NSLock
     private let uploads: PinnedUploads<DriverUploadQueue>
 
+    /// The toolkit in use and why: "CUDA 13 (driver supports CUDA 13.0)", with the majors
+    /// passed over and their reasons.
+    public let choice: String
+    public let toolkit: CUDALibraries.Toolkit
+
+    /// Takes the first toolkit (`CUDALibraries.toolkits`, newest major the driver supports
+    /// first) whose cuBLAS handle and kernels this driver loads; a failure passes to the next.
     public init(device: CUDADevice) throws {
         self.device = device
-        cublas = try CUBLAS(device)
-        compiler = KernelCompiler(nvrtc: device.libraries.nvrtc, libraryPath: device.libraries.nvrtcPath)
+        let libraries = device.libraries
+        var passedOver = libraries.passedOver
+        var chosen: (CUDALibraries.Toolkit, CUBLAS, KernelCompiler, CUDAModule)?
+        for toolkit in libraries.toolkits {
+            do {
+                let cublas = try CUBLAS(device, library: toolkit.cublas)
+                let compiler = KernelCompiler(nvrtc: toolkit.nvrtc, libraryPath: toolkit.nvrtcPath)
+                // One family compiled and loaded now, so that code this driver cannot load
+                // passes to the next toolkit here rather than failing at the first kernel.
+                let probe = try CUDAModule(KernelSource.named(Self.probeFamily), on: device, compiler: compiler)
+                chosen = (toolkit, cublas, compiler, probe)
+                break
+            } catch {
+                passedOver.append("CUDA \(toolkit.major): \(error)")
+            }
+        }
+        guard let (toolkit, cublas, compiler, probe) = chosen else {
+            throw NestError("cuda:\(device.ordinal): no CUDA toolkit works with this driver (CUDA \(CUDALibraries.describe(libraries.driverVersion))): "
+                            + passedOver.joined(separator: "; "))
+        }
+        self.toolkit = toolkit
+        self.cublas = cublas
+        self.compiler = compiler
+        modules[Self.probeFamily] = probe
+        choice = "CUDA \(toolkit.major) (driver supports CUDA \(CUDALibraries.describe(libraries.driverVersion)))"
+            + (passedOver.isEmpty ? "" : "; passed over: " + passedOver.joined(separator: "; "))
         let lock = NSLock()
         self.lock = lock
         uploads = PinnedUploads(DriverUploadQueue(device: device, lock: lock))
     }
+
+    /// The smallest kernel family, loaded first to check a toolkit.
+    static let probeFamily = "dropout"
 
     public var name: String { "cuda:\(device.ordinal) (\(device.name))" }
     public var maxBlocks: Int { 65_535 }

@@ -28,7 +28,7 @@ enum ComputeDevice {
             let gpu = try CUDADevice(ordinal: ordinal)
             let cuda = try CUDARuntime(device: gpu)
             runtime = cuda
-            description = "cuda:\(ordinal) \(gpu.summary) · cuBLAS \(cuda.cublas.version) · NVRTC \(cuda.compiler.version) (\(gpu.libraries.cublasPath))"
+            description = "cuda:\(ordinal) \(gpu.summary) · cuBLAS \(cuda.cublas.version) · NVRTC \(cuda.compiler.version) (\(cuda.toolkit.cublasPath)) · \(cuda.choice)"
         }
         let profiled = ProcessInfo.processInfo.environment["NEST_TRAIN_GPU_PROFILE"] == "1" ? ProfilingRuntime(runtime) : nil
         let device = Device(name: "cuda:\(ordinal)", backend: CUDABackend(runtime: profiled ?? runtime))

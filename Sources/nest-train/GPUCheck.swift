@@ -23,7 +23,7 @@ struct GPUCheck: ParsableCommand {
             let runtime = try CUDARuntime(device: gpu)
             let libraries = gpu.libraries
             log("device: \(gpu.summary)")
-            log("libraries: \(libraries.driverPath), NVRTC \(runtime.compiler.version) \(libraries.nvrtcPath), cuBLAS \(runtime.cublas.version) \(libraries.cublasPath)")
+            log("libraries: \(libraries.driverPath), NVRTC \(runtime.compiler.version) \(runtime.toolkit.nvrtcPath), cuBLAS \(runtime.cublas.version) \(runtime.toolkit.cublasPath); \(runtime.choice)")
             let compileStart = Date()
             try runtime.loadEveryKernel()
             let compileSeconds = Date().timeIntervalSince(compileStart)
@@ -44,7 +44,7 @@ struct GPUCheck: ParsableCommand {
                 let report: [String: Any] = [
                     "device": gpu.name, "architecture": "sm_\(gpu.architecture)", "multiprocessors": gpu.multiprocessors,
                     "memory_bytes": gpu.totalMemory, "driver_cuda_version": gpu.driverVersion, "nvrtc_version": runtime.compiler.version,
-                    "cublas_version": runtime.cublas.version, "libraries": [libraries.driverPath, libraries.nvrtcPath, libraries.cublasPath],
+                    "cublas_version": runtime.cublas.version, "libraries": [libraries.driverPath, runtime.toolkit.nvrtcPath, runtime.toolkit.cublasPath], "toolkit": runtime.choice,
                     "kernel_compile_seconds": compileSeconds, "sgemm_size": gemmSize, "sgemm_tflops": rate / 1e12,
                     "checks": try JSONSerialization.jsonObject(with: JSONEncoder().encode(checks)), "failed": failed,
                     "host": Platform.summary,

@@ -27,10 +27,11 @@ struct Info: ParsableCommand {
         try reportingErrors {
             if let device, device != "cpu" {
                 let gpu = try CUDADevice(ordinal: try DeviceOption.ordinal(device))
-                let compiler = KernelCompiler(nvrtc: gpu.libraries.nvrtc, libraryPath: gpu.libraries.nvrtcPath)
+                let runtime = try CUDARuntime(device: gpu)
                 print("gpu:        \(gpu.summary)")
-                print("cuBLAS:     \(try CUBLAS(gpu).version) (\(gpu.libraries.cublasPath))")
-                print("NVRTC:      \(compiler.version) (\(gpu.libraries.nvrtcPath))")
+                print("toolkit:    \(runtime.choice)")
+                print("cuBLAS:     \(runtime.cublas.version) (\(runtime.toolkit.cublasPath))")
+                print("NVRTC:      \(runtime.compiler.version) (\(runtime.toolkit.nvrtcPath)), kernels for \(KernelCompiler.target(for: gpu.architecture, supported: runtime.compiler.supportedArchitectures)?.name ?? "none")")
                 print("driver:     \(gpu.libraries.driverPath)")
             }
             if let nemo {

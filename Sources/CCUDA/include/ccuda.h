@@ -81,6 +81,10 @@ typedef struct {
     nest_nvrtcResult (*nvrtcGetCUBINSize)(nest_nvrtcProgram program, size_t *size);
     nest_nvrtcResult (*nvrtcGetCUBIN)(nest_nvrtcProgram program, char *cubin);
     nest_nvrtcResult (*nvrtcDestroyProgram)(nest_nvrtcProgram *program);
+    nest_nvrtcResult (*nvrtcGetNumSupportedArchs)(int *count);
+    nest_nvrtcResult (*nvrtcGetSupportedArchs)(int *architectures);
+    nest_nvrtcResult (*nvrtcGetPTXSize)(nest_nvrtcProgram program, size_t *size);
+    nest_nvrtcResult (*nvrtcGetPTX)(nest_nvrtcProgram program, char *ptx);
 } nest_nvrtc;
 
 /// cuBLAS (column-major, as its documentation states every shape).
