@@ -65,10 +65,10 @@ public final class FilterbankFeatures: @unchecked Sendable {
         let nMax = audio.map(\.count).max() ?? 0
         let t = paddedFrames(nMax)
         let f = settings.features
-        // Dither noise is drawn up front, so results do not depend on threads.
-        let noise: [[Float]]? = dither.flatMap { generators in
-            settings.dither > 0 ? zip(generators, lengths).map { r, n in r.normals(n).map { settings.dither * $0 } } : nil
-        }
+        // Dither noise: each utterance draws from its own generator, inside its own task, so the
+        // draws (160,000 normals per 10 s) run in parallel and do not depend on threads.
+        let ditherScale = settings.dither
+        let generators = ditherScale > 0 ? dither : nil
         // Computed on the host and copied to the device once: a host view of a fresh device
         // tensor would first download it, waiting for everything queued on the device (the
         // training step a data-loading thread runs beside).
@@ -78,7 +78,8 @@ public final class FilterbankFeatures: @unchecked Sendable {
             frameCounts.withUnsafeMutableBufferPointer { counts in
                 let (features, counts) = (features, counts)
                 DispatchQueue.concurrentPerform(iterations: audio.count) { b in
-                    counts[b] = utterance(audio[b], length: lengths[b], nMax: nMax, noise: noise?[b], into: features.baseAddress! + b * f * t, frames: t)
+                    let noise = generators.map { $0[b].normals(lengths[b]).map { ditherScale * $0 } }
+                    counts[b] = utterance(audio[b], length: lengths[b], nMax: nMax, noise: noise, into: features.baseAddress! + b * f * t, frames: t)
                 }
             }
         }

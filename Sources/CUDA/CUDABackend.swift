@@ -11,12 +11,15 @@
 /// Reductions sum in a fixed order per output (no atomics), so a step computes the same bits
 /// on every run on one device and build: resume stays bit-identical on the GPU.
 public final class CUDABackend: Backend {
+    /// The runtime every call goes through, counted (`CountingRuntime`).
     public let runtime: KernelRuntime
+    public let counting: CountingRuntime
     let pool: BufferPool
 
     public init(runtime: KernelRuntime) {
-        self.runtime = runtime
-        pool = BufferPool(memory: runtime.memory)
+        counting = CountingRuntime(runtime)
+        self.runtime = counting
+        pool = BufferPool(memory: counting.memory, trimming: .onFailure)
     }
 
     // MARK: memory
@@ -39,6 +42,7 @@ public final class CUDABackend: Backend {
 
     public func endStep() { pool.endStep() }
     public var memory: DeviceMemory { pool.statistics }
+    public var activity: DeviceActivity? { counting.activity }
 
     // MARK: launching
 
@@ -54,7 +58,7 @@ public final class CUDABackend: Backend {
     /// threads, one float of shared memory each).
     func launchRows(_ kernel: String, rows: Int, width: Int, _ arguments: [KernelArgument]) {
         guard rows > 0 else { return }
-        let threads = min(self.threads, max(32, 1 << (Int.bitWidth - (max(width, 1) - 1).leadingZeroBitCount)))
+        let threads = min(runtime.reductionThreadsPerBlock, max(32, 1 << (Int.bitWidth - (max(width, 1) - 1).leadingZeroBitCount)))
         runtime.launch(kernel, grid: rows, block: threads, sharedBytes: threads * 4, arguments)
     }
 
@@ -161,11 +165,11 @@ extension CUDABackend {
         }
     }
 
+    /// Gathered on the device (as rows of one float) and read back in one copy.
     public func elements(_ x: Tensor, at indices: [Int]) -> [Float] {
-        indices.map { i in
-            var v: Float = 0
-            runtime.copy(from: x.kernelAddress + i, toHost: &v, bytes: 4)
-            return v
+        guard !indices.isEmpty else { return [] }
+        return readBack(indices.count, as: Float.self) { out in
+            words(indices) { launch("gather_rows", count: indices.count, [Self.arg(x), $0, out, .int64(indices.count), .int64(1)]) }
         }
     }
 
@@ -347,6 +351,7 @@ extension CUDABackend {
     /// One block-sum launch per tensor into one scratch block, read back once; each tensor's
     /// block sums are added in order on the host.
     public func sumsOfSquares(_ xs: [Tensor]) -> [Double] {
+        let threads = runtime.reductionThreadsPerBlock
         let blocks = xs.map { min(($0.count + threads - 1) / threads, runtime.maxBlocks, 256) }
         var starts = [0]
         for b in blocks { starts.append(starts.last! + b) }

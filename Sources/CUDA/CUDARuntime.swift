@@ -64,6 +64,7 @@ public final class CUDARuntime: KernelRuntime, @unchecked Sendable {
     public var name: String { "cuda:\(device.ordinal) (\(device.name))" }
     public var maxBlocks: Int { 65_535 }
     public var threadsPerBlock: Int { 256 }
+    public var reductionThreadsPerBlock: Int { 256 }
 
     public var memory: RawMemory {
         let device = self.device

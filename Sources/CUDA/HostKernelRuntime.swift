@@ -23,7 +23,16 @@ public final class HostKernelRuntime: KernelRuntime, @unchecked Sendable {
     /// Few blocks: a grid-stride kernel covers any size with any grid, and blocks run in turn.
     public var maxBlocks: Int { 4 }
     public var threadsPerBlock: Int { 32 }
-    public var memory: RawMemory { .host }
+    public var reductionThreadsPerBlock: Int { 256 }
+    /// Host memory, every fresh block filled with NaN: a GPU's fresh memory holds whatever was
+    /// there, so a kernel that reads what nothing wrote must fail here too.
+    public var memory: RawMemory {
+        RawMemory(name: "emulated GPU", allocate: { count in
+            let block = RawMemory.host.allocate(count)
+            block?.update(repeating: .nan, count: count)
+            return block
+        }, deallocate: RawMemory.host.deallocate)
+    }
 
     public func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) {
         address.copyMemory(from: source, byteCount: bytes)

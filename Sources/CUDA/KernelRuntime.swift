@@ -21,6 +21,10 @@ public protocol KernelRuntime: AnyObject {
     /// Threads per block of the backend's launches: a power of two ≥ 32 (the row kernels'
     /// block reductions need one); the emulator's are host threads, so it asks for few.
     var threadsPerBlock: Int { get }
+    /// Threads per block of the block reductions (row kernels, sums of squares): the GPU's own
+    /// size on the emulation too, since a reduction's order and its use of shared memory depend
+    /// on it.
+    var reductionThreadsPerBlock: Int { get }
     func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int)
     func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int)
     func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int)

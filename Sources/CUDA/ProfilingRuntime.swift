@@ -16,6 +16,7 @@ public final class ProfilingRuntime: KernelRuntime, @unchecked Sendable {
     public var memory: RawMemory { inner.memory }
     public var maxBlocks: Int { inner.maxBlocks }
     public var threadsPerBlock: Int { inner.threadsPerBlock }
+    public var reductionThreadsPerBlock: Int { inner.reductionThreadsPerBlock }
 
     private func timed(_ what: String, _ body: () -> Void) {
         inner.synchronize()

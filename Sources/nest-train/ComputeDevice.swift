@@ -39,7 +39,7 @@ enum ComputeDevice {
     /// With NEST_TRAIN_GPU_PROFILE=1: where the GPU's time went, kernel by kernel, on stderr.
     static func reportProfile() {
         for (_, opened) in opened.sorted(by: { $0.key < $1.key }) {
-            guard let profiled = (opened.device.backend as? CUDABackend)?.runtime as? ProfilingRuntime else { continue }
+            guard let profiled = (opened.device.backend as? CUDABackend)?.counting.inner as? ProfilingRuntime else { continue }
             log("\(opened.device.name) time by kernel (each timed alone, launch latency included):")
             for line in profiled.report() { log("  " + line) }
         }

@@ -9,25 +9,19 @@ import XCTest
 /// `Sources/CUDA/Kernels` is launched by the backend, and the caching allocator asks the
 /// device for no memory once a step's shapes repeat.
 final class CUDABackendEmulationTests: XCTestCase {
-    /// The emulated runtime, counting launches by kernel and fresh device blocks.
+    /// The emulated runtime, recording the kernels launched by name (the backend counts the
+    /// rest: `DeviceActivity`).
     final class Recording: KernelRuntime {
         let inner: HostKernelRuntime
         var launched: Set<String> = []
-        var allocations = 0
-        /// Copies to the host: each one waits for everything queued on a GPU.
-        var readsToHost = 0
         init() throws { inner = try HostKernelRuntime() }
         var name: String { inner.name }
         var maxBlocks: Int { inner.maxBlocks }
         var threadsPerBlock: Int { inner.threadsPerBlock }
-        var memory: RawMemory {
-            let host = inner.memory
-            return RawMemory(name: "emulated device", allocate: { [weak self] count in self?.allocations += 1; return host.allocate(count) },
-                             deallocate: host.deallocate)
-        }
+        var reductionThreadsPerBlock: Int { inner.reductionThreadsPerBlock }
+        var memory: RawMemory { inner.memory }
         func copy(fromHost source: UnsafeRawPointer, to address: UnsafeMutableRawPointer, bytes: Int) { inner.copy(fromHost: source, to: address, bytes: bytes) }
         func copy(from address: UnsafeRawPointer, toHost destination: UnsafeMutableRawPointer, bytes: Int) {
-            readsToHost += 1
             inner.copy(from: address, toHost: destination, bytes: bytes)
         }
         func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, bytes: Int) { inner.copy(from: source, to: destination, bytes: bytes) }
@@ -82,10 +76,10 @@ final class CUDABackendEmulationTests: XCTestCase {
                           Tensor((0..<64).map { 1 + Float($0 % 5) / 10 }, shape: [64], on: d), Tensor((0..<64).map { Float($0 % 3) / 10 }, shape: [64], on: d)]
         for p in parameters { p.requiresGrad = true }
         let loss = Tensor.linear(x, weight: parameters[0], bias: nil).layerNorm(weight: parameters[1], bias: parameters[2]).silu().mean()
-        let before = Self.runtime.readsToHost
+        let before = d.backend.activity!
         loss.backward()
         let norm = Gradients.globalNorm(parameters)
-        XCTAssertEqual(Self.runtime.readsToHost - before, 1, "backward and the norm of three gradients")
+        XCTAssertEqual((d.backend.activity! - before).deviceToHost, 1, "backward and the norm of three gradients")
         let cpu = parameters.map { p -> Tensor in
             let t = p.to(.cpu, always: true).detached()
             t.requiresGrad = true
@@ -94,6 +88,32 @@ final class CUDABackendEmulationTests: XCTestCase {
         Tensor.linear(x.to(.cpu), weight: cpu[0], bias: nil).layerNorm(weight: cpu[1], bias: cpu[2]).silu().mean().backward()
         XCTAssertEqual(norm, Gradients.globalNorm(cpu), accuracy: 1e-5 * Gradients.globalNorm(cpu))
         for (p, c) in zip(parameters, cpu) { XCTAssertLessThan(BackendComparison.relativeError(p.grad!.array, c.grad!.array), 1e-4) }
+    }
+
+    /// The device pool frees nothing while steps run; idle blocks go back to the driver only
+    /// when an allocation fails, and the allocation is then retried.
+    func testTheDevicePoolReturnsBlocksOnlyWhenAnAllocationFails() {
+        final class Budget: @unchecked Sendable { var blocks = 3, allocations = 0, frees = 0 }
+        let budget = Budget()
+        let memory = RawMemory(name: "three blocks", allocate: { count in
+            guard budget.blocks > 0 else { return nil }
+            budget.blocks -= 1
+            budget.allocations += 1
+            return UnsafeMutablePointer<Float>.allocate(capacity: count)
+        }, deallocate: { block, _ in
+            budget.blocks += 1
+            budget.frees += 1
+            block.deallocate()
+        })
+        let pool = BufferPool(memory: memory, trimming: .onFailure)
+        let small = (0..<3).map { _ in pool.acquire(100) }
+        for (p, c) in small { pool.release(p, capacity: c) }
+        for _ in 0..<10 { pool.endStep() }
+        XCTAssertEqual(budget.frees, 0, "idle blocks stay through steps")
+        let (large, capacity) = pool.acquire(1 << 20)
+        XCTAssertEqual(budget.frees, 3, "a failed allocation returns the idle blocks, then succeeds")
+        XCTAssertEqual(budget.allocations, 4)
+        pool.release(large, capacity: capacity)
     }
 
     func testTheCachingAllocatorStopsAllocatingOnceShapesRepeat() {
@@ -109,9 +129,11 @@ final class CUDABackendEmulationTests: XCTestCase {
         }
         step()
         step()
-        let before = Self.runtime.allocations
+        let before = d.backend.activity!
         for _ in 0..<3 { step() }
-        XCTAssertEqual(Self.runtime.allocations, before, "steps of repeated shapes reuse the pool's device blocks")
+        let during = d.backend.activity! - before
+        XCTAssertEqual(during.driverAllocations, 0, "steps of repeated shapes reuse the pool's device blocks")
+        XCTAssertEqual(during.driverFrees, 0, "a device pool returns nothing inside or between steps")
         XCTAssertGreaterThan(d.backend.memory.peakLive, 0)
     }
 }

@@ -156,6 +156,23 @@ final class GPUTrainingTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("device: cuda:0"), r.stderr)
     }
 
+    /// `bench` on the CUDA device reports what the measured steps asked of the GPU, per step,
+    /// and the front end apart from the step; the device pool returns nothing to the driver.
+    func testBenchCountsWhatAStepAsksOfTheGPU() throws {
+        let r = try CLI.run(["bench", "--config", "Configs/tiny.yaml", "--device", "cuda", "--batch", "2", "--seconds", "2", "--steps", "2",
+                             "--threads", "1"], environment: emulated)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let counts = try XCTUnwrap(json["gpu_counts_per_step"] as? [String: Double], r.stdout)
+        XCTAssertEqual(Set(counts.keys), ["launches", "gemms", "device_to_host", "host_to_device", "driver_allocations", "driver_frees"])
+        XCTAssertGreaterThan(counts["launches"]!, 0)
+        XCTAssertGreaterThan(counts["gemms"]!, 0)
+        XCTAssertEqual(counts["driver_frees"], 0, "a step returns no memory to the driver")
+        XCTAssertNotNil(json["front_end_median_s"] as? Double)
+        let cpu = try CLI.run(["bench", "--config", "Configs/tiny.yaml", "--batch", "2", "--seconds", "2", "--steps", "1", "--threads", "1"])
+        XCTAssertFalse(cpu.stdout.contains("gpu_counts_per_step"), "the CPU counts nothing")
+    }
+
     func testAcceleratorAndDevicesFollowLightning() throws {
         let dir = CLI.temporaryDirectory()
         // No GPU and no driver here: gpu is an error naming what is missing, auto says why it uses the CPU.

@@ -64,6 +64,33 @@ public struct DeviceMemory: Sendable {
     public var peakTotal: Int
 }
 
+/// What a device was asked to do, counted since it was created: kernel launches, library GEMM
+/// calls, blocking copies to the host, copies to the device, and blocks taken from and
+/// returned to the driver. A fast GPU step asks for few of each, and for the same number at
+/// any batch size; `bench` reports them per step (`gpu_counts_per_step`).
+public struct DeviceActivity: Equatable, Sendable {
+    public var launches = 0, gemms = 0, deviceToHost = 0, hostToDevice = 0, driverAllocations = 0, driverFrees = 0
+    public init() {}
+
+    public static func - (a: DeviceActivity, b: DeviceActivity) -> DeviceActivity {
+        var d = DeviceActivity()
+        d.launches = a.launches - b.launches
+        d.gemms = a.gemms - b.gemms
+        d.deviceToHost = a.deviceToHost - b.deviceToHost
+        d.hostToDevice = a.hostToDevice - b.hostToDevice
+        d.driverAllocations = a.driverAllocations - b.driverAllocations
+        d.driverFrees = a.driverFrees - b.driverFrees
+        return d
+    }
+
+    /// The counts as `bench` prints them, divided by `steps`.
+    public func perStep(_ steps: Int) -> [String: Double] {
+        let n = Double(max(steps, 1))
+        return ["launches": Double(launches) / n, "gemms": Double(gemms) / n, "device_to_host": Double(deviceToHost) / n,
+                "host_to_device": Double(hostToDevice) / n, "driver_allocations": Double(driverAllocations) / n, "driver_frees": Double(driverFrees) / n]
+    }
+}
+
 /// A device's memory and kernels. Ops (`Sources/Tensor/Ops`) do shape checks, allocate results
 /// and record backward rules once; the arithmetic is here, as forward/backward kernel pairs
 /// named after the op (`softmaxForward` / `softmaxBackward`). `CPUBackend` (`Sources/Tensor/Kernels`)
@@ -91,6 +118,9 @@ public protocol Backend: AnyObject {
     /// End of a training step: the allocator may return memory idle for several steps.
     func endStep()
     var memory: DeviceMemory { get }
+    /// What the device was asked to do so far; nil where nothing is counted (the CPU, whose
+    /// kernels are function calls).
+    var activity: DeviceActivity? { get }
 
     // MARK: moving values
 

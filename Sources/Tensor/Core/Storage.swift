@@ -61,7 +61,22 @@ public final class BufferPool: @unchecked Sendable {
 
     private let memory: RawMemory
 
-    public init(memory: RawMemory = .host) { self.memory = memory }
+    /// When idle blocks go back to the memory they came from.
+    public enum Trimming: Sendable {
+        /// The host's pool: idle memory is what makes RSS exceed the live tensors, so it is
+        /// bounded (`maxHeldBytes`), freed after `idleStepsKept` idle steps, and smaller stale
+        /// blocks go first on a miss.
+        case recentSteps
+        /// A GPU's pool: every `cuMemFree` waits for the whole device, so a step returns nothing;
+        /// idle blocks go back only when an allocation fails (then the allocation is retried).
+        case onFailure
+    }
+    public let trimming: Trimming
+
+    public init(memory: RawMemory = .host, trimming: Trimming = .recentSteps) {
+        self.memory = memory
+        self.trimming = trimming
+    }
 
     private struct Idle { let pointer: UnsafeMutablePointer<Float>; let generation: Int }
     private var idle: [Int: [Idle]] = [:]
@@ -123,7 +138,7 @@ public final class BufferPool: @unchecked Sendable {
         // A miss: fresh pages are coming. Idle buffers from earlier steps that are too small for
         // this request go first, so that a batch longer than the last ones replaces their
         // buffers instead of adding to them (RSS then follows the longest batch, not the sum).
-        let stale = takeIdle { size, buffer in size < capacity && buffer.generation < generation }
+        let stale = trimming == .onFailure ? [] : takeIdle { size, buffer in size < capacity && buffer.generation < generation }
         noteLive(capacity * 4)
         lock.unlock()
         for (pointer, size) in stale { memory.deallocate(pointer, size) }
@@ -141,7 +156,7 @@ public final class BufferPool: @unchecked Sendable {
         let bytes = capacity * 4
         lock.lock()
         noteLive(-bytes)
-        if heldBytes + bytes <= maxHeldBytes {
+        if trimming == .onFailure || heldBytes + bytes <= maxHeldBytes {
             idle[capacity, default: []].append(Idle(pointer: pointer, generation: generation))
             heldBytes += bytes
             lock.unlock()
@@ -155,7 +170,7 @@ public final class BufferPool: @unchecked Sendable {
     /// `idleStepsKept` steps go back to the system.
     public func endStep() {
         lock.lock()
-        let stale = takeIdle { _, buffer in buffer.generation <= generation - Self.idleStepsKept }
+        let stale = trimming == .onFailure ? [] : takeIdle { _, buffer in buffer.generation <= generation - Self.idleStepsKept }
         generation += 1
         lock.unlock()
         for (pointer, capacity) in stale { memory.deallocate(pointer, capacity) }

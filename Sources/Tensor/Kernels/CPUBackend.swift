@@ -26,6 +26,7 @@ public class CPUBackend: Backend {
 
     public func endStep() { pool.endStep() }
     public var memory: DeviceMemory { pool.statistics }
+    public var activity: DeviceActivity? { nil }
 }
 
 // MARK: moving values

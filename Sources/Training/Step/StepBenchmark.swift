@@ -45,6 +45,8 @@ public enum StepBenchmark {
     }
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+    static func sum(_ a: DeviceActivity, _ b: DeviceActivity) -> DeviceActivity { a - (DeviceActivity() - b) }
+
     /// loader: the data pipeline alone on the config's training manifest (reading, resampling,
     /// augmentation with the noise manifest, both front ends, masks), as the background worker
     /// runs it; audio-seconds per second of one worker, and the share of feature frames that
@@ -89,6 +91,9 @@ public enum StepBenchmark {
         var losses: [Double] = [], lrs: [Double] = []
         var maskedFraction = 0.0
         var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0, minorFaults: 0), measuredWall = 0.0
+        // What the measured steps (the step alone: not the front end, which runs in the data
+        // loader during training) asked of the device, where it counts (the CUDA device).
+        var measuredActivity = Device.default.backend.activity.map { _ in DeviceActivity() }
         training ? model.train() : model.eval()
         for step in 0..<(warmup + steps) {
             // Same recipe as the reference: audio 0.1·N(0,1), noise 0.05·N(0,1).
@@ -124,7 +129,12 @@ public enum StepBenchmark {
                                   frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"],
                                   slots: Array((group.rank * batch)..<((group.rank + 1) * batch)))
                 let frontEndSeconds = now() - t0
+                row["front_end"] = frontEndSeconds
+                let before = Device.default.backend.activity
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
+                if step >= warmup, let before, let after = Device.default.backend.activity {
+                    measuredActivity = measuredActivity.map { total in Self.sum(total, after - before) }
+                }
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds
                 row["bwd"] = metrics.backwardSeconds
                 row["opt"] = metrics.updateSeconds
@@ -209,6 +219,11 @@ public enum StepBenchmark {
             out["exposed_comm_share_of_step"] = r(median(measured.compactMap { $0["exposed_comm"] }) / max(median(stepTimes), 1e-9), 3)
         }
         if training {
+            // NeMo computes the features in its forward, so `step_s` and `fwd_loss` include the
+            // front ends; nest-train's loader thread computes them beside the step.
+            out["front_end_median_s"] = r(median(measured.compactMap { $0["front_end"] }), 4)
+            out["step_without_front_end_median_s"] = r(median(measured.map { $0["step"]! - ($0["front_end"] ?? 0) }), 4)
+            if let measuredActivity { out["gpu_counts_per_step"] = measuredActivity.perStep(steps) }
             out["losses"] = losses.map { r($0, 5) }
             out["lr_first_last"] = [lrs.first ?? 0, lrs.last ?? 0]
             out["masked_frac_last"] = r(maskedFraction, 4)

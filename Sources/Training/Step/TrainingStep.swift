@@ -144,22 +144,24 @@ public final class TrainingStep {
     private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
-/// Copies of the model's buffers (BatchNorm statistics) to undo a step that went non-finite.
+/// Copies of the model's buffers (BatchNorm statistics) to undo a step that went non-finite,
+/// kept where the buffers live: on a GPU, copies on the device, so a step reads nothing back
+/// for them.
 struct BufferSnapshot {
-    private var saved: [(StateValue, [Float], [Int64])] = []
+    private var saved: [(StateValue, Tensor?, [Int64])] = []
     init(_ model: Module) {
         for e in model.stateDict() where !e.isParameter {
             switch e.value {
-            case .float32(let t): saved.append((e.value, t.array, []))
-            case .int64(let t): saved.append((e.value, [], t.values))
+            case .float32(let t): saved.append((e.value, t.copy(), []))
+            case .int64(let t): saved.append((e.value, nil, t.values))
             case .float64: break
             }
         }
     }
     func restore() {
-        for (value, floats, ints) in saved {
+        for (value, copy, ints) in saved {
             switch value {
-            case .float32(let t): floats.withUnsafeBufferPointer { t.assign($0) }
+            case .float32(let t): if let copy { t.assign(copy) }
             case .int64(let t): t.values = ints
             case .float64: break
             }
