@@ -223,9 +223,7 @@ public final class Trainer {
                 try recordSkippedStep(metrics, lastCheckpoint: lastCheckpoint)
                 continue
             }
-            // A step without masked tokens has no loss to judge: it neither ends nor extends a
-            // run of non-finite steps.
-            if metrics.maskedTokens > 0 { state.consecutiveBadSteps = 0 }
+            state.countStep(finite: true, maskedTokens: metrics.maskedTokens)
             state.step += 1
             Failpoint.hit("rank-\(group.rank)-after-step-\(state.step)")
             state.audioSeconds += metrics.audioSeconds
@@ -298,7 +296,7 @@ public final class Trainer {
 
     private func recordSkippedStep(_ metrics: StepMetrics, lastCheckpoint: String?) throws {
         state.skippedSteps += 1
-        if metrics.maskedTokens > 0 { state.consecutiveBadSteps += 1 }
+        state.countStep(finite: false, maskedTokens: metrics.maskedTokens)
         log("non-finite loss or gradient at step \(state.step + 1), step skipped; utterances: \(metrics.utterances.joined(separator: ", "))")
         if state.consecutiveBadSteps >= config.maxConsecutiveBadSteps {
             throw NestError("\(state.consecutiveBadSteps) non-finite steps in a row; stopping. The last good checkpoint is intact: \(lastCheckpoint ?? "none")")

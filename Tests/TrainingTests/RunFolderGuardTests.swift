@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import XCTest
 
 /// What a run folder guarantees: one writer at a time, never overwritten by another model's
@@ -92,6 +93,21 @@ final class RunFolderGuardTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("The last good checkpoint is intact: \(run)/checkpoints/step-00000002.h5"), r.stderr)
         let files = try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
         XCTAssertEqual(files, ["step-00000002.h5"], "only the finite checkpoint, no partial file")
+    }
+
+    /// The non-finite counter: a step without masked tokens neither ends nor extends a run of
+    /// non-finite steps; a finite step with tokens ends it.
+    func testAStepWithoutMaskedTokensIsNeitherGoodNorBad() {
+        var state = TrainingState()
+        state.countStep(finite: false, maskedTokens: 12)
+        state.countStep(finite: true, maskedTokens: 0)
+        XCTAssertEqual(state.consecutiveBadSteps, 1, "a token-less update does not reset the run")
+        state.countStep(finite: false, maskedTokens: 0)
+        XCTAssertEqual(state.consecutiveBadSteps, 1, "a token-less skipped step does not extend it")
+        state.countStep(finite: false, maskedTokens: 3)
+        XCTAssertEqual(state.consecutiveBadSteps, 2)
+        state.countStep(finite: true, maskedTokens: 3)
+        XCTAssertEqual(state.consecutiveBadSteps, 0)
     }
 
     /// A run killed while writing a checkpoint leaves its partial file; the next start removes

@@ -18,6 +18,13 @@ public struct TrainingState: Equatable {
     public var globalBatchSize: Int? = nil
     public init() {}
 
+    /// Counts a step toward `consecutiveBadSteps`: a finite one ends a run of non-finite steps,
+    /// a non-finite one extends it, and one without masked tokens (no loss to judge) does neither.
+    public mutating func countStep(finite: Bool, maskedTokens: Int) {
+        guard maskedTokens > 0 else { return }
+        consecutiveBadSteps = finite ? 0 : consecutiveBadSteps + 1
+    }
+
     /// One field, by its name under `/state` in a checkpoint; values travel as Double (exact
     /// for integers below 2⁵³), nil for an optional field that is unset. `valid` is the range a
     /// value read from a file must lie in.
