@@ -10,7 +10,7 @@ APT_PACKAGES = libopenblas-dev libfftw3-dev libsndfile1-dev libhdf5-dev libsoxr-
 # CI), over shared memory without probing for fabrics.
 MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun
 
-.PHONY: setup nvrtc bundle gpu-check build test test-bundle bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard curve-vs-nemo
+.PHONY: setup nvrtc bundle gpu-check build test test-fast test-bundle bench bench-vs-nemo bench-bf16 bench-kernels demo data clean nemo-venv check-nemo check-nemo-tarred check-tensorboard curve-vs-nemo
 
 ## Install missing system packages (idempotent; runs apt-get only when something is missing).
 setup:
@@ -72,6 +72,14 @@ test: setup nvrtc
 	$(TEST_ENV) NEST_TRAIN_BACKEND=checking $(SWIFT) test -c release --skip-build --disable-swift-testing \
 	  --skip CUDATests --skip GPUTrainingTests --skip ReliabilityTests.testRandomSIGKILLsThenResumeEqualsUninterrupted
 	$(MAKE) test-bundle
+
+## The inner loop's tier, about a minute after the build on 2 cores: every test on the CPU but
+## the long end-to-end suites (GPU training on the emulation, the recipes at full size, the
+## fuzzers, mpirun, the kill loops, NeMo imports, hostile inputs), which `make test` runs.
+FAST_SKIP = GPUTrainingTests NeMoRecipeTests ReaderFuzzTests DataParallelTests ReliabilityTests NemoImportTests HostileInputTests
+test-fast: setup nvrtc
+	$(SWIFT) build -c release --build-tests
+	$(TEST_ENV) $(SWIFT) test -c release --skip-build --disable-swift-testing $(addprefix --skip ,$(FAST_SKIP))
 
 ## The bundle on a bare machine: info, 2 training steps and a checkpoint, and the refusal under a
 ## launcher without Open MPI, in a chroot holding only the loader, glibc, libstdc++ and libgcc_s.
