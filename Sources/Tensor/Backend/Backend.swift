@@ -72,22 +72,24 @@ public struct DeviceActivity: Equatable, Sendable {
     public var launches = 0, gemms = 0, deviceToHost = 0, hostToDevice = 0, driverAllocations = 0, driverFrees = 0
     public init() {}
 
-    public static func - (a: DeviceActivity, b: DeviceActivity) -> DeviceActivity {
-        var d = DeviceActivity()
-        d.launches = a.launches - b.launches
-        d.gemms = a.gemms - b.gemms
-        d.deviceToHost = a.deviceToHost - b.deviceToHost
-        d.hostToDevice = a.hostToDevice - b.hostToDevice
-        d.driverAllocations = a.driverAllocations - b.driverAllocations
-        d.driverFrees = a.driverFrees - b.driverFrees
-        return d
+    /// Every count, under the name `bench` prints it.
+    static let fields: [(name: String, key: WritableKeyPath<DeviceActivity, Int>)] = [
+        ("launches", \.launches), ("gemms", \.gemms), ("device_to_host", \.deviceToHost), ("host_to_device", \.hostToDevice),
+        ("driver_allocations", \.driverAllocations), ("driver_frees", \.driverFrees),
+    ]
+
+    private static func combine(_ a: DeviceActivity, _ b: DeviceActivity, _ op: (Int, Int) -> Int) -> DeviceActivity {
+        var out = DeviceActivity()
+        for field in fields { out[keyPath: field.key] = op(a[keyPath: field.key], b[keyPath: field.key]) }
+        return out
     }
+
+    public static func + (a: DeviceActivity, b: DeviceActivity) -> DeviceActivity { combine(a, b, +) }
+    public static func - (a: DeviceActivity, b: DeviceActivity) -> DeviceActivity { combine(a, b, -) }
 
     /// The counts as `bench` prints them, divided by `steps`.
     public func perStep(_ steps: Int) -> [String: Double] {
-        let n = Double(max(steps, 1))
-        return ["launches": Double(launches) / n, "gemms": Double(gemms) / n, "device_to_host": Double(deviceToHost) / n,
-                "host_to_device": Double(hostToDevice) / n, "driver_allocations": Double(driverAllocations) / n, "driver_frees": Double(driverFrees) / n]
+        Dictionary(uniqueKeysWithValues: Self.fields.map { ($0.name, Double(self[keyPath: $0.key]) / Double(max(steps, 1))) })
     }
 }
 

@@ -98,8 +98,6 @@ public final class BufferPool: @unchecked Sendable {
     public private(set) var peakLiveBytes = 0
     public private(set) var peakTotalBytes = 0
 
-    /// Floats actually allocated for a request of `count`: multiples of 16 up to 4096, then
-    /// eight classes per octave.
     /// An allocation that fails even after the idle buffers went back: the process ends with
     /// an error that says what happened and what to do, as `nest-train` reports any error (no
     /// trap, no backtrace). Checkpoints are atomic, so ending here loses no saved work; under
@@ -112,6 +110,8 @@ public final class BufferPool: @unchecked Sendable {
         _exit(1)
     }
 
+    /// Floats actually allocated for a request of `count`: multiples of 16 up to 4096, then
+    /// eight classes per octave.
     public static func sizeClass(_ count: Int) -> Int {
         let n = max(count, 1)
         if n <= 4096 { return (n + 15) & ~15 }

@@ -26,7 +26,7 @@ public final class RunLock {
         while true {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
-                throw NestError(file: path, "cannot create the run folder's lock (\(String(cString: strerror(errno)))); check that the folder is writable")
+                throw NestError(file: path, "cannot create the run folder's lock: \(AtomicFile.systemReason(errno))")
             }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 let reason = errno
@@ -37,7 +37,7 @@ public final class RunLock {
                         + "a run folder has one writer. Wait for that run to end or stop it, or start a separate run with another "
                         + "exp_manager.exp_dir or name (or --fresh)")
                 }
-                throw NestError(file: path, "cannot lock the run folder (\(String(cString: strerror(reason)))): the filesystem may not support locks "
+                throw NestError(file: path, "cannot lock the run folder (\(AtomicFile.systemReason(reason))): the filesystem may not support locks "
                     + "(an NFS mount with nolock?); use a run folder on a filesystem that does")
             }
             // The holder before us may have removed the file between our open and our lock:

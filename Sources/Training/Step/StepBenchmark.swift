@@ -45,8 +45,6 @@ public enum StepBenchmark {
     }
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    static func sum(_ a: DeviceActivity, _ b: DeviceActivity) -> DeviceActivity { a - (DeviceActivity() - b) }
-
     /// loader: the data pipeline alone on the config's training manifest (reading, resampling,
     /// augmentation with the noise manifest, both front ends, masks), as the background worker
     /// runs it; audio-seconds per second of one worker, and the share of feature frames that
@@ -133,7 +131,7 @@ public enum StepBenchmark {
                 let before = Device.default.backend.activity
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
                 if step >= warmup, let before, let after = Device.default.backend.activity {
-                    measuredActivity = measuredActivity.map { total in Self.sum(total, after - before) }
+                    measuredActivity = measuredActivity.map { $0 + (after - before) }
                 }
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds
                 row["bwd"] = metrics.backwardSeconds
