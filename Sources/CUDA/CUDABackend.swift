@@ -307,35 +307,51 @@ extension CUDABackend {
         }
     }
 
-    public func batchNormSums(_ x: Tensor) -> [Double] {
-        let c = x.shape[x.rank - 1]
-        return columnSums(.valueAndSquare, x, rows: x.count / max(c, 1), cols: c)
-    }
-
-    public func batchNormApply(_ x: Tensor, scale: [Float], shift: [Float], into y: Tensor) {
-        let c = x.shape[x.rank - 1]
-        withDevice(scale + shift) { terms in
-            guard case .memory(let base) = terms, let base else { return }
-            launch("batchnorm_apply", count: x.count, [Self.arg(x), Self.arg(y), terms, .memory(base + 4 * c), .int64(x.count), .int32(Int32(c))])
+    public func batchNormStatistics(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Float, eps: Float,
+                                    combine: ((inout [Double]) -> Void)?, into stats: Tensor) -> Double {
+        let c = x.shape[x.rank - 1], rows = x.count / max(c, 1)
+        return withScratch(2 * (2 * c)) { sums in
+            columnSums(.valueAndSquare, rows: rows, cols: c, of: UnsafeRawPointer(x.kernelAddress), intoDoubles: sums)
+            let total = combined(sums, count: 2 * c, rows: Double(rows), combine)
+            launch("batchnorm_statistics", count: c, [.memory(UnsafeRawPointer(sums)), Self.arg(stats), Self.arg(runningMean), Self.arg(runningVar),
+                                                      .int32(Int32(c)), .int64(Int(total)), .float(momentum), .float(eps), .int32(1)])
+            return total
         }
     }
 
-    public func batchNormBackwardSums(_ x: Tensor, _ g: Tensor, mean: [Float], rstd: [Float]) -> [Double] {
-        let c = x.shape[x.rank - 1]
-        return withDevice(mean + rstd) { terms in
-            guard case .memory(let base) = terms, let base else { return [] }
-            return columnSums(.batchNormGradient, x, g: g, a: terms, b: .memory(base + 4 * c), rows: x.count / max(c, 1), cols: c)
+    public func batchNormRunningStatistics(runningMean: Tensor, runningVar: Tensor, eps: Float, into stats: Tensor) {
+        launch("batchnorm_statistics", count: runningMean.count, [.memory(nil), Self.arg(stats), Self.arg(runningMean), Self.arg(runningVar),
+                                                                  .int32(Int32(runningMean.count)), .int64(0), .float(0), .float(eps), .int32(0)])
+    }
+
+    public func batchNormApply(_ x: Tensor, weight: Tensor, bias: Tensor, stats: Tensor, into y: Tensor) {
+        launch("batchnorm_apply", count: x.count, [Self.arg(x), Self.arg(y), Self.arg(weight), Self.arg(bias), Self.arg(stats),
+                                                   .int64(x.count), .int32(Int32(x.shape[x.rank - 1]))])
+    }
+
+    public func batchNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, training: Bool, rows total: Double,
+                                  combine: ((inout [Double]) -> Void)?, dx: Tensor?, affine: Tensor?) {
+        let c = x.shape[x.rank - 1], rows = x.count / max(c, 1)
+        withScratch(2 * (2 * c)) { sums in
+            columnSums(.batchNormGradient, rows: rows, cols: c, of: UnsafeRawPointer(x.kernelAddress), g: g, a: stats,
+                       b: UnsafeRawPointer(stats.kernelAddress + c), intoDoubles: sums, floats: affine)
+            _ = combined(sums, count: 2 * c, rows: total, combine)
+            guard let dx else { return }
+            launch("batchnorm_backward_input", count: x.count, [Self.arg(x), Self.arg(g), Self.arg(weight), Self.arg(stats), .memory(UnsafeRawPointer(sums)),
+                                                                Self.arg(dx), .int64(x.count), .int32(Int32(c)), .int64(Int(total)), .int32(training ? 1 : 0)])
         }
     }
 
-    public func batchNormBackwardInput(_ x: Tensor, _ g: Tensor, _ t: BatchNormBackwardTerms, into dx: Tensor) {
-        let c = x.shape[x.rank - 1]
-        let zeros = [Float](repeating: 0, count: c)
-        let terms = t.training ? t.weight + t.mean + t.rstd + t.meanG + t.meanGXh + zeros : zeros + zeros + zeros + zeros + zeros + t.scale
-        withDevice(terms) {
-            launch("batchnorm_backward_input", count: x.count, [Self.arg(x), Self.arg(g), $0, Self.arg(dx), .int64(x.count), .int32(Int32(c)),
-                                                              .int32(t.training ? 1 : 0)])
-        }
+    /// The `count` device doubles at `sums` passed through `combine` on the host with `rows`
+    /// appended (one read and one write), or left as they are; returns the (combined) rows.
+    private func combined(_ sums: UnsafeMutableRawPointer, count: Int, rows: Double, _ combine: ((inout [Double]) -> Void)?) -> Double {
+        guard let combine else { return rows }
+        var values = [Double](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { runtime.copy(from: UnsafeRawPointer(sums), toHost: $0.baseAddress!, bytes: $0.count) }
+        values.append(rows)
+        combine(&values)
+        values.withUnsafeBytes { runtime.copy(fromHost: $0.baseAddress!, to: sums, bytes: 8 * count) }
+        return values[count]
     }
 }
 
@@ -401,24 +417,18 @@ extension CUDABackend {
         }
     }
 
-    private func partialColumnSums<R>(_ term: ColumnTerm, _ x: KernelArgument, g: KernelArgument, a: KernelArgument, b: KernelArgument,
-                                      rows: Int, cols: Int, _ finish: (KernelArgument, Int) -> R) -> R {
+    /// The column sums of `rows` × `cols` floats at `x` (with `g`, `a` and `b` as `term` reads
+    /// them) as device doubles at `doubles` ([sum 0 (cols), sum 1 (cols)]), and as floats into
+    /// `floats` when given.
+    func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, g: Tensor? = nil, a: Tensor? = nil, b: UnsafeRawPointer? = nil,
+                    intoDoubles doubles: UnsafeMutableRawPointer, floats: Tensor? = nil) {
         chunkedSums(rows: rows, width: term.sums * cols, { p, chunk, chunks in
-            launch("column_sums_partial", count: chunks * cols, [x, g, a, b, p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
-        }, finish: finish)
-    }
-
-    /// The sums on the host, in double: [sum 0 (cols), sum 1 (cols)].
-    func columnSums(_ term: ColumnTerm, _ x: Tensor, rows: Int, cols: Int) -> [Double] {
-        columnSums(term, x, g: nil, a: .memory(nil), b: .memory(nil), rows: rows, cols: cols)
-    }
-
-    func columnSums(_ term: ColumnTerm, _ x: Tensor, g: Tensor? = nil, a: KernelArgument, b: KernelArgument, rows: Int, cols: Int) -> [Double] {
-        partialColumnSums(term, Self.arg(x), g: Self.arg(g), a: a, b: b, rows: rows, cols: cols) { partial, chunks in
-            readBack(term.sums * cols, as: Double.self) { out in
-                launch("column_sums_finish", count: term.sums * cols, [partial, .memory(nil), out, .int64(chunks), .int64(term.sums * cols), .int32(0)])
-            }
-        }
+            launch("column_sums_partial", count: chunks * cols,
+                   [.memory(x), Self.arg(g), Self.arg(a), .memory(b), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
+        }, finish: { partial, chunks in
+            launch("column_sums_finish", count: term.sums * cols,
+                   [partial, Self.arg(floats), .memory(UnsafeRawPointer(doubles)), .int64(chunks), .int64(term.sums * cols), .int32(0)])
+        })
     }
 
     /// The column sums of `rows` × `cols` floats at `x` (with `g` and `a` as `term` reads them)

@@ -21,7 +21,7 @@ public struct BlockMaskSampler: Sendable {
 
     /// A frame mask [B, grid(T)] (1 = masked) for utterances of `featureLengths` valid feature
     /// frames out of T, utterance b drawing from `rngs[b]`.
-    public func drawMask(featureLengths: [Int], featureFrames: Int, rngs: [RandomGenerator]) -> Tensor {
+    public func drawMask(featureLengths: [Int], featureFrames: Int, rngs: [RandomGenerator]) -> FrameMask {
         let lengths = featureLengths.map(grid), t = grid(featureFrames)
         precondition(rngs.count == lengths.count, "one generator per utterance")
         var mask = [Float](repeating: 0, count: lengths.count * t)
@@ -30,7 +30,7 @@ public struct BlockMaskSampler: Sendable {
                 for i in span where i < min(length, t) { mask[b * t + i] = 1 }
             }
         }
-        return Tensor(mask, shape: [lengths.count, t])
+        return FrameMask(mask, batch: lengths.count, frames: t)
     }
 
     /// The masked spans of one utterance.

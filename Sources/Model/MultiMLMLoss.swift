@@ -9,8 +9,8 @@ public struct MultiMLMLoss {
     public init(config: LossConfig) { self.config = config }
 
     /// Token mask [B·T′] (flat) from the frame mask [B, T].
-    public func tokenMask(frameMask: Tensor) -> [Bool] {
-        frameMask.blockMeans(config.combineTimeSteps).array.map { $0 > config.maskThreshold }
+    public func tokenMask(frameMask: FrameMask) -> [Bool] {
+        frameMask.blockMeans(config.combineTimeSteps).map { $0 > config.maskThreshold }
     }
 
     /// Loss from log-probabilities of the selected tokens: `logProbs` is [R·N, V] for R masked

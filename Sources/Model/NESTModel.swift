@@ -72,7 +72,7 @@ public final class NESTModel: Module {
     /// tokens of the subsampled clean features, and the mask replaces frames of the subsampled
     /// noisy ones; NeMo detaches that masked input, so the subsampling gets no gradient from the
     /// loss (its weights stay as they are: AdamW skips a parameter without a gradient).
-    public func maskedTokenLoss(clean: Tensor, noisy: Tensor, noisyLengths: [Int], frameMask: Tensor) -> StepResult {
+    public func maskedTokenLoss(clean: Tensor, noisy: Tensor, noisyLengths: [Int], frameMask: FrameMask) -> StepResult {
         let targetsAll: [Int], encoded: Tensor
         switch config.maskPosition {
         case .preConv:

@@ -18,7 +18,7 @@ public final class RandomBlockMasking: Module {
     }
 
     /// features [B, F, T] with frames where `frameMask` [B, T] is 1 replaced by the embedding.
-    public func apply(_ features: Tensor, frameMask: Tensor) -> Tensor {
-        features.replacingFrames(mask: frameMask, with: maskEmbedding)
+    public func apply(_ features: Tensor, frameMask: FrameMask) -> Tensor {
+        features.replacingFrames(mask: frameMask.values, with: maskEmbedding)
     }
 }

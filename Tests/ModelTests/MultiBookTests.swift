@@ -24,7 +24,7 @@ final class MultiBookTests: XCTestCase {
         let f = try Fixtures.nemoTiny()
         let features = try f.tensor("/preprocessor/features")
         let lengths = try f.read("/preprocessor/lengths").ints
-        let mask = try f.tensor("/train_step/frame_mask")
+        let mask = FrameMask(try f.tensor("/train_step/frame_mask"))
         let tokens = m.quantizer.tokens(features)
         XCTAssertEqual(tokens.count, 2 * 18 * 2)
         XCTAssertNotEqual(stride(from: 0, to: tokens.count, by: 2).map { tokens[$0] }, stride(from: 1, to: tokens.count, by: 2).map { tokens[$0] },

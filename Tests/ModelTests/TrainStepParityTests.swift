@@ -14,7 +14,7 @@ final class TrainStepParityTests: XCTestCase {
         model.train()
         let result = model.maskedTokenLoss(
             clean: try f.tensor("/preprocessor/features"), noisy: try f.tensor("/train_step/noisy_features"),
-            noisyLengths: try f.ints("/train_step/noisy_feature_lengths"), frameMask: try f.tensor("/train_step/frame_mask"))
+            noisyLengths: try f.ints("/train_step/noisy_feature_lengths"), frameMask: FrameMask(try f.tensor("/train_step/frame_mask")))
         result.loss.backward()
         return (model, f, result)
     }
@@ -24,7 +24,7 @@ final class TrainStepParityTests: XCTestCase {
         XCTAssertEqual(r.loss.scalar, try f.read("/train_step/loss").floats[0], accuracy: 1e-5)
         XCTAssertEqual(r.tokenMask.map { $0 ? Float(1) : 0 }, try f.read("/train_step/token_mask").floats)
         XCTAssertEqual(r.maskedTokens, 12)
-        let masked = model.maskProcessor.apply(try f.tensor("/train_step/noisy_features"), frameMask: try f.tensor("/train_step/frame_mask"))
+        let masked = model.maskProcessor.apply(try f.tensor("/train_step/noisy_features"), frameMask: FrameMask(try f.tensor("/train_step/frame_mask")))
         assertClose(masked.array, try f.tensor("/train_step/masked_features").array, atol: 0, "masked features")
         let logProbs = withoutGrad { model.decoder(r.encoded.detached()) }
         assertClose(logProbs.array, try f.tensor("/train_step/log_probs").array, atol: 1e-4, "train-mode log-probs")

@@ -66,7 +66,7 @@ final class TransformerParityTests: XCTestCase {
         let (model, _, f) = try Self.model()
         model.train()
         let r = model.maskedTokenLoss(clean: try f.tensor("/preprocessor/features"), noisy: try f.tensor("/train_step/noisy_features"),
-                                      noisyLengths: try f.ints("/train_step/noisy_feature_lengths"), frameMask: try f.tensor("/train_step/frame_mask"))
+                                      noisyLengths: try f.ints("/train_step/noisy_feature_lengths"), frameMask: FrameMask(try f.tensor("/train_step/frame_mask")))
         XCTAssertEqual(r.maskedTokens, 8)
         XCTAssertEqual(r.loss.scalar, try f.read("/train_step/loss").floats[0], accuracy: 1e-5)
         r.loss.backward()

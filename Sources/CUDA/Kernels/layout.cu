@@ -112,12 +112,12 @@ extern "C" __global__ void column_sums_partial(const float *x, const float *g, c
 }
 
 // out[i] (+)= Σ_chunk partial[chunk, i] over width = sums·cols values, chunks in order; into
-// floats (`accumulate` adds to them) or, when outFloat is null, doubles.
+// floats (`accumulate` adds to them), into doubles, or both (a null pointer skips one).
 extern "C" __global__ void column_sums_finish(const double *partial, float *outFloat, double *outDouble, long chunks, long width, int accumulate) {
     GRID_STRIDE(i, width) {
         double s = 0.0;
         for (long c = 0; c < chunks; c++) s += partial[c * width + i];
         if (outFloat) outFloat[i] = accumulate ? outFloat[i] + (float)s : (float)s;
-        else outDouble[i] = s;
+        if (outDouble) outDouble[i] = s;
     }
 }

@@ -100,7 +100,7 @@ public struct DeviceActivity: Equatable, Sendable {
 ///
 /// Order: kernels and copies take effect in the order they are called, as if queued on one
 /// stream per device; the CPU runs each at once. A copy to the host (and a kernel returning a
-/// host value, such as `elements` or `batchNormSums`) returns when everything queued before
+/// host value, such as `elements` or `sumsOfSquares`) returns when everything queued before
 /// it is done, so host code never sees a value early; a GPU backend queues kernels on its
 /// stream and synchronises only there.
 ///
@@ -170,14 +170,24 @@ public protocol Backend: AnyObject {
     func layerNormForward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, into y: Tensor, stats: Tensor)
     /// dx (when given) and the affine gradients [dw; db] into `affine` [2, d] (when given).
     func layerNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, dx: Tensor?, affine: Tensor?)
-    /// [Σx (c), Σx² (c)] per channel over all rows, in Double.
-    func batchNormSums(_ x: Tensor) -> [Double]
-    /// y = x·scale + shift per channel.
-    func batchNormApply(_ x: Tensor, scale: [Float], shift: [Float], into y: Tensor)
-    /// [Σg (c), Σg·x̂ (c)] per channel, x̂ = (x − mean)·rstd, in Double.
-    func batchNormBackwardSums(_ x: Tensor, _ g: Tensor, mean: [Float], rstd: [Float]) -> [Double]
-    /// Training: dx = w·rstd·(g − meanG − x̂·meanGXh); evaluation: dx = g·scale.
-    func batchNormBackwardInput(_ x: Tensor, _ g: Tensor, _ terms: BatchNormBackwardTerms, into dx: Tensor)
+    /// BatchNorm's batch statistics over the rows of x [rows, c]: per channel mean and 1/σ
+    /// into `stats` [2, c] (biased variance, eps inside the sqrt), and the running statistics
+    /// moved by `momentum` (with the unbiased variance). The sums (Σx (c), Σx² (c), rows) are
+    /// taken in Double; with `combine` they pass through it on the host (SyncBatchNorm adds
+    /// every process's). Returns the rows of the (combined) batch; with none, stats are 0 and
+    /// the running statistics stay.
+    func batchNormStatistics(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Float, eps: Float,
+                             combine: ((inout [Double]) -> Void)?, into stats: Tensor) -> Double
+    /// Evaluation's statistics: the running mean and 1/√(running var + eps) into `stats` [2, c].
+    func batchNormRunningStatistics(runningMean: Tensor, runningVar: Tensor, eps: Float, into stats: Tensor)
+    /// y = x·k + o per channel, k = rstd·w and o = b − mean·rstd·w.
+    func batchNormApply(_ x: Tensor, weight: Tensor, bias: Tensor, stats: Tensor, into y: Tensor)
+    /// The sums Σg and Σg·x̂ per channel (x̂ = (x − mean)·rstd, in Double) into `affine`
+    /// [2, c] (the bias and weight gradients, this process's own); then, with `combine`, the
+    /// sums pass through it. dx: training, w·rstd·(g − Σg/rows − x̂·Σg·x̂/rows); evaluation
+    /// (the statistics constants), g·rstd·w.
+    func batchNormBackward(_ x: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, training: Bool, rows: Double,
+                           combine: ((inout [Double]) -> Void)?, dx: Tensor?, affine: Tensor?)
 
     // MARK: products
 
@@ -257,14 +267,6 @@ public struct GEMMProblem {
         self.transposeB = transposeB
         (self.m, self.n, self.k, self.alpha, self.beta, self.lda, self.ldb, self.ldc) = (m, n, k, alpha, beta, lda, ldb, ldc)
     }
-}
-
-/// What BatchNorm's input gradient needs per channel.
-public struct BatchNormBackwardTerms {
-    public let training: Bool
-    public let weight: [Float], mean: [Float], rstd: [Float], meanG: [Float], meanGXh: [Float]
-    /// Evaluation's dx = g·scale.
-    public let scale: [Float]
 }
 
 /// One AdamW update's coefficients (torch's operation order; see `AdamW`).

@@ -95,18 +95,45 @@ extension CPUBackend {
         if let affine { sums.withUnsafeBufferPointer { affine.address.update(from: $0.baseAddress!, count: 2 * d) } }
     }
 
-    public func batchNormSums(_ input: Tensor) -> [Double] {
-        let c = input.shape[input.rank - 1], rows = input.count / c, x = input.address
-        return Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
+    public func batchNormStatistics(_ input: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Float, eps: Float,
+                                    combine: ((inout [Double]) -> Void)?, into stats: Tensor) -> Double {
+        let c = input.shape[input.rank - 1], rows = input.count / max(c, 1), x = input.address
+        var sums = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
             for row in r {
                 let xr = x + row * c
                 for i in 0..<c { let v = Double(xr[i]); partial[i] += v; partial[c + i] += v * v }
             }
         }
+        sums.append(Double(rows))
+        combine?(&sums)
+        let total = sums[2 * c], mean = stats.address, rstd = stats.address + c
+        let (runningMeans, runningVars) = (runningMean.address, runningVar.address)
+        for i in 0..<c {
+            guard total > 0 else { (mean[i], rstd[i]) = (0, 0); continue }
+            // E[x²] − E[x]² in Double: it cancels badly in Float.
+            let mu = sums[i] / total
+            let variance = max(sums[c + i] / total - mu * mu, 0)
+            mean[i] = Float(mu)
+            rstd[i] = 1 / (Float(variance) + eps).squareRoot()
+            let unbiased = total > 1 ? variance * total / (total - 1) : variance
+            runningMeans[i] = (1 - momentum) * runningMeans[i] + momentum * Float(mu)
+            runningVars[i] = (1 - momentum) * runningVars[i] + momentum * Float(unbiased)
+        }
+        return total
     }
 
-    public func batchNormApply(_ input: Tensor, scale k: [Float], shift o: [Float], into out: Tensor) {
+    public func batchNormRunningStatistics(runningMean: Tensor, runningVar: Tensor, eps: Float, into stats: Tensor) {
+        let c = runningMean.count
+        for i in 0..<c {
+            stats.address[i] = runningMean.address[i]
+            stats.address[c + i] = 1 / (runningVar.address[i] + eps).squareRoot()
+        }
+    }
+
+    public func batchNormApply(_ input: Tensor, weight: Tensor, bias: Tensor, stats: Tensor, into out: Tensor) {
         let c = input.shape[input.rank - 1], rows = input.count / c
+        let (w, b, mean, rstd) = (weight.address, bias.address, stats.address, stats.address + c)
+        let k = (0..<c).map { rstd[$0] * w[$0] }, o = (0..<c).map { b[$0] - mean[$0] * rstd[$0] * w[$0] }
         let x = input.address, y = out.address
         Parallel.forRanges(rows, grain: max(1, 16_384 / c)) { r in
             for row in r {
@@ -116,10 +143,11 @@ extension CPUBackend {
         }
     }
 
-    public func batchNormBackwardSums(_ input: Tensor, _ g: Tensor, mean: [Float], rstd: [Float]) -> [Double] {
+    public func batchNormBackward(_ input: Tensor, _ g: Tensor, weight: Tensor, stats: Tensor, training: Bool, rows total: Double,
+                                  combine: ((inout [Double]) -> Void)?, dx: Tensor?, affine: Tensor?) {
         let c = input.shape[input.rank - 1], rows = input.count / c
-        let x = input.address, gp = g.address
-        return Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
+        let x = input.address, gp = g.address, w = weight.address, mean = stats.address, rstd = stats.address + c
+        var sums = Parallel.columnSums(rows: rows, width: 2 * c, grain: max(1, 16_384 / c)) { r, partial in
             for row in r {
                 let xr = x + row * c, gr = gp + row * c
                 for i in 0..<c {
@@ -129,21 +157,20 @@ extension CPUBackend {
                 }
             }
         }
-    }
-
-    public func batchNormBackwardInput(_ input: Tensor, _ g: Tensor, _ t: BatchNormBackwardTerms, into gx: Tensor) {
-        let c = input.shape[input.rank - 1], rows = input.count / c
-        let x = input.address, gp = g.address, dx = gx.address
-        let (w, mean, rstd, meanG, meanGXh, k, training) = (t.weight, t.mean, t.rstd, t.meanG, t.meanGXh, t.scale, t.training)
+        if let affine { for i in 0..<(2 * c) { affine.address[i] = Float(sums[i]) } }
+        combine?(&sums)
+        guard let dx else { return }
+        let meanG = sums[..<c].map { Float($0 / total) }, meanGXh = sums[c...].map { Float($0 / total) }
+        let out = dx.address
         Parallel.forRanges(rows, grain: max(1, 16_384 / c)) { r in
             for row in r {
-                let xr = x + row * c, gr = gp + row * c, dr = dx + row * c
+                let xr = x + row * c, gr = gp + row * c, dr = out + row * c
                 for i in 0..<c {
                     if training {
                         let xh = (xr[i] - mean[i]) * rstd[i]
                         dr[i] = w[i] * rstd[i] * (gr[i] - meanG[i] - xh * meanGXh[i])
                     } else {
-                        dr[i] = gr[i] * k[i]
+                        dr[i] = gr[i] * (rstd[i] * w[i])
                     }
                 }
             }

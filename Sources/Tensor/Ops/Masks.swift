@@ -59,40 +59,16 @@ extension Tensor {
         return Tensor(m, shape: [lengths.count, 1, t, t])
     }
 
-    /// Means of consecutive blocks of `k` along the last dimension of [B, T]: [B, T/k] (a
-    /// trailing partial block is left out).
-    public func blockMeans(_ k: Int) -> Tensor {
-        precondition(rank == 2 && k > 0, "blockMeans: [B, T] and k > 0, got \(shape) and \(k)")
-        let (b, t) = (shape[0], shape[1])
-        let blocks = t / k
-        var means = [Float](repeating: 0, count: b * blocks)
-        withHostValues { x in
-            for bi in 0..<b {
-                for j in 0..<blocks {
-                    var s: Float = 0
-                    for i in 0..<k { s += x[bi * t + j * k + i] }
-                    means[bi * blocks + j] = s / Float(k)
-                }
-            }
-        }
-        return Tensor(means, shape: [b, blocks], on: device)
-    }
-
-    /// Features [B, F, T] with every frame where `mask` [B, T] is non-zero replaced by
-    /// `embedding` [F].
-    public func replacingFrames(mask: Tensor, with embedding: Tensor) -> Tensor {
+    /// Features [B, F, T] with every frame where `mask` (B·T host values, 0 or 1) is 1
+    /// replaced by `embedding` [F], on the features' device: x·(1 − m) + m·e, exact for a
+    /// 0/1 mask and finite values.
+    public func replacingFrames(mask: [Float], with embedding: Tensor) -> Tensor {
         let (b, f, t) = (shape[0], shape[1], shape[2])
-        precondition(mask.shape == [b, t] && embedding.count == f, "replacingFrames: mask \(mask.shape), embedding \(embedding.shape) for \(shape)")
-        let out = detached().copy()
-        let (m, e) = (mask.array, embedding.array)
-        out.withMutableHostValues { y in
-            for bi in 0..<b {
-                for ti in 0..<t where m[bi * t + ti] != 0 {
-                    for fi in 0..<f { y[(bi * f + fi) * t + ti] = e[fi] }
-                }
-            }
+        precondition(mask.count == b * t && embedding.count == f, "replacingFrames: \(mask.count) mask values, embedding \(embedding.shape) for \(shape)")
+        return withoutGrad {
+            let masked = Tensor(mask, shape: [b, 1, t], on: device), kept = Tensor(mask.map { 1 - $0 }, shape: [b, 1, t], on: device)
+            return self * kept + masked * embedding.reshaped([1, f, 1])
         }
-        return out
     }
 
     /// The same values with the last dimension zero-padded to `n` (each row's values first).

@@ -32,80 +32,43 @@ extension Tensor {
     /// stay local (they are summed with all other gradients).
     public func batchNorm(weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
                           training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, sync: BatchNormSync? = nil) -> Tensor {
-        let c = shape[rank - 1], rows = count / c
+        let c = shape[rank - 1]
         precondition(weight.count == c && runningMean.count == c, "batchNorm: weight \(weight.shape) for \(c) channels")
         let device = Device.common("batchNorm", [self, weight, bias, runningMean, runningVar])
-        var mean = [Float](repeating: 0, count: c), rstd = mean
-        var totalRows = Double(rows)
+        // Per channel (mean, 1/σ), kept on the device for backward: nothing here reads a value.
+        let stats = Tensor(uninitializedShape: [2, c], on: device)
+        var rows = Double(count / max(c, 1))
         if training {
-            // Σx and Σx² per channel, in Double: E[x²] − E[x]² cancels badly in Float.
-            var sums = device.backend.batchNormSums(self)
-            sums.append(Double(rows))
-            (mean, rstd, totalRows) = Tensor.batchStatistics(&sums, runningMean: runningMean, runningVar: runningVar,
-                                                             momentum: momentum, eps: eps, sync: sync)
+            rows = device.backend.batchNormStatistics(self, runningMean: runningMean, runningVar: runningVar, momentum: momentum, eps: eps,
+                                                      combine: sync.map { sync in { sync.sumForward(&$0) } }, into: stats)
         } else {
-            let (runningMeans, runningVars) = (runningMean.array, runningVar.array)
-            for i in 0..<c {
-                mean[i] = runningMeans[i]
-                rstd[i] = 1 / (runningVars[i] + eps).squareRoot()
-            }
+            device.backend.batchNormRunningStatistics(runningMean: runningMean, runningVar: runningVar, eps: eps, into: stats)
         }
         let out = Tensor(uninitializedShape: shape, on: device)
-        let w = weight.array, b = bias.array
-        // y = x·k + o per channel.
-        let k = (0..<c).map { rstd[$0] * w[$0] }, o = (0..<c).map { b[$0] - mean[$0] * rstd[$0] * w[$0] }
-        device.backend.batchNormApply(self, scale: k, shift: o, into: out)
+        device.backend.batchNormApply(self, weight: weight, bias: bias, stats: stats, into: out)
         let (ex, ew, eb) = (tapeEntry, weight.tapeEntry, bias.tapeEntry)
-        let input = detached()
+        let input = detached(), weightValues = weight.detached()
         let result = out.recording([self, weight, bias]) { g in
-            // Σg and Σg·x̂ per channel (Double, like the forward sums): the bias and weight
-            // gradients, and terms of dx.
-            var sums = device.backend.batchNormBackwardSums(input, g, mean: mean, rstd: rstd)
-            if let ew { ew.accumulate(Tensor(sums[c...].map { Float($0) }, shape: ew.shape, on: device), owned: true) }
-            if let eb { eb.accumulate(Tensor(sums[..<c].map { Float($0) }, shape: eb.shape, on: device), owned: true) }
-            if training, let sync { sync.sumBackward(&sums) }
-            let meanG = sums[..<c].map { Float($0 / totalRows) }, meanGXh = sums[c...].map { Float($0 / totalRows) }
-            if let ex {
-                let gx = Tensor(uninitializedShape: ex.shape, on: device)
-                let terms = BatchNormBackwardTerms(training: training, weight: w, mean: mean, rstd: rstd, meanG: meanG, meanGXh: meanGXh, scale: k)
-                device.backend.batchNormBackwardInput(input, g, terms, into: gx)
-                ex.accumulate(gx, owned: true)
-            }
+            let gx = ex.map { Tensor(uninitializedShape: $0.shape, on: device) }
+            // [Σg; Σg·x̂]: the bias and weight gradients.
+            let affine = ew != nil || eb != nil ? Tensor(uninitializedShape: [2, c], on: device) : nil
+            device.backend.batchNormBackward(input, g, weight: weightValues, stats: stats, training: training, rows: rows,
+                                             combine: training ? sync.map { sync in { sync.sumBackward(&$0) } } : nil, dx: gx, affine: affine)
+            if let eb, let affine { eb.accumulate(affine.slice(axis: 0, 0..<1).reshaped(eb.shape), owned: true) }
+            if let ew, let affine { ew.accumulate(affine.slice(axis: 0, 1..<2).reshaped(ew.shape), owned: true) }
+            if let gx { ex?.accumulate(gx, owned: true) }
         }
         if training, result.tapeEntry != nil { sync?.backwardsDue += 1 }
         return result
     }
 
-    /// Mean and 1/σ from (Σx, Σx², rows) summed over the processes of `sync`, and the running
-    /// statistics moved (unbiased variance from the global row count). Returns the global rows.
-    static func batchStatistics(_ sums: inout [Double], runningMean: Tensor, runningVar: Tensor, momentum: Float, eps: Float,
-                                sync: BatchNormSync?) -> (mean: [Float], rstd: [Float], rows: Double) {
-        let c = runningMean.count
-        sync?.sumForward(&sums)
-        let rows = sums[2 * c]
-        var mean = [Float](repeating: 0, count: c), rstd = mean
-        guard rows > 0 else { return (mean, rstd, rows) }
-        var (runningMeans, runningVars) = (runningMean.array, runningVar.array)
-        for i in 0..<c {
-            let mu = sums[i] / rows
-            let variance = max(sums[c + i] / rows - mu * mu, 0)
-            mean[i] = Float(mu)
-            rstd[i] = 1 / (Float(variance) + eps).squareRoot()
-            let unbiased = rows > 1 ? variance * rows / (rows - 1) : variance
-            runningMeans[i] = (1 - momentum) * runningMeans[i] + momentum * Float(mu)
-            runningVars[i] = (1 - momentum) * runningVars[i] + momentum * Float(unbiased)
-        }
-        // The running statistics are a few hundred values per layer: updated on the host.
-        runningMean.assign(runningMeans)
-        runningVar.assign(runningVars)
-        return (mean, rstd, rows)
-    }
-
     /// A training-mode BatchNorm forward of a process that holds no rows of the batch: it
     /// joins the sums of `sync` with zeros and moves its running statistics like the others.
     public static func batchNormWithoutRows(runningMean: Tensor, runningVar: Tensor, momentum: Float, sync: BatchNormSync) {
-        var sums = [Double](repeating: 0, count: 2 * runningMean.count + 1)
-        _ = batchStatistics(&sums, runningMean: runningMean, runningVar: runningVar, momentum: momentum, eps: 0, sync: sync)
+        let c = runningMean.count, device = runningMean.device
+        let none = Tensor(uninitializedShape: [0, c], on: device), stats = Tensor(uninitializedShape: [2, c], on: device)
+        _ = device.backend.batchNormStatistics(none, runningMean: runningMean, runningVar: runningVar, momentum: momentum, eps: 0,
+                                               combine: { sync.sumForward(&$0) }, into: stats)
         sync.backwardsDue += 1
     }
 }

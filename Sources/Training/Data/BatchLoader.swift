@@ -14,7 +14,7 @@ public struct Batch {
     public let clean: Tensor
     public let noisy: Tensor
     public let lengths: [Int]
-    public let frameMask: Tensor
+    public let frameMask: FrameMask
     public let audioSeconds: Double
     /// "manifest:line" of each utterance in the batch.
     public let utterances: [String]
@@ -45,7 +45,7 @@ extension Batch {
         guard frames > clean.shape[2] else { return self }
         // [..., t] → [..., n], each row's frames first.
         return Batch(position: position, slots: slots, clean: clean.paddingLastDimension(to: frames), noisy: noisy.paddingLastDimension(to: frames),
-                     lengths: lengths, frameMask: frameMask.paddingLastDimension(to: maskFrames), audioSeconds: audioSeconds,
+                     lengths: lengths, frameMask: frameMask.padded(toFrames: maskFrames), audioSeconds: audioSeconds,
                      utterances: utterances, skipped: skipped)
     }
 }

@@ -140,7 +140,7 @@ public enum StepBenchmark {
                 row["exposed_comm"] = metrics.exposedCommunicationSeconds
                 losses.append(metrics.loss)
                 if case let .updated(_, lr, _) = outcome { lrs.append(lr) }
-                maskedFraction = Double(batch.frameMask.array.reduce(0, +)) / Double(batch.frameMask.count)
+                maskedFraction = Double(batch.frameMask.maskedFrames) / Double(batch.frameMask.values.count)
             }
             row["step"] = now() - t0
             let cpu1 = cpuTime()
