@@ -17,7 +17,7 @@ let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xllvm"
 let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
 
 // The CUDA C kernel sources, one file per family in Sources/CUDA/Kernels.
-let cudaKernelFamilies = ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax"]
+let cudaKernelFamilies = ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax", "targets"]
 
 let package = Package(
     name: "nest-train",

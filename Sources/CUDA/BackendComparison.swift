@@ -113,7 +113,18 @@ public struct BackendComparison {
         out += compare("softmax (masked)", [random([b, h, t, t], rng, -5, 5)], rng, tolerance: e) { $0[0].softmax(mask: mask.to($0[0].device)) }
         out += compare("logSoftmax", [random([rows, width + 1], rng, -5, 5)], rng, tolerance: e) { $0[0].logSoftmax() }
         out += compare("nllLoss", [random([rows + 1, width + 1], rng, -5, 5)], rng, tolerance: r) {
-            $0[0].logSoftmax().nllLoss(rows: [0, rows, 0], targets: [width, 0, width])
+            $0[0].logSoftmax().gatherRows([0, rows, 0]).nllLoss(targets: [width, 0, width])
+        }
+        let scores = random([rows, width + 1], rng, -5, 5)
+        out += compare("rowArgmax", [scores], rng, tolerance: 0) { $0[0].rowArgmax() }
+        let books = n(1...2, 1...2), codeWidth = n(2...8, 16...16), classes = n(3...20, 256...1024)
+        let projected = random([rows, books * codeWidth], rng, -1, 1)
+        out += compare("l2NormalizedGroups", [projected], rng, tolerance: e) { $0[0].l2NormalizedGroups(width: codeWidth) }
+        let codes = (0..<(books * classes * codeWidth)).map { _ in rng.uniform(-1, 1) }
+        for cosine in [false, true] {
+            out += compare("nearestCodes (\(cosine ? "cosine" : "l2"))", [projected], rng, tolerance: 0) {
+                $0[0].nearestCodes(codebooks: codes, books: books, classes: classes, cosine: cosine)
+            }
         }
         out += compare("layerNorm", [random([normRows, width], rng), random([width], rng), random([width], rng)], rng, tolerance: r) {
             $0[0].layerNorm(weight: $0[1], bias: $0[2])

@@ -173,10 +173,6 @@ extension CUDABackend {
         }
     }
 
-    public func addValue(_ value: Float, at indices: [Int], into out: Tensor) {
-        guard !indices.isEmpty else { return }
-        words(indices) { runtime.launch("add_value", grid: 1, block: 1, sharedBytes: 0, [Self.arg(out), $0, .int64(indices.count), .float(value)]) }
-    }
 }
 
 // MARK: pointwise
@@ -352,6 +348,33 @@ extension CUDABackend {
         combine(&values)
         values.withUnsafeBytes { runtime.copy(fromHost: $0.baseAddress!, to: sums, bytes: 8 * count) }
         return values[count]
+    }
+}
+
+// MARK: targets and loss
+
+extension CUDABackend {
+    public func l2NormalizeGroups(_ x: Tensor, width: Int, into out: Tensor) {
+        launch("l2_normalize_groups", count: x.count / max(width, 1), [Self.arg(x), Self.arg(out), .int64(x.count / max(width, 1)), .int32(Int32(width))])
+    }
+
+    public func nearestCodes(_ x: Tensor, codebooks: Tensor, books: Int, classes: Int, cosine: Bool, into codes: Tensor) {
+        let width = x.shape[x.rank - 1] / books
+        launch("nearest_codes", count: codes.count, [Self.arg(x), Self.arg(codebooks), Self.arg(codes), .int64(codes.count), .int32(Int32(books)),
+                                                     .int32(Int32(classes)), .int32(Int32(width)), .int32(cosine ? 1 : 0)])
+    }
+
+    public func gatherColumns(_ x: Tensor, columns: Tensor, into out: Tensor) {
+        launch("gather_columns", count: out.count, [Self.arg(x), Self.arg(columns), Self.arg(out), .int64(out.count), .int64(x.shape[x.rank - 1])])
+    }
+
+    public func addToColumns(_ value: Tensor, scale: Float, columns: Tensor, into out: Tensor) {
+        launch("add_to_columns", count: columns.count, [Self.arg(value), .float(scale), Self.arg(columns), Self.arg(out), .int64(columns.count),
+                                                        .int64(out.shape[out.rank - 1])])
+    }
+
+    public func rowArgmax(_ x: Tensor, into out: Tensor) {
+        launch("row_argmax", count: out.count, [Self.arg(x), Self.arg(out), .int64(out.count), .int64(x.shape[x.rank - 1])])
     }
 }
 

@@ -19,6 +19,7 @@ public struct KernelSource: Sendable {
         KernelSource(family: "layernorm", text: String(decoding: PackageResources.layernorm_cu, as: UTF8.self)),
         KernelSource(family: "layout", text: String(decoding: PackageResources.layout_cu, as: UTF8.self)),
         KernelSource(family: "softmax", text: String(decoding: PackageResources.softmax_cu, as: UTF8.self)),
+        KernelSource(family: "targets", text: String(decoding: PackageResources.targets_cu, as: UTF8.self)),
     ]
 
     public static func named(_ family: String) -> KernelSource {

@@ -14,8 +14,9 @@ public struct MultiMLMLoss {
     }
 
     /// Loss from log-probabilities of the selected tokens: `logProbs` is [R·N, V] for R masked
-    /// tokens, `targets` the [R·N] token ids in the same order. Zero with no masked token.
-    public func callAsFunction(logProbs: Tensor, targets: [Int]) -> Tensor {
-        logProbs.nllLoss(rows: Array(0..<targets.count), targets: targets)
+    /// tokens, `targets` the [R·N] token ids (as floats, on the same device) in the same order.
+    /// Zero with no masked token.
+    public func callAsFunction(logProbs: Tensor, targets: Tensor) -> Tensor {
+        logProbs.nllLoss(targets: targets)
     }
 }

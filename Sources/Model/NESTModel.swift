@@ -57,8 +57,9 @@ public final class NESTModel: Module {
         public let encoded: Tensor
         /// Decoder log-probabilities of the masked tokens [M·N, V] (N codebooks per token).
         public let logProbs: Tensor
-        /// Targets of the masked tokens, [M·N] in `logProbs`' row order.
-        public let maskedTargets: [Int]
+        /// Targets of the masked tokens, [M·N] in `logProbs`' row order (token ids as floats,
+        /// on the device).
+        public let maskedTargets: Tensor
         /// Which of the B·(T/k) token positions are masked (k = combine_time_steps).
         public let tokenMask: [Bool]
         public let maskedTokens: Int
@@ -73,7 +74,7 @@ public final class NESTModel: Module {
     /// noisy ones; NeMo detaches that masked input, so the subsampling gets no gradient from the
     /// loss (its weights stay as they are: AdamW skips a parameter without a gradient).
     public func maskedTokenLoss(clean: Tensor, noisy: Tensor, noisyLengths: [Int], frameMask: FrameMask) -> StepResult {
-        let targetsAll: [Int], encoded: Tensor
+        let targetsAll: Tensor, encoded: Tensor
         switch config.maskPosition {
         case .preConv:
             targetsAll = quantizer.tokens(clean)
@@ -97,7 +98,7 @@ public final class NESTModel: Module {
         let n = config.quantizer.numBooks
         let selected = encoded.reshaped([-1, d]).gatherRows(positions.map { $0 / tokens * frames + $0 % tokens })
         let logProbs = decoder(selected)
-        let targets = positions.flatMap { p in (0..<n).map { targetsAll[p * n + $0] } }
+        let targets = targetsAll.reshaped([-1, 1]).gatherRows(positions.flatMap { p in (0..<n).map { p * n + $0 } }).reshaped([-1])
         return StepResult(loss: loss(logProbs: logProbs, targets: targets), encoded: encoded, logProbs: logProbs,
                           maskedTargets: targets, tokenMask: tokenMask, maskedTokens: positions.count)
     }

@@ -43,8 +43,8 @@ public final class RandomProjectionVectorQuantizer: Module {
         withoutGrad { proj(stack(features)).l2NormalizedGroups(width: config.codeDim) }
     }
 
-    /// Target tokens [B, T/k, N] as a flat array (book fastest).
-    public func tokens(_ features: Tensor) -> [Int] {
+    /// Target tokens [B·(T/k)·N] (book fastest), as floats on the features' device.
+    public func tokens(_ features: Tensor) -> Tensor {
         let x = projectNormalized(features)
         return x.nearestCodes(codebooks: codebooks.values, books: config.numBooks, classes: config.numClasses, cosine: config.cosineDistance)
     }

@@ -15,7 +15,7 @@ final class KernelCompileTests: XCTestCase {
     func testEveryKernelFamilyCompilesForAmpereAndHopper() throws {
         let compiler = try compiler()
         print("NVRTC \(compiler.version) from \(compiler.libraryPath)")
-        XCTAssertEqual(KernelSource.all.map(\.family), ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax"])
+        XCTAssertEqual(KernelSource.all.map(\.family), ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax", "targets"])
         for source in KernelSource.all {
             for architecture in [80, 90] {
                 let cubin = try compiler.image(source, architecture: architecture)

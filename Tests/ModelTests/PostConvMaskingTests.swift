@@ -55,7 +55,7 @@ final class PostConvMaskingTests: XCTestCase {
         let tokens = try file.read("tokens").floats.map { Int($0) }
         let masked = r.tokenMask.indices.filter { r.tokenMask[$0] }
         XCTAssertEqual(r.maskedTokens, frameMask.maskedFrames)
-        XCTAssertEqual(r.maskedTargets, masked.map { tokens[$0] }, "targets of the subsampled clean features")
+        XCTAssertEqual(r.maskedTargets.array.map { Int($0) }, masked.map { tokens[$0] }, "targets of the subsampled clean features")
         XCTAssertEqual(r.loss.scalar, Float(file.metadata["loss"] ?? "") ?? .nan, accuracy: 1e-5)
         r.loss.backward()
         for (name, p) in model.trainableParameters() {

@@ -38,7 +38,7 @@ final class BackendSeamTests: XCTestCase {
         let pooled = Tensor.concat([convolved.reshaped([2, -1]), h.reshaped([2, -1]).glu()], axis: 1)
         let logits = Tensor.matmul(pooled.reshaped([2, 1, -1]), pooled.reshaped([2, 1, -1]), transposeB: true).reshaped([2, 1])
         let loss = (logits.gelu().sigmoid() * 3 - logits.scaled(0.5)).permuted([1, 0]).padded(axis: 1, before: 1, after: 0)
-            .logSoftmax().nllLoss(rows: [0], targets: [1]) + pooled.gatherRows([1, 0, 1]).mean()
+            .logSoftmax().gatherRows([0]).nllLoss(targets: [1]) + pooled.gatherRows([1, 0, 1]).mean()
         loss.backward()
         return [loss.array, mean.array, variance.array] + inputs.map { $0.grad!.array }
     }

@@ -137,7 +137,7 @@ final class GradientTests: XCTestCase {
         assertGradients([wide], "softmax") { wide.softmax() }
         let l = randomTensor([3, 17], seed: 26, -3, 3)
         assertGradients([l], "logSoftmax") { l.logSoftmax() }
-        assertGradients([l], "logSoftmax + nll") { l.logSoftmax().nllLoss(rows: [0, 2, 2], targets: [16, 1, 3]) }
+        assertGradients([l], "logSoftmax + nll") { l.logSoftmax().gatherRows([0, 2, 2]).nllLoss(targets: [16, 1, 3]) }
     }
 
     func testConvolutions() {

@@ -62,10 +62,6 @@ extern "C" __global__ void sum_to_shape(const float *x, float *out, long outCoun
     }
 }
 
-extern "C" __global__ void add_value(float *out, const long *indices, long count, float value) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) for (long i = 0; i < count; i++) out[indices[i]] += value;
-}
-
 extern "C" __global__ void scale(const float *x, float *out, long n, float s) {
     GRID_STRIDE(i, n) out[i] = x[i] * s;
 }

@@ -144,8 +144,6 @@ public protocol Backend: AnyObject {
     func sumToShape(_ x: Tensor, into out: Tensor)
     /// The values at flat `indices`, on the host.
     func elements(_ x: Tensor, at indices: [Int]) -> [Float]
-    /// out[indices[i]] += value for each i (out accumulates).
-    func addValue(_ value: Float, at indices: [Int], into out: Tensor)
 
     // MARK: pointwise
 
@@ -213,6 +211,25 @@ public protocol Backend: AnyObject {
     func depthwiseConv1dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, left: Int, into y: Tensor)
     /// dx into zeros; dw written.
     func depthwiseConv1dBackward(_ x: Tensor?, weight: Tensor, left: Int, _ g: Tensor, dx: Tensor?, dw: Tensor?)
+
+    // MARK: targets and loss
+
+    /// Each group of `width` values of x scaled to unit L2 norm (the norm summed in Float in
+    /// order, at least 1e-12).
+    func l2NormalizeGroups(_ x: Tensor, width: Int, into out: Tensor)
+    /// For each group of C values of x [P, N·C] (N books per position, book fastest): the
+    /// index of the nearest of `classes` codes of its book, compared in Double, the first of
+    /// equal ones; nearest by squared distance, or with `cosine` by the largest dot product.
+    /// `codebooks` holds N·classes·C doubles, each in two floats (`Tensor(doubles:)`); the
+    /// indices go to `codes` [P·N] as floats.
+    func nearestCodes(_ x: Tensor, codebooks: Tensor, books: Int, classes: Int, cosine: Bool, into codes: Tensor)
+    /// out[r] = x[r, columns[r]] for x [R, V] and columns [R] (indices as floats).
+    func gatherColumns(_ x: Tensor, columns: Tensor, into out: Tensor)
+    /// out[r, columns[r]] += scale·value[0] (out accumulates).
+    func addToColumns(_ value: Tensor, scale: Float, columns: Tensor, into out: Tensor)
+    /// out[r] = the column of the largest value of row r of x [R, V] (the first of equal ones),
+    /// as a float.
+    func rowArgmax(_ x: Tensor, into out: Tensor)
 
     // MARK: optimizer
 

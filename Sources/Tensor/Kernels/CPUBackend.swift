@@ -98,9 +98,6 @@ extension CPUBackend {
 
     public func elements(_ x: Tensor, at indices: [Int]) -> [Float] { indices.map { x.address[$0] } }
 
-    public func addValue(_ value: Float, at indices: [Int], into out: Tensor) {
-        for i in indices { out.address[i] += value }
-    }
 }
 
 // MARK: pointwise

@@ -99,85 +99,52 @@ extension Tensor {
     }
 }
 
-/// Row-wise choices over [R, V] scores, handed to the host as indices or values.
+/// The quantizer's targets and the decoder's choices over [R, V] scores, on the scores' device.
 extension Tensor {
-    /// The index of each row's largest value (the first of equal ones), for R = count / V rows.
-    public func rowArgmax() -> [Int] {
-        let v = shape[rank - 1]
-        return withHostValues { x in
-            (0..<(count / max(v, 1))).map { r in
-                let row = x.baseAddress! + r * v
-                var best = 0
-                for c in 1..<v where row[c] > row[best] { best = c }
-                return best
-            }
-        }
-    }
-
-    /// Elements (rows[i], columns[i]) of a [R, V] tensor.
-    public func elements(rows: [Int], columns: [Int]) -> [Float] {
-        let v = shape[rank - 1]
-        precondition(rows.count == columns.count, "elements: \(rows.count) rows, \(columns.count) columns")
-        let indices = zip(rows, columns).map { r, c in
-            precondition(r >= 0 && r < count / v && c >= 0 && c < v, "element (\(r), \(c)) outside \(shape)")
-            return r * v + c
-        }
-        return backend.elements(self, at: indices)
-    }
-
-    /// Each consecutive group of `width` values scaled to unit L2 norm (norms below 1e-12 count
-    /// as 1e-12, as torch's `F.normalize`).
-    public func l2NormalizedGroups(width c: Int) -> Tensor {
-        let x = detached().copy()
-        x.withMutableHostValues { values in
-            for v in 0..<(count / c) {
-                let p = values.baseAddress! + v * c
-                var norm: Float = 0
-                for j in 0..<c { norm += p[j] * p[j] }
-                let inv = 1 / max(norm.squareRoot(), 1e-12)
-                for j in 0..<c { p[j] *= inv }
-            }
-        }
-        return x
-    }
-
-    /// For vectors [..., N·C] (per position, N books of C values): the index of the nearest of `classes`
-    /// codes of each book in `codebooks` [N, classes, C] (float64, in double precision, the first
-    /// of equal ones): [P·N], book fastest. Nearest by squared Euclidean distance, or with
-    /// `cosine` by the largest dot product (NeMo's `dist_fn: cosine`, whose vectors and codes are
-    /// unit length).
-    public func nearestCodes(codebooks: [Double], books n: Int, classes v: Int, cosine: Bool = false) -> [Int] {
-        let c = shape[rank - 1] / n
-        let positions = count / (n * c)
-        precondition(codebooks.count == n * v * c, "nearestCodes: \(codebooks.count) code values for \(n) × \(v) × \(c)")
-        var out = [Int](repeating: 0, count: positions * n)
-        withHostValues { x in
-            out.withUnsafeMutableBufferPointer { tokens in
-                codebooks.withUnsafeBufferPointer { codes in
-                    // Each position's nearest codes are independent of the others.
-                    Parallel.forRanges(positions, grain: 8) { range in
-                        for pos in range {
-                            for book in 0..<n {
-                                let q = x.baseAddress! + (pos * n + book) * c
-                                var best = 0
-                                var bestDistance = Double.infinity
-                                for code in 0..<v {
-                                    let e = codes.baseAddress! + (book * v + code) * c
-                                    var d = 0.0
-                                    if cosine {
-                                        for j in 0..<c { d -= Double(q[j]) * e[j] }
-                                    } else {
-                                        for j in 0..<c { let diff = Double(q[j]) - e[j]; d += diff * diff }
-                                    }
-                                    if d < bestDistance { bestDistance = d; best = code }
-                                }
-                                tokens[pos * n + book] = best
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    /// The column of the largest value of each row of [R, V] (the first of equal ones): [R],
+    /// as floats, on the device.
+    public func rowArgmax() -> Tensor {
+        let out = Tensor(uninitializedShape: [count / max(shape[rank - 1], 1)], on: device)
+        backend.rowArgmax(self, into: out)
         return out
+    }
+
+    /// x[r, columns[r]] of a [R, V] tensor for columns [R] (indices as floats): [R].
+    public func gatheringColumns(_ columns: Tensor) -> Tensor {
+        precondition(rank == 2 && columns.count == shape[0], "gatheringColumns: \(columns.count) columns for \(shape)")
+        let out = Tensor(uninitializedShape: [shape[0]], on: Device.common("gatheringColumns", [self, columns]))
+        backend.gatherColumns(self, columns: columns, into: out)
+        return out
+    }
+
+    /// Each group of `c` consecutive values scaled to unit L2 norm (the quantizer's
+    /// normalisation; no gradient).
+    public func l2NormalizedGroups(width c: Int) -> Tensor {
+        precondition(c > 0 && count % c == 0, "l2NormalizedGroups: \(count) values in groups of \(c)")
+        let out = Tensor(uninitializedShape: shape, on: device)
+        backend.l2NormalizeGroups(detached(), width: c, into: out)
+        return out
+    }
+
+    /// For vectors [..., N·C] (per position, N books of C values): the index of the nearest of
+    /// `classes` codes of each book in `codebooks` [N, classes, C] (float64, compared in double
+    /// precision, the first of equal ones): [P·N] as floats on the device, book fastest.
+    /// Nearest by squared Euclidean distance, or with `cosine` by the largest dot product
+    /// (NeMo's `dist_fn: cosine`, whose vectors and codes are unit length).
+    public func nearestCodes(codebooks: [Double], books n: Int, classes v: Int, cosine: Bool = false) -> Tensor {
+        let c = shape[rank - 1] / n
+        precondition(c > 0 && codebooks.count == n * v * c, "nearestCodes: \(codebooks.count) code values for \(n) × \(v) × \(c)")
+        let out = Tensor(uninitializedShape: [count / c], on: device)
+        backend.nearestCodes(detached(), codebooks: Tensor(doubles: codebooks, on: device), books: n, classes: v, cosine: cosine, into: out)
+        return out
+    }
+
+    /// Doubles carried in a float tensor, two floats each (bit for bit), for the kernels that
+    /// read them as doubles.
+    public convenience init(doubles: [Double], on device: Device = .default) {
+        self.init(uninitializedShape: [2 * doubles.count], on: device)
+        doubles.withUnsafeBytes { bytes in
+            device.backend.copy(fromHost: bytes.baseAddress!.assumingMemoryBound(to: Float.self), to: storage, offset: 0, count: 2 * doubles.count)
+        }
     }
 }

@@ -35,25 +35,24 @@ extension Tensor {
         }
     }
 
-    /// Mean negative log-likelihood of `targets[i]` in row `rows[i]` of log-probabilities
-    /// [R, V] — the loss over masked tokens. Zero (not NaN) when no row is selected.
-    public func nllLoss(rows: [Int], targets: [Int]) -> Tensor {
-        precondition(rank == 2 && rows.count == targets.count, "nllLoss: \(shape), \(rows.count) rows, \(targets.count) targets")
-        let v = shape[1]
-        for (r, t) in zip(rows, targets) {
-            precondition(t >= 0 && t < v && r >= 0 && r < shape[0], "nllLoss: target \(t) or row \(r) out of range for \(shape)")
-        }
-        let picked = zip(rows, targets).map { r, t in r * v + t }
-        // Summed on the host in Double, in row order.
-        var total = 0.0
-        for value in backend.elements(self, at: picked) { total -= Double(value) }
-        let n = rows.count
-        let out = Tensor(scalar: n == 0 ? 0 : Float(total / Double(n)), on: device)
-        let entry = tapeEntry, inputShape = shape
+    /// Mean negative log-likelihood of `targets[r]` in row r of log-probabilities [R, V] — the
+    /// loss over masked tokens — with targets [R] (class indices as floats) on the same device;
+    /// nothing is read to the host. Zero (not NaN) when there is no row.
+    public func nllLoss(targets: Tensor) -> Tensor {
+        precondition(rank == 2 && targets.count == shape[0], "nllLoss: \(shape) with \(targets.count) targets")
+        let n = shape[0], device = Device.common("nllLoss", [self, targets])
+        let out = n == 0 ? Tensor(zeros: [], on: device) : withoutGrad { gatheringColumns(targets).sum() * (-1 / Float(n)) }
+        let entry = tapeEntry, inputShape = shape, columns = targets.detached()
         return out.recording([self]) { g in
             let gx = Tensor(zeros: inputShape, on: g.device)
-            g.backend.addValue(n == 0 ? 0 : -g.scalar / Float(n), at: picked, into: gx)
+            if n > 0 { g.backend.addToColumns(g, scale: -1 / Float(n), columns: columns, into: gx) }
             entry?.accumulate(gx, owned: true)
         }
+    }
+
+    /// `nllLoss` with targets made on the host, each checked against the V classes.
+    public func nllLoss(targets: [Int]) -> Tensor {
+        precondition(rank == 2 && targets.allSatisfy { $0 >= 0 && $0 < shape[1] }, "nllLoss: a target outside the \(shape[1]) classes")
+        return nllLoss(targets: Tensor(targets.map(Float.init), shape: [targets.count], on: device))
     }
 }

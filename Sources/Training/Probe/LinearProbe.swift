@@ -59,13 +59,13 @@ public enum LinearProbe {
             for start in stride(from: 0, to: order.count, by: settings.batchSize) {
                 let batch = Array(order[start..<min(order.count, start + settings.batchSize)])
                 let x = stack(batch.map { train[$0] })
-                let loss = logits(x, count: batch.count).logSoftmax().nllLoss(rows: Array(batch.indices), targets: batch.map { trainLabels[$0] })
+                let loss = logits(x, count: batch.count).logSoftmax().nllLoss(targets: batch.map { trainLabels[$0] })
                 loss.backward()
                 _ = optimizer.step(lr: settings.learningRate)
             }
         }
         let predicted = withoutGrad { () -> [Int] in
-            logits(stack(test), count: test.count).rowArgmax()
+            logits(stack(test), count: test.count).rowArgmax().array.map { Int($0) }
         }
         var counts = [Int](repeating: 0, count: classes)
         for l in trainLabels { counts[l] += 1 }

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import Model
+import Tensor
 
 /// What a step measured, as sums over its micro-batches, so that windows (and, later, ranks)
 /// combine by adding.
@@ -80,16 +81,24 @@ public struct StepMetrics {
     }
 
     /// Adds one micro-batch's forward result (`books` codebooks per masked token).
+    ///
+    /// Targets, predictions and their log-probabilities are read in one copy from the device;
+    /// the loss is their mean NLL, summed here in Double in row order.
     mutating func add(_ result: NESTModel.StepResult, books: Int) {
-        lossSum += Double(result.loss.scalar) * Double(result.maskedTokens)
-        maskedTokens += result.maskedTokens
-        let best = result.logProbs.rowArgmax()
-        let chosen = result.logProbs.elements(rows: Array(result.maskedTargets.indices), columns: result.maskedTargets)
-        for (i, target) in result.maskedTargets.enumerated() {
-            if best[i] == target { correct += 1 }
-            if i % books == 0 { codes.insert(target) }
-            targets.add(target: target, prediction: best[i], nll: -Double(chosen[i]))
+        let rows = result.maskedTargets.count
+        let read = withoutGrad {
+            Tensor.concat([result.maskedTargets, result.logProbs.rowArgmax(), result.logProbs.gatheringColumns(result.maskedTargets)], axis: 0).array
         }
-        predictions += result.maskedTargets.count
+        var nllSum = 0.0
+        for i in 0..<rows {
+            let target = Int(read[i]), best = Int(read[rows + i]), nll = -Double(read[2 * rows + i])
+            nllSum += nll
+            if best == target { correct += 1 }
+            if i % books == 0 { codes.insert(target) }
+            targets.add(target: target, prediction: best, nll: nll)
+        }
+        lossSum += rows > 0 ? nllSum / Double(rows) * Double(result.maskedTokens) : 0
+        maskedTokens += result.maskedTokens
+        predictions += rows
     }
 }
