@@ -39,102 +39,106 @@ extension CUDABackend {
     /// the CPU's GEMMs count them: a score is two dot products of d_k.
     private static func countAttention(outputs: Int, dk: Int, products: Int) { GEMM.count(flops: 2 * outputs * dk * products) }
 
-    /// q + bias with each head's rows contiguous: [B, H, T, dk].
-    private func biasedHeads(_ q: Tensor, _ bias: Tensor, into out: UnsafeMutableRawPointer) {
-        launch("bias_heads", count: q.count, [Self.arg(q), Self.arg(bias), .memory(UnsafeRawPointer(out))] + Self.heads(q))
+    /// Where a head layout puts head (b, h) of [B, T, H, dk] (see attention.cu): entry-major
+    /// [B, H, T, dk], as the scores are laid out, or head-major [H, B, T, dk], where a head's
+    /// rows of every utterance are one matrix (for the products with the shared positions).
+    enum HeadLayout: Int32 { case entryMajor = 0, headMajor = 1 }
+
+    /// x [B, T, H, dk] (+ bias [H, dk]) copied into `layout` at `out`.
+    private func toHeads(_ x: Tensor, bias: Tensor? = nil, _ layout: HeadLayout, into out: UnsafeMutableRawPointer) {
+        launch("to_heads", count: x.count, [Self.arg(x), Self.arg(bias), .memory(UnsafeRawPointer(out))] + Self.heads(x) + [.int32(layout.rawValue)])
     }
 
-    /// One strided-batched product per batch entry over its H heads (`heads` GEMMs of one
-    /// shape), with the operands' per-head and per-entry offsets.
-    private func perEntry(_ b: Int, _ p: GEMMProblem, a: UnsafeRawPointer, entryA: Int, b bPointer: UnsafeRawPointer, entryB: Int,
-                          c: UnsafeMutableRawPointer, entryC: Int) {
-        for bi in 0..<b {
-            var q = p
-            (q.offsetA, q.offsetB, q.offsetC) = (bi * entryA, bi * entryB, bi * entryC)
-            rowMajorGEMM(q, a: a, b: bPointer, c: c)
-        }
+    /// y [B, T, H, dk] = (or, with `accumulate`, +=) the heads at `x` in `layout`.
+    private func fromHeads(_ x: UnsafeRawPointer, _ layout: HeadLayout, into y: Tensor, accumulate: Bool) {
+        launch("from_heads", count: y.count, [.memory(x), Self.arg(y)] + Self.heads(y) + [.int32(layout.rawValue), .int32(accumulate ? 1 : 0)])
     }
 
-    /// Transformer-XL's scores as the CPU computes them: AC = (q + u)·kᵀ and BD = (q + v)·pᵀ per
-    /// head through cuBLAS, then s = (AC + shift(BD))·scale.
+    /// One strided-batched product over `batches` blocks of `m × k` by `k × n` (`transposeA`,
+    /// `transposeB` as stored), each operand block `stride` floats after the last.
+    private static func batched(_ batches: Int, _ p: GEMMProblem, strides: (a: Int, b: Int, c: Int)) -> GEMMProblem {
+        var q = p
+        (q.batches, q.strideA, q.strideB, q.strideC) = (batches, strides.a, strides.b, strides.c)
+        return q
+    }
+
+    /// Transformer-XL's scores as the CPU computes them: AC = (q + u)·kᵀ for every head of every
+    /// utterance in one product, BD = (q + v)·pᵀ per head over all utterances' rows in another,
+    /// then s = (AC + shift(BD))·scale.
     public func relPositionScoresForward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, into s: Tensor) {
-        let (b, t, h, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), np = 2 * t - 1, ld = h * dk
-        withScratch(2 * q.count + b * h * t * np) { scratch in
-            let qu = scratch, qv = scratch + 4 * q.count, bd = scratch + 8 * q.count
-            biasedHeads(q, biasU, into: qu)
-            biasedHeads(q, biasV, into: qv)
-            var content = GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: dk, ldb: ld, ldc: t)
-            (content.batches, content.strideA, content.strideB, content.strideC) = (h, t * dk, dk, t * t)
-            perEntry(b, content, a: qu, entryA: h * t * dk, b: UnsafeRawPointer(k.kernelAddress), entryB: t * ld,
-                     c: UnsafeMutableRawPointer(s.kernelAddress), entryC: h * t * t)
-            var position = GEMMProblem(transposeB: true, m: t, n: np, k: dk, lda: dk, ldb: ld, ldc: np)
-            (position.batches, position.strideA, position.strideB, position.strideC) = (h, t * dk, dk, t * np)
-            perEntry(b, position, a: qv, entryA: h * t * dk, b: UnsafeRawPointer(p.kernelAddress), entryB: 0, c: bd, entryC: h * t * np)
-            launch("rel_shift_add", count: s.count, [Self.arg(s), .memory(UnsafeRawPointer(bd)), .int64(b * h), .int32(Int32(t)), .float(scale)])
+        let (b, t, h, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), np = 2 * t - 1
+        withScratch(3 * q.count + b * h * t * np) { scratch in
+            let qu = scratch, kh = scratch + 4 * q.count, qv = scratch + 8 * q.count, bd = scratch + 12 * q.count
+            toHeads(q, bias: biasU, .entryMajor, into: qu)
+            toHeads(k, .entryMajor, into: kh)
+            toHeads(q, bias: biasV, .headMajor, into: qv)
+            rowMajorGEMM(Self.batched(b * h, GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: dk, ldb: dk, ldc: t), strides: (t * dk, t * dk, t * t)),
+                         a: qu, b: kh, c: UnsafeMutableRawPointer(s.kernelAddress))
+            rowMajorGEMM(Self.batched(h, GEMMProblem(transposeB: true, m: b * t, n: np, k: dk, lda: dk, ldb: h * dk, ldc: np), strides: (b * t * dk, dk, b * t * np)),
+                         a: qv, b: UnsafeRawPointer(p.kernelAddress), c: bd)
+            launch("rel_shift_add", count: s.count, [Self.arg(s), .memory(UnsafeRawPointer(bd)), .int32(Int32(b)), .int32(Int32(h)), .int32(Int32(t)), .float(scale)])
         }
     }
 
     /// dq = scale·(g·k + shift(g)·p) and dk = scale·gᵀ·(q + u) (written); dp += scale·shift(g)ᵀ·(q + v),
-    /// du and dv += the row sums of the two halves of dq (accumulated), as the CPU computes them.
+    /// du and dv += the row sums of the two halves of dq (accumulated), as the CPU computes them,
+    /// each product one call over every head.
     public func relPositionScoresBackward(q: Tensor, k: Tensor, p: Tensor, biasU: Tensor, biasV: Tensor, scale: Float, _ g: Tensor,
                                           dq: Tensor, dk: Tensor, dp: Tensor, du: Tensor, dv: Tensor) {
         let (b, t, h, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), np = 2 * t - 1, ld = h * d
-        let sizes = Self.heads(q)
-        withScratch(3 * q.count + b * h * t * np) { scratch in
-            let qu = scratch, qv = scratch + 4 * q.count, via = scratch + 8 * q.count, gs = scratch + 12 * q.count
-            biasedHeads(q, biasU, into: qu)
-            biasedHeads(q, biasV, into: qv)
-            let gp = UnsafeRawPointer(g.kernelAddress)
-            // Content: dq = scale·g·k, dk = scale·gᵀ·(q + u), du += Σ dq.
-            var dqContent = GEMMProblem(m: t, n: d, k: t, alpha: scale, lda: t, ldb: ld, ldc: ld)
-            (dqContent.batches, dqContent.strideA, dqContent.strideB, dqContent.strideC) = (h, t * t, d, d)
-            perEntry(b, dqContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(k.kernelAddress), entryB: t * ld,
-                     c: UnsafeMutableRawPointer(dq.kernelAddress), entryC: t * ld)
-            var dkContent = GEMMProblem(transposeA: true, m: t, n: d, k: t, alpha: scale, lda: t, ldb: d, ldc: ld)
-            (dkContent.batches, dkContent.strideA, dkContent.strideB, dkContent.strideC) = (h, t * t, t * d, d)
-            perEntry(b, dkContent, a: gp, entryA: h * t * t, b: UnsafeRawPointer(qu), entryB: h * t * d,
-                     c: UnsafeMutableRawPointer(dk.kernelAddress), entryC: t * ld)
+        withScratch(5 * q.count + b * h * t * np) { scratch in
+            let qu = scratch, qv = scratch + 4 * q.count, kh = scratch + 8 * q.count, heads = scratch + 12 * q.count
+            let via = scratch + 16 * q.count, gs = scratch + 20 * q.count
+            toHeads(q, bias: biasU, .entryMajor, into: qu)
+            toHeads(q, bias: biasV, .headMajor, into: qv)
+            toHeads(k, .entryMajor, into: kh)
+            let gp = UnsafeRawPointer(g.kernelAddress), perHead = (t * t, t * d, t * d)
+            // Content: dq = scale·g·k, du += Σ dq; dk = scale·gᵀ·(q + u).
+            rowMajorGEMM(Self.batched(b * h, GEMMProblem(m: t, n: d, k: t, alpha: scale, lda: t, ldb: d, ldc: d), strides: perHead), a: gp, b: kh, c: heads)
+            fromHeads(heads, .entryMajor, into: dq, accumulate: false)
             columnSums(.value, rows: b * t, cols: ld, of: UnsafeRawPointer(dq.kernelAddress), into: UnsafeMutableRawPointer(du.kernelAddress), accumulate: true)
-            // Position, through the shift's transpose: via = scale·shift(g)·p, dp += scale·shift(g)ᵀ·(q + v).
-            launch("rel_shift_grad", count: b * h * t * np, [Self.arg(g), .memory(UnsafeRawPointer(gs)), .int64(b * h), .int32(Int32(t))])
-            var viaPosition = GEMMProblem(m: t, n: d, k: np, alpha: scale, lda: np, ldb: ld, ldc: d)
-            (viaPosition.batches, viaPosition.strideA, viaPosition.strideB, viaPosition.strideC) = (h, t * np, d, t * d)
-            perEntry(b, viaPosition, a: UnsafeRawPointer(gs), entryA: h * t * np, b: UnsafeRawPointer(p.kernelAddress), entryB: 0, c: via, entryC: h * t * d)
-            var dpPosition = GEMMProblem(transposeA: true, m: np, n: d, k: t, alpha: scale, beta: 1, lda: np, ldb: d, ldc: ld)
-            (dpPosition.batches, dpPosition.strideA, dpPosition.strideB, dpPosition.strideC) = (h, t * np, t * d, d)
-            perEntry(b, dpPosition, a: UnsafeRawPointer(gs), entryA: h * t * np, b: UnsafeRawPointer(qv), entryB: h * t * d,
-                     c: UnsafeMutableRawPointer(dp.kernelAddress), entryC: 0)
-            launch("add_head_sums", count: ld, [.memory(UnsafeRawPointer(via)), Self.arg(dv)] + sizes)
-            launch("add_heads", count: q.count, [.memory(UnsafeRawPointer(via)), Self.arg(dq)] + sizes)
+            rowMajorGEMM(Self.batched(b * h, GEMMProblem(transposeA: true, m: t, n: d, k: t, alpha: scale, lda: t, ldb: d, ldc: d), strides: perHead),
+                         a: gp, b: qu, c: heads)
+            fromHeads(heads, .entryMajor, into: dk, accumulate: false)
+            // Position, through the shift's transpose (head-major): via = scale·shift(g)·p, dp += scale·shift(g)ᵀ·(q + v).
+            launch("rel_shift_grad", count: b * h * t * np, [Self.arg(g), .memory(UnsafeRawPointer(gs)), .int32(Int32(b)), .int32(Int32(h)), .int32(Int32(t))])
+            rowMajorGEMM(Self.batched(h, GEMMProblem(m: b * t, n: d, k: np, alpha: scale, lda: np, ldb: ld, ldc: d), strides: (b * t * np, d, b * t * d)),
+                         a: gs, b: UnsafeRawPointer(p.kernelAddress), c: via)
+            rowMajorGEMM(Self.batched(h, GEMMProblem(transposeA: true, m: np, n: d, k: b * t, alpha: scale, beta: 1, lda: np, ldb: d, ldc: ld),
+                                      strides: (b * t * np, b * t * d, d)),
+                         a: gs, b: qv, c: UnsafeMutableRawPointer(dp.kernelAddress))
+            launch("add_head_sums", count: ld, [.memory(UnsafeRawPointer(via)), Self.arg(dv)] + Self.heads(q) + [.int32(HeadLayout.headMajor.rawValue)])
+            fromHeads(via, .headMajor, into: dq, accumulate: true)
         }
     }
 
-    /// Per batch entry, one strided-batched GEMM over the heads: a [H, T, T] times v's [T, dk]
-    /// head slices (rows H·dk apart).
+    /// out = a·v for every head of every utterance in one product: a [B, H, T, T] times v's
+    /// heads, through v's and out's entry-major copies.
     public func attentionContextForward(_ a: Tensor, _ v: Tensor, into out: Tensor) {
-        let (b, h, t) = (a.shape[0], a.shape[1], a.shape[2]), dk = v.shape[3], ld = h * dk
-        for bi in 0..<b {
-            var p = GEMMProblem(m: t, n: dk, k: t, lda: t, ldb: ld, ldc: ld)
-            (p.offsetA, p.offsetB, p.offsetC) = (bi * h * t * t, bi * t * ld, bi * t * ld)
-            (p.batches, p.strideA, p.strideB, p.strideC) = (h, t * t, dk, dk)
-            gemm(p, a: a, b: v, c: out)
+        let (b, h, t) = (a.shape[0], a.shape[1], a.shape[2]), dk = v.shape[3]
+        withScratch(2 * v.count) { scratch in
+            let vh = scratch, heads = scratch + 4 * v.count
+            toHeads(v, .entryMajor, into: vh)
+            rowMajorGEMM(Self.batched(b * h, GEMMProblem(m: t, n: dk, k: t, lda: t, ldb: dk, ldc: dk), strides: (t * t, t * dk, t * dk)),
+                         a: UnsafeRawPointer(a.kernelAddress), b: vh, c: heads)
+            fromHeads(heads, .entryMajor, into: out, accumulate: false)
         }
     }
 
     public func attentionContextBackward(_ aForV: Tensor?, _ vForA: Tensor?, _ g: Tensor, da: Tensor?, dv: Tensor?) {
-        let (b, t, h, dk) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3]), ld = h * dk
-        for bi in 0..<b {
+        let (b, t, h, dk) = (g.shape[0], g.shape[1], g.shape[2], g.shape[3])
+        withScratch(3 * g.count) { scratch in
+            let gh = scratch, vh = scratch + 4 * g.count, heads = scratch + 8 * g.count
+            toHeads(g, .entryMajor, into: gh)
             if let da, let vForA {
-                var p = GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: ld, ldb: ld, ldc: t)
-                (p.offsetA, p.offsetB, p.offsetC) = (bi * t * ld, bi * t * ld, bi * h * t * t)
-                (p.batches, p.strideA, p.strideB, p.strideC) = (h, dk, dk, t * t)
-                gemm(p, a: g, b: vForA, c: da)
+                toHeads(vForA, .entryMajor, into: vh)
+                rowMajorGEMM(Self.batched(b * h, GEMMProblem(transposeB: true, m: t, n: t, k: dk, lda: dk, ldb: dk, ldc: t), strides: (t * dk, t * dk, t * t)),
+                             a: gh, b: vh, c: UnsafeMutableRawPointer(da.kernelAddress))
             }
             if let dv, let aForV {
-                var p = GEMMProblem(transposeA: true, m: t, n: dk, k: t, lda: t, ldb: ld, ldc: ld)
-                (p.offsetA, p.offsetB, p.offsetC) = (bi * h * t * t, bi * t * ld, bi * t * ld)
-                (p.batches, p.strideA, p.strideB, p.strideC) = (h, t * t, dk, dk)
-                gemm(p, a: aForV, b: g, c: dv)
+                rowMajorGEMM(Self.batched(b * h, GEMMProblem(transposeA: true, m: t, n: dk, k: t, lda: t, ldb: dk, ldc: dk), strides: (t * t, t * dk, t * dk)),
+                             a: UnsafeRawPointer(aForV.kernelAddress), b: gh, c: heads)
+                fromHeads(heads, .entryMajor, into: dv, accumulate: false)
             }
         }
     }
@@ -215,11 +219,12 @@ extension CUDABackend {
                 gemm(p, a: weight, b: g, c: dx)
             }
             if let dw {
-                // Σ over the batch in order: one product per image, accumulating.
-                for bi in 0..<b {
-                    var p = GEMMProblem(transposeB: true, m: cout, n: cin, k: hw, beta: bi == 0 ? 0 : 1, lda: hw, ldb: hw, ldc: cin)
-                    (p.offsetA, p.offsetB) = (bi * cout * hw, bi * cin * hw)
-                    gemm(p, a: g, b: x, c: dw)
+                // Each image's product in one call, then their sum over the batch (in order).
+                withScratch(b * dw.count) { perImage in
+                    rowMajorGEMM(Self.batched(b, GEMMProblem(transposeB: true, m: cout, n: cin, k: hw, lda: hw, ldb: hw, ldc: cin),
+                                              strides: (cout * hw, cin * hw, cout * cin)),
+                                 a: UnsafeRawPointer(g.kernelAddress), b: UnsafeRawPointer(x.kernelAddress), c: perImage)
+                    columnSums(.value, rows: b, cols: dw.count, of: UnsafeRawPointer(perImage), into: UnsafeMutableRawPointer(dw.kernelAddress), accumulate: false)
                 }
             }
         } else {

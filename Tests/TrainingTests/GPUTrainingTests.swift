@@ -158,17 +158,28 @@ final class GPUTrainingTests: XCTestCase {
 
     /// `bench` on the CUDA device reports what the measured steps asked of the GPU, per step,
     /// and the front end apart from the step; the device pool returns nothing to the driver.
+    /// The counts `bench` reports, and the step they describe: a handful of reads (the
+    /// metrics and the gradient norm), no memory returned to the driver, and as many products
+    /// and launches for 4 utterances as for 2 (attention batched over utterances and heads).
     func testBenchCountsWhatAStepAsksOfTheGPU() throws {
-        let r = try CLI.run(["bench", "--config", "Configs/tiny.yaml", "--device", "cuda", "--batch", "2", "--seconds", "2", "--steps", "2",
-                             "--threads", "1"], environment: emulated)
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let counts = try XCTUnwrap(json["gpu_counts_per_step"] as? [String: Double], r.stdout)
-        XCTAssertEqual(Set(counts.keys), ["launches", "gemms", "device_to_host", "host_to_device", "driver_allocations", "driver_frees"])
-        XCTAssertGreaterThan(counts["launches"]!, 0)
-        XCTAssertGreaterThan(counts["gemms"]!, 0)
-        XCTAssertEqual(counts["driver_frees"], 0, "a step returns no memory to the driver")
-        XCTAssertNotNil(json["front_end_median_s"] as? Double)
+        var perBatch: [Int: [String: Double]] = [:]
+        for batch in [2, 4] {
+            let r = try CLI.run(["bench", "--config", "Configs/tiny.yaml", "--device", "cuda", "--batch", "\(batch)", "--seconds", "2", "--steps", "2",
+                                 "--threads", "1"], environment: emulated)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let counts = try XCTUnwrap(json["gpu_counts_per_step"] as? [String: Double], r.stdout)
+            XCTAssertEqual(Set(counts.keys), ["launches", "gemms", "device_to_host", "host_to_device", "driver_allocations", "driver_frees"])
+            XCTAssertGreaterThan(counts["launches"]!, 0)
+            XCTAssertGreaterThan(counts["gemms"]!, 0)
+            XCTAssertEqual(counts["driver_frees"], 0, "a step returns no memory to the driver")
+            XCTAssertLessThanOrEqual(counts["device_to_host"]!, 8, "blocking reads per step at batch \(batch)")
+            XCTAssertNotNil(json["front_end_median_s"] as? Double)
+            perBatch[batch] = counts
+        }
+        for key in ["gemms", "launches", "device_to_host"] {
+            XCTAssertEqual(perBatch[2]?[key], perBatch[4]?[key], "\(key) per step do not grow with the batch")
+        }
         let cpu = try CLI.run(["bench", "--config", "Configs/tiny.yaml", "--batch", "2", "--seconds", "2", "--steps", "1", "--threads", "1"])
         XCTAssertFalse(cpu.stdout.contains("gpu_counts_per_step"), "the CPU counts nothing")
     }

@@ -8,53 +8,64 @@
 
 #define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
 
-// The full-context scores go through cuBLAS as the CPU computes them (CUDABackend+Products:
-// AC = (q + u)·kᵀ and BD = (q + v)·pᵀ per head, then the relative shift); these kernels are the
-// steps between the products.
+// The full-context products go through cuBLAS as the CPU computes them (CUDABackend+Products:
+// AC = (q + u)·kᵀ and BD = (q + v)·pᵀ per head, then the relative shift; the attention-weighted
+// sum); these kernels are the steps between the products. Each product is one strided-batched
+// call over every head of every utterance, so its operands are copied into head layouts: [B, H,
+// T, dk] (entry-major: head (b, h) is block b·H + h, as the scores are laid out) or [H, B, T, dk]
+// (head-major: head h's B·T rows contiguous, for the products with the positions, which every
+// utterance shares). `headMajor` names the layout.
 
-// out[b, h, i, e] = x[b, i, h, e] + bias[h, e]: one head's rows made contiguous, biased.
-extern "C" __global__ void bias_heads(const float *x, const float *bias, float *out, int B, int T, int H, int dk) {
-    GRID_STRIDE(n, (long)B * H * T * dk) {
-        int e = n % dk, i = (n / dk) % T, h = (n / ((long)dk * T)) % H, b = n / ((long)dk * T * H);
-        out[n] = x[((b * (long)T + i) * H + h) * dk + e] + bias[h * dk + e];
+__device__ long head_offset(int b, int h, int i, int B, int T, int H, int dk, int headMajor) {
+    long block = headMajor ? (long)h * B + b : (long)b * H + h;
+    return (block * T + i) * dk;
+}
+
+// out[head layout][b, h, i, e] = x[b, i, h, e] + bias[h, e] (no bias: a copy).
+extern "C" __global__ void to_heads(const float *x, const float *bias, float *out, int B, int T, int H, int dk, int headMajor) {
+    GRID_STRIDE(n, (long)B * T * H * dk) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ((long)dk * H)) % T, b = n / ((long)dk * H * T);
+        out[head_offset(b, h, i, B, T, H, dk, headMajor) + e] = x[n] + (bias ? bias[h * dk + e] : 0.0f);
     }
 }
 
-// s[r, i, j] = (s[r, i, j] + bd[r, i, T − 1 − i + j]) · scale over the B·H score blocks r.
-extern "C" __global__ void rel_shift_add(float *s, const float *bd, long blocks, int T, float scale) {
-    long np = 2L * T - 1;
-    GRID_STRIDE(n, blocks * T * T) {
-        int j = n % T, i = (n / T) % T;
-        long r = n / ((long)T * T);
-        s[n] = (s[n] + bd[(r * T + i) * np + (T - 1 - i + j)]) * scale;
+// y[b, i, h, e] = (y[b, i, h, e] +) x[head layout][b, h, i, e].
+extern "C" __global__ void from_heads(const float *x, float *y, int B, int T, int H, int dk, int headMajor, int accumulate) {
+    GRID_STRIDE(n, (long)B * T * H * dk) {
+        int e = n % dk, h = (n / dk) % H, i = (n / ((long)dk * H)) % T, b = n / ((long)dk * H * T);
+        float value = x[head_offset(b, h, i, B, T, H, dk, headMajor) + e];
+        y[n] = accumulate ? y[n] + value : value;
     }
 }
 
-// The shift's transpose: gs[r, i, m] = g[r, i, m − (T − 1 − i)] where that column exists, else 0.
-extern "C" __global__ void rel_shift_grad(const float *g, float *gs, long blocks, int T) {
-    long np = 2L * T - 1;
-    GRID_STRIDE(n, blocks * T * np) {
-        long m = n % np, i = (n / np) % T, r = n / (np * T);
-        long j = m - (T - 1 - i);
-        gs[n] = j >= 0 && j < T ? g[(r * T + i) * T + j] : 0.0f;
-    }
-}
-
-// out[h, e] += Σ_b Σ_i x[b, h, i, e], in (b, i) order.
-extern "C" __global__ void add_head_sums(const float *x, float *out, int B, int T, int H, int dk) {
+// out[h, e] += Σ_b Σ_i x[head layout][b, h, i, e], in (b, i) order.
+extern "C" __global__ void add_head_sums(const float *x, float *out, int B, int T, int H, int dk, int headMajor) {
     GRID_STRIDE(n, (long)H * dk) {
         int e = n % dk, h = n / dk;
         float sum = 0.0f;
-        for (int b = 0; b < B; b++) for (int i = 0; i < T; i++) sum += x[(((long)b * H + h) * T + i) * dk + e];
+        for (int b = 0; b < B; b++) for (int i = 0; i < T; i++) sum += x[head_offset(b, h, i, B, T, H, dk, headMajor) + e];
         out[n] += sum;
     }
 }
 
-// y[b, i, h, e] += x[b, h, i, e].
-extern "C" __global__ void add_heads(const float *x, float *y, int B, int T, int H, int dk) {
-    GRID_STRIDE(n, (long)B * T * H * dk) {
-        int e = n % dk, h = (n / dk) % H, i = (n / ((long)dk * H)) % T, b = n / ((long)dk * H * T);
-        y[n] += x[(((long)b * H + h) * T + i) * dk + e];
+// s[b, h, i, j] = (s[b, h, i, j] + bd[h, b, i, T − 1 − i + j]) · scale (bd head-major).
+extern "C" __global__ void rel_shift_add(float *s, const float *bd, int B, int H, int T, float scale) {
+    long np = 2L * T - 1;
+    GRID_STRIDE(n, (long)B * H * T * T) {
+        int j = n % T, i = (n / T) % T, h = (n / ((long)T * T)) % H, b = n / ((long)T * T * H);
+        s[n] = (s[n] + bd[(((long)h * B + b) * T + i) * np + (T - 1 - i + j)]) * scale;
+    }
+}
+
+// The shift's transpose, head-major: gs[h, b, i, m] = g[b, h, i, m − (T − 1 − i)] where that
+// column exists, else 0.
+extern "C" __global__ void rel_shift_grad(const float *g, float *gs, int B, int H, int T) {
+    long np = 2L * T - 1;
+    GRID_STRIDE(n, (long)H * B * T * np) {
+        long m = n % np, i = (n / np) % T;
+        int b = (n / (np * T)) % B, h = n / (np * T * B);
+        long j = m - (T - 1 - i);
+        gs[n] = j >= 0 && j < T ? g[(((long)b * H + h) * T + i) * T + j] : 0.0f;
     }
 }
 
