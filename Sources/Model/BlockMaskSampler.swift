@@ -43,17 +43,15 @@ public struct BlockMaskSampler: Sendable {
             let n = rng.binomial(count, config.maskProb)
             return rng.permutation(count).prefix(n).map { s in s..<min(s + bs, l) }
         }
-        // Non-overlapping: n blocks on a grid of block-size cells with a random offset.
-        let n = Int((Double(l) * config.maskProb / Double(bs)).rounded(.up))
-        var size = bs
-        let offset = rng.int(in: 0...(bs - 1))
-        if (n + 1) * size > l { size = l / (n + 1) }
-        guard size > 0 else { return [] }
-        let cells = l / size
-        guard cells > 1 else { return [] }
-        return rng.permutation(cells - 1).prefix(n).map { idx in
-            let s = min(idx * size + offset, l)
-            return s..<min(s + size, l)
-        }
+        // Non-overlapping, as NeMo 3.0.0's `forward_without_overlap`: n = ⌈L·p/bs⌉ blocks (in
+        // Float32, as torch computes it), shrunk to ⌊L/(n + 1)⌋ frames when n + 1 would not fit,
+        // on n distinct cells of the first ⌊L/size⌋ − 1 of a grid of that size, all shifted by
+        // one offset in [0, size): blocks never overlap and never pass L.
+        let wanted = Int((Float(l) * Float(config.maskProb) / Float(bs)).rounded(.up))
+        let size = max((wanted + 1) * bs > l ? l / (wanted + 1) : bs, 1)
+        let slots = max(l / size - 1, 0)
+        let cells = rng.permutation(slots).prefix(min(wanted, slots))
+        let offset = Int(rng.uniformFloat() * Float(size))
+        return cells.map { ($0 * size + offset)..<($0 * size + offset + size) }
     }
 }

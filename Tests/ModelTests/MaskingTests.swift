@@ -1,3 +1,4 @@
+import Foundation
 import Model
 import Tensor
 import XCTest
@@ -65,14 +66,25 @@ final class MaskingTests: XCTestCase {
         XCTAssertEqual(loss.tokenMask(frameMask: FrameMask(v, batch: 1, frames: 16)), [true, false])
     }
 
-    func testNonOverlapModeMasksAboutMaskProb() {
-        let m = masking { $0.allowOverlap = false; $0.maskProb = 0.3; $0.blockSize = 40 }
+    /// `allow_overlap: false` (RandomBlockMasking's class default) masks what NeMo 3.0.0 masks:
+    /// for every (L, mask_prob, block_size) of the fixture (Tests/Interop/make_masking_fixture.py)
+    /// exactly NeMo's number of frames on every draw (NeMo's count depends on L, p and bs
+    /// alone), all inside [0, L).
+    func testNonOverlapModeMasksWhatNeMoMasks() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/Resources/masking-without-overlap.json")
+        let fixture = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let cases = try XCTUnwrap(fixture["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 144)
         let rng = RandomGenerator(seed: 5)
-        var fraction = 0.0
-        for _ in 0..<300 {
-            let mask = m.drawMask(featureLengths: [1000], featureFrames: 1008, rngs: [rng])
-            fraction += Double(mask.maskedFrames) / 1000
+        for c in cases {
+            let (length, p, bs) = (c["length"] as! Int, c["mask_prob"] as! Double, c["block_size"] as! Int)
+            let m = masking { $0.allowOverlap = false; $0.maskProb = p; $0.blockSize = bs }
+            for _ in 0..<100 {
+                let mask = m.drawMask(featureLengths: [length], featureFrames: 1024, rngs: [rng])
+                XCTAssertEqual(mask.maskedFrames, c["masked_frames"] as? Int, "L \(length), p \(p), bs \(bs)")
+                XCTAssertLessThan(mask.values.lastIndex(of: 1) ?? -1, length, "L \(length), p \(p), bs \(bs): a frame past L")
+            }
         }
-        XCTAssertEqual(fraction / 300, 0.3, accuracy: 0.03)
     }
 }
