@@ -121,7 +121,9 @@ public enum ModelConfigReader {
         encoder.dModel = try doc.int("\(e).d_model", default: encoder.dModel)
         encoder.useBias = try doc.bool("\(e).use_bias", default: encoder.useBias)
         encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: encoder.subsamplingFactor)
-        encoder.subsamplingConvChannels = try doc.int("\(e).subsampling_conv_channels", default: encoder.subsamplingConvChannels)
+        // -1: as many channels as d_model (NeMo's constructor rule).
+        let channels = try doc.int("\(e).subsampling_conv_channels", default: encoder.subsamplingConvChannels)
+        encoder.subsamplingConvChannels = channels == -1 ? encoder.dModel : channels
         encoder.ffExpansionFactor = try doc.int("\(e).ff_expansion_factor", default: encoder.ffExpansionFactor)
         encoder.nHeads = try doc.int("\(e).n_heads", default: encoder.nHeads)
         encoder.xscaling = try doc.bool("\(e).xscaling", default: encoder.xscaling)
@@ -134,7 +136,8 @@ public enum ModelConfigReader {
         encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(encoder.dropoutPreEncoder)))
         encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(encoder.dropoutEmb)))
         encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(encoder.dropoutAtt)))
-        try require(doc, "\(e).subsampling", oneOf: ["dw_striding"])
+        try require(doc, "\(e).subsampling", oneOf: EncoderConfig.Subsampling.allCases.map(\.rawValue))
+        encoder.subsampling = try doc.string("\(e).subsampling").flatMap(EncoderConfig.Subsampling.init) ?? encoder.subsampling
         try require(doc, "\(e).self_attention_model", oneOf: EncoderConfig.SelfAttentionModel.allCases.map(\.rawValue))
         encoder.selfAttentionModel = try doc.string("\(e).self_attention_model").flatMap(EncoderConfig.SelfAttentionModel.init) ?? .relPos
         if let n = try doc.int("\(e).global_tokens"), n != 0 {

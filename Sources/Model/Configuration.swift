@@ -9,6 +9,8 @@ public struct EncoderConfig: Equatable {
     public var nLayers = 17
     public var dModel = 512
     public var useBias = true
+    /// NeMo's `subsampling`: `dw_striding` (the recipes') or `striding` (the class default).
+    public var subsampling = Subsampling.dwStriding
     public var subsamplingFactor = 8
     public var subsamplingConvChannels = 256
     public var ffExpansionFactor = 4
@@ -121,9 +123,17 @@ public struct EncoderConfig: Equatable {
         }
     }
 
+    /// NeMo's convolutional subsamplings: every stride-2 stage a full 3×3 convolution
+    /// (`striding`), or the first full and the others depthwise then pointwise (`dw_striding`).
+    public enum Subsampling: String, CaseIterable, Sendable {
+        case striding
+        case dwStriding = "dw_striding"
+    }
+
     public static func == (a: EncoderConfig, b: EncoderConfig) -> Bool {
         a.featIn == b.featIn && a.nLayers == b.nLayers && a.dModel == b.dModel && a.useBias == b.useBias
-            && a.subsamplingFactor == b.subsamplingFactor && a.subsamplingConvChannels == b.subsamplingConvChannels
+            && a.subsampling == b.subsampling && a.subsamplingFactor == b.subsamplingFactor
+            && a.subsamplingConvChannels == b.subsamplingConvChannels
             && a.ffExpansionFactor == b.ffExpansionFactor && a.nHeads == b.nHeads && a.xscaling == b.xscaling
             && a.posEmbMaxLen == b.posEmbMaxLen && a.convKernelSize == b.convKernelSize && a.convContextSize == b.convContextSize
             && a.dropout == b.dropout && a.dropoutPreEncoder == b.dropoutPreEncoder && a.dropoutEmb == b.dropoutEmb

@@ -1,10 +1,11 @@
 import NN
 import Tensor
 
-/// NeMo's `ConvSubsampling` with `dw_striding`: features [B, F, T] → [B, T/f, D].
+/// NeMo's `ConvSubsampling` with `dw_striding` or `striding`: features [B, F, T] → [B, T/f, D].
 ///
-/// The stride-2 stages are a 3×3 Conv2d 1→C, then (log2 f − 1) × [depthwise 3×3 stride 2,
-/// pointwise 1×1], each followed by ReLU. Time is the image height, frequency the width. After
+/// `dw_striding`'s stride-2 stages are a 3×3 Conv2d 1→C, then (log2 f − 1) × [depthwise 3×3
+/// stride 2, pointwise 1×1], each followed by ReLU; `striding`'s are log2 f full 3×3 Conv2d
+/// (1→C, then C→C), each followed by ReLU. Time is the image height, frequency the width. After
 /// every conv the padded time rows (t ≥ current length) are zeroed, as NeMo's
 /// `MaskedConvSequential` does before each layer. The [B, C, T′, F′] result is flattened
 /// channel-major (c·F′ + f) and projected to D by `out`.
@@ -43,9 +44,14 @@ public final class ConvSubsampling: Module {
         add(Conv2d(inputChannels: 1, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, rng: rng),
             strided: true, relu: true)
         for _ in 1..<max(stageCount, 1) {
-            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, groups: c, rng: rng),
-                strided: true, relu: false)
-            add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (1, 1), rng: rng), strided: false, relu: true)
+            switch config.subsampling {
+            case .striding:
+                add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, rng: rng), strided: true, relu: true)
+            case .dwStriding:
+                add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (3, 3), stride: (2, 2), padding: padding, groups: c, rng: rng),
+                    strided: true, relu: false)
+                add(Conv2d(inputChannels: c, outputChannels: c, kernelSize: (1, 1), rng: rng), strided: false, relu: true)
+            }
         }
     }
 

@@ -45,7 +45,10 @@ public struct MemoryBudget {
             while factor > 1 { stages += 1; factor /= 2 }
             let channels = Double(e.subsamplingConvChannels)
             let frequencies = (Double(e.featIn) / Double(1 << stages)).rounded(.up)
-            frontEnd = channels * frequencies * d + Double(max(stages - 1, 0)) * (channels * channels + 9 * channels) + 9 * channels
+            // Every stage after the first: a full 3×3 convolution (striding), or a depthwise
+            // 3×3 and a pointwise one (dw_striding).
+            let laterStage = e.subsampling == .striding ? 9 * channels * channels : channels * channels + 9 * channels
+            frontEnd = channels * frequencies * d + Double(max(stages - 1, 0)) * laterStage + 9 * channels
         }
         let decoders = Double(c.decoder.numDecoders) * Double(c.decoder.featIn) * Double(c.decoder.numClasses)
         parameters = layers * perLayer + frontEnd + decoders

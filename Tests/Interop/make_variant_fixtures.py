@@ -1,11 +1,13 @@
 """Writes the small NeMo reference files under Tests/Interop/Resources/ for encoder options
 that ../shared/fixtures does not cover: `self_attention_model: abs_pos` and
 `rel_pos_local_attn` (three windows, since NeMo's local attention pairs positions with offsets
-differently when left != right), `conv_norm_type` `instance_norm` and `group_norm4`, and the
+differently when left != right), `conv_norm_type` `instance_norm` and `group_norm4`, NeMo's
+`striding` subsampling (its class default: full 3×3 convolutions, here with
+`subsampling_conv_channels: -1`, and causal), and the
 Transformer NEST recipes' `ASRTransformerEncoder` (post-LN, pre-LN, abs_pos with GELU).
 
 Run with NeMo 3.0.0 (`make check-nemo` installs it in .venv-nemo):
-    .venv-nemo/bin/python Tests/Interop/make_variant_fixtures.py
+    .venv-nemo/bin/python Tests/Interop/make_variant_fixtures.py [variant names]
 
 Each `<name>.safetensors` holds the encoder's state dict under NeMo's keys (`encoder.…`), the
 input features, the subsampled-and-encoded input (`pos_enc_output`), every layer's output and
@@ -26,6 +28,7 @@ here from NeMo 3.0.0's own modules following that source.
 import json
 import math
 import pathlib
+import sys
 
 import torch
 from safetensors.torch import save_file
@@ -83,6 +86,10 @@ VARIANTS = {
                                      xscaling=True, use_bias=True),
     "conformer-instance-norm": dict(self_attention_model="rel_pos", conv_norm_type="instance_norm", xscaling=True, use_bias=True),
     "conformer-group-norm4": dict(self_attention_model="rel_pos", conv_norm_type="group_norm4", xscaling=False, use_bias=False),
+    "conformer-striding": dict(self_attention_model="rel_pos", conv_norm_type="batch_norm", xscaling=True, use_bias=True,
+                               subsampling="striding", subsampling_factor=4, subsampling_conv_channels=-1),
+    "conformer-striding-causal": dict(self_attention_model="rel_pos", conv_norm_type="batch_norm", xscaling=True, use_bias=True,
+                                      subsampling="striding", subsampling_factor=8, subsampling_conv_channels=8, causal_downsampling=True),
     "asr-transformer-post-ln": dict(asr_transformer=True, post_ln=True, self_attention_model="rel_pos", xscaling=True, use_bias=True),
     "asr-transformer-pre-ln": dict(asr_transformer=True, post_ln=False, self_attention_model="rel_pos", xscaling=False, use_bias=False,
                                    att_context_size=[4, 1], att_context_style="chunked_limited"),
@@ -93,8 +100,9 @@ VARIANTS = {
 
 def encoder_keys(v):
     """The encoder section nest-train reads (and NeMo's constructor arguments)."""
-    keys = dict(feat_in=FEAT_IN, n_layers=LAYERS, d_model=D_MODEL, n_heads=HEADS, subsampling="dw_striding", subsampling_factor=8,
-                subsampling_conv_channels=8, ff_expansion_factor=2, self_attention_model=v["self_attention_model"],
+    keys = dict(feat_in=FEAT_IN, n_layers=LAYERS, d_model=D_MODEL, n_heads=HEADS, subsampling=v.get("subsampling", "dw_striding"),
+                subsampling_factor=v.get("subsampling_factor", 8), subsampling_conv_channels=v.get("subsampling_conv_channels", 8),
+                causal_downsampling=v.get("causal_downsampling", False), ff_expansion_factor=2, self_attention_model=v["self_attention_model"],
                 att_context_size=v.get("att_context_size", [-1, -1]), att_context_style=v.get("att_context_style", "regular"),
                 xscaling=v["xscaling"], use_bias=v["use_bias"], untie_biases=True, pos_emb_max_len=5000,
                 dropout=0.0, dropout_pre_encoder=0.0, dropout_emb=0.0, dropout_att=0.0)
@@ -139,8 +147,8 @@ def config_yaml(name, v, keys):
     target = "nemo.collections.asr.modules." + ("ASRTransformerEncoder" if v.get("asr_transformer") else "ConformerEncoder")
     lines = ["# " + name + ": written by Tests/Interop/make_variant_fixtures.py", "model:", "  encoder:", f"    _target_: {target}"]
     lines += [f"    {k}: {json.dumps(val)}" for k, val in keys.items()]
-    lines += ["  masking:", f"    feat_in: {FEAT_IN}", "  quantizer:", f"    feat_in: {FEAT_IN}", "    num_classes: 16", "    combine_time_steps: 8",
-              "    dist_fn: l2", "  decoder:", f"    feat_in: {D_MODEL}", "    num_classes: 16", "  loss:", "    combine_time_steps: 8", ""]
+    lines += ["  masking:", f"    feat_in: {FEAT_IN}", "  quantizer:", f"    feat_in: {FEAT_IN}", "    num_classes: 16", f"    combine_time_steps: {keys['subsampling_factor']}",
+              "    dist_fn: l2", "  decoder:", f"    feat_in: {D_MODEL}", "    num_classes: 16", "  loss:", f"    combine_time_steps: {keys['subsampling_factor']}", ""]
     return "\n".join(lines)
 
 
@@ -186,5 +194,8 @@ def make(name, v, seed):
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
+    # With names, only those variants are written (each keeps its seed).
+    wanted = set(sys.argv[1:])
     for i, (name, v) in enumerate(VARIANTS.items()):
-        make(name, v, 1000 + i)
+        if not wanted or name in wanted:
+            make(name, v, 1000 + i)

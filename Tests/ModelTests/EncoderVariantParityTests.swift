@@ -10,7 +10,7 @@ import _TestSupport
 /// Parity with NeMo for encoder options the shared fixtures do not cover, against the small
 /// files `Tests/Interop/make_variant_fixtures.py` wrote with NeMo 3.0.0 (its docstring says how):
 /// `abs_pos`, `rel_pos_local_attn` with windows [4, 2], [2, 5] and [3, 3], the instance and
-/// group norms of the convolution module, and the Transformer
+/// group norms of the convolution module, `striding` subsampling, and the Transformer
 /// recipes' `ASRTransformerEncoder` post-LN, pre-LN (with chunked_limited context, no biases)
 /// and with abs_pos and GELU. Each checks the encoded input, every layer, the output, and the
 /// gradient of a fixed scalar loss for every parameter.
@@ -97,6 +97,15 @@ final class EncoderVariantParityTests: XCTestCase {
 
     /// The layouts NeMo's state dicts have: abs_pos attention has no position parts; the
     /// Transformer layer has no convolution module and two norms.
+    /// NeMo's `striding` subsampling (ConformerEncoder's class default): full 3×3 convolutions,
+    /// `subsampling_conv_channels: -1` as d_model channels, and its causal form.
+    func testStridingSubsamplingConformer() throws {
+        try check("conformer-striding")
+        try check("conformer-striding-causal")
+        let keys = try Reference("conformer-striding").encoder.stateDict().map(\.key).filter { $0.hasPrefix("pre_encode.conv.") }
+        XCTAssertEqual(keys, ["pre_encode.conv.0.weight", "pre_encode.conv.0.bias", "pre_encode.conv.2.weight", "pre_encode.conv.2.bias"])
+    }
+
     func testStateDictLayouts() throws {
         let abs = try Reference("conformer-abs-pos").encoder.stateDict().map(\.key)
         XCTAssertFalse(abs.contains { $0.contains("pos_bias") || $0.contains("linear_pos") })
