@@ -75,6 +75,12 @@ public struct ConfigDocument {
 
     public func node(_ path: String) -> ConfigNode? { root.at(path) }
 
+    /// Sets `path` (absent until now) to `value`: a class default (`ClassDefaults`).
+    mutating func setAbsent(_ path: String, _ value: ConfigNode) {
+        precondition(root.at(path) == nil, "\(path) is in \(file)")
+        root.set(path.split(separator: ".").map(String.init), value)
+    }
+
     public func has(_ path: String) -> Bool {
         if let n = root.at(path), n != .null { return true }
         return false

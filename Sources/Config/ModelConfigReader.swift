@@ -34,6 +34,8 @@ public enum ModelConfigReader {
 
     public static func read(_ doc: ConfigDocument) throws -> NESTConfig {
         try checkTargets(doc)
+        // Absent keys take their class's default before anything is read (as in NeMo).
+        let doc = try ClassDefaults.filling(doc)
         var c = NESTConfig()
         let e = "model.encoder"
         switch try architecture(doc) {
@@ -44,11 +46,10 @@ public enum ModelConfigReader {
 
         let m = "model.masking"
         c.masking.featIn = try doc.int("\(m).feat_in", default: c.masking.featIn)
-        // An absent masking key takes RandomBlockMasking's class default, as in NeMo.
-        c.masking.blockSize = try doc.int("\(m).block_size", default: Int(NeMoDefaults.classDefault("masking.block_size"))!)
-        c.masking.maskProb = try doc.double("\(m).mask_prob", default: Double(NeMoDefaults.classDefault("masking.mask_prob"))!)
-        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: NeMoDefaults.classDefault("masking.allow_overlap") == "true")
-        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: Double(NeMoDefaults.classDefault("masking.max_mask_ratio"))!)
+        c.masking.blockSize = try doc.int("\(m).block_size", default: c.masking.blockSize)
+        c.masking.maskProb = try doc.double("\(m).mask_prob", default: c.masking.maskProb)
+        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: c.masking.allowOverlap)
+        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: c.masking.maxMaskRatio)
         c.masking.maskValue = try doc.double("\(m).mask_value").map { Float($0) }
         if !(try doc.bool("\(m).freeze", default: true)) { throw NestError("\(doc.file): \(m).freeze: a learnable mask embedding is not supported") }
 
@@ -58,9 +59,8 @@ public enum ModelConfigReader {
         c.quantizer.numClasses = try doc.int("\(q).num_classes", default: try doc.int("model.num_classes", default: c.quantizer.numClasses))
         c.quantizer.numBooks = try doc.int("\(q).num_books", default: try doc.int("model.num_books", default: c.quantizer.numBooks))
         c.quantizer.combineTimeSteps = try doc.int("\(q).combine_time_steps", default: c.quantizer.combineTimeSteps)
-        // An absent dist_fn takes the class default (cosine), as in NeMo.
         try require(doc, "\(q).dist_fn", oneOf: ["l2", "cosine"])
-        c.quantizer.cosineDistance = (try doc.string("\(q).dist_fn") ?? NeMoDefaults.classDefault("quantizer.dist_fn")) == "cosine"
+        c.quantizer.cosineDistance = try doc.string("\(q).dist_fn").map { $0 == "cosine" } ?? c.quantizer.cosineDistance
 
         let d = "model.decoder"
         c.decoder.featIn = try doc.int("\(d).feat_in", default: c.encoder.dModel)
@@ -294,7 +294,6 @@ public enum ModelConfigReader {
         if let ctx = e.convContextSize, ctx.count != 2 || ctx[0] + ctx[1] + 1 != e.convKernelSize {
             try fail("model.encoder.conv_context_size \(ctx) must be [left, right] with left + right + 1 = conv_kernel_size")
         }
-        if e.dropoutEmb != 0 { try fail("model.encoder.dropout_emb (\(e.dropoutEmb)): dropout on the position table is not supported (NEST's recipes use 0)") }
         for (key, p) in [("dropout", e.dropout), ("dropout_pre_encoder", e.dropoutPreEncoder), ("dropout_emb", e.dropoutEmb), ("dropout_att", e.dropoutAtt)]
         where !(0..<1).contains(p) { try fail("model.encoder.\(key) (\(p)) must be in [0, 1)") }
         // Sizes that make the objective trivial (one class: loss 0, accuracy 1) or the model

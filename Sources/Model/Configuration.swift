@@ -1,8 +1,8 @@
 import Tensor
 
 /// The model sections of NeMo's `nest_fast-conformer.yaml`, with its values as defaults (the
-/// recipe's values; what a config that leaves a key out gets is NeMo's class default, in
-/// Config's `NeMoDefaults`).
+/// recipe's values, for models built in code; a config that leaves a key out gets NeMo's class
+/// default, from Config's `ClassDefaults`).
 /// Field names are the YAML keys in Swift case (`d_model` ↔ `dModel`).
 public struct EncoderConfig: Equatable {
     public var featIn = 80

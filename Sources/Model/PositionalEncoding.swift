@@ -11,13 +11,15 @@ import Tensor
 /// - `rel_pos_local_attn` (`LocalAttRelPositionalEncoding`): dropout at `dropout` (NeMo passes
 ///   that rate here, not `dropout_pre_encoder`), and a relative table holding, for each offset
 ///   of the window, the position NeMo's Longformer attention pairs with it (`localPosition`).
-/// Sinusoids are computed in Float32 as torch computes its table.
+/// The sinusoids (the added ones, or the relative table) take dropout at `dropout_emb`, one mask
+/// per forward. Sinusoids are computed in Float32 as torch computes its table.
 public final class PositionalEncoding: Module {
     let dModel: Int
     let xscale: Float?
     let scheme: EncoderConfig.SelfAttentionModel
     let context: (left: Int, right: Int)
     let dropout: Dropout
+    let dropoutEmb: Dropout
     /// Angular frequencies ω_k = exp(−2k·ln(10000)/d), rounded to Float32 like torch's table.
     let frequencies: [Float]
 
@@ -27,10 +29,12 @@ public final class PositionalEncoding: Module {
         scheme = config.selfAttentionModel
         context = config.attentionContext ?? (0, 0)
         dropout = Dropout(scheme == .relPosLocalAttn ? config.dropout : config.dropoutPreEncoder, keys: DropoutKeys(seed: 0))
+        dropoutEmb = Dropout(config.dropoutEmb, keys: DropoutKeys(seed: 0))
         let factor = Float(-(log(10000.0) / Double(config.dModel)))
         frequencies = (0..<(config.dModel / 2)).map { k in Float(exp(Double(Float(2 * k) * factor))) }
         super.init()
         child("dropout", dropout)
+        child("dropout_emb", dropoutEmb)
     }
 
     /// The relative table [2T−1, D] the attention reads: row m belongs to key offset
@@ -65,9 +69,9 @@ public final class PositionalEncoding: Module {
         let t = x.shape[1]
         var y = xscale.map { x * $0 } ?? x
         guard scheme != .absPos else {
-            y = y + Tensor.sinusoids(positions: Array(0..<t), frequencies: frequencies)
+            y = y + dropoutEmb.sharedByTheBatch(Tensor.sinusoids(positions: Array(0..<t), frequencies: frequencies))
             return (dropout(y), nil)
         }
-        return (dropout(y), positionTable(length: t))
+        return (dropout(y), dropoutEmb.sharedByTheBatch(positionTable(length: t)))
     }
 }

@@ -22,6 +22,13 @@ public final class Dropout: Module, KeyedRandomness {
         guard isTraining && p > 0 else { return x }
         return x.dropout(p, seed: keys.nextSite(), rows: keys.rows)
     }
+
+    /// Dropout on a tensor every utterance shares (a position table): one mask per forward, the
+    /// same on every process, as one process holding the whole batch draws it.
+    public func sharedByTheBatch(_ x: Tensor) -> Tensor {
+        guard isTraining && p > 0 else { return x }
+        return x.dropout(p, seed: keys.nextSite(), rows: nil)
+    }
 }
 
 /// NeMo's stochastic depth around one encoder layer: in training, with probability p the layer

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import CUDA
 import Foundation
 import Tensor
@@ -17,11 +18,17 @@ struct Info: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(name: .customLong("blas-kernel"), help: "Print only the OpenBLAS kernel nest-train runs (after its own selection), e.g. for OPENBLAS_CORETYPE.")
     var blasKernel = false
+    @Flag(name: .customLong("class-defaults"), help: "Print what an absent config key means, per NeMo class (docs/configuration.md).")
+    var classDefaults = false
     @Argument(help: "Overrides (key.path=value).") var overrides: [String] = []
 
     func run() throws {
         if blasKernel {
             print(BLASKernel.core)
+            return
+        }
+        if classDefaults {
+            print(ClassDefaults.reference, terminator: "")
             return
         }
         try reportingErrors {

@@ -147,7 +147,7 @@ def config_yaml(name, v, keys):
     target = "nemo.collections.asr.modules." + ("ASRTransformerEncoder" if v.get("asr_transformer") else "ConformerEncoder")
     lines = ["# " + name + ": written by Tests/Interop/make_variant_fixtures.py", "model:", "  encoder:", f"    _target_: {target}"]
     lines += [f"    {k}: {json.dumps(val)}" for k, val in keys.items()]
-    lines += ["  masking:", f"    feat_in: {FEAT_IN}", "  quantizer:", f"    feat_in: {FEAT_IN}", "    num_classes: 16", f"    combine_time_steps: {keys['subsampling_factor']}",
+    lines += ["  masking:", f"    feat_in: {FEAT_IN}", "  quantizer:", f"    feat_in: {FEAT_IN}", "    num_classes: 16", "    num_books: 1", "    code_dim: 16", f"    combine_time_steps: {keys['subsampling_factor']}",
               "    dist_fn: l2", "  decoder:", f"    feat_in: {D_MODEL}", "    num_classes: 16", "  loss:", f"    combine_time_steps: {keys['subsampling_factor']}", ""]
     return "\n".join(lines)
 

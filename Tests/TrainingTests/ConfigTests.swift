@@ -153,23 +153,4 @@ final class ConfigTests: XCTestCase {
         let qualified = yaml.replacingOccurrences(of: "nemo.collections.asr.modules.ConformerEncoder", with: "nemo.collections.asr.modules.conformer_encoder.ConformerEncoder")
         XCTAssertNoThrow(try RunConfig(try ConfigDocument(text: qualified, file: "x.yaml"), requireData: false))
     }
-
-    /// One table says what an absent key means (NeMo's class default) and what the recipe
-    /// writes; the model's field defaults are the recipe column, and a config without the keys
-    /// gets the class column, as NeMo's constructors do.
-    func testDefaultsTableAgreesWithTheModelAndTheReader() throws {
-        let recipe = NESTConfig(), table = Dictionary(uniqueKeysWithValues: NeMoDefaults.table.map { ($0.key, $0) })
-        XCTAssertEqual(table["masking.block_size"]?.recipe, String(recipe.masking.blockSize))
-        XCTAssertEqual(table["masking.mask_prob"].flatMap { Double($0.recipe) }, recipe.masking.maskProb)
-        XCTAssertEqual(table["masking.allow_overlap"]?.recipe, String(recipe.masking.allowOverlap))
-        XCTAssertEqual(table["masking.max_mask_ratio"].flatMap { Double($0.recipe) }, recipe.masking.maxMaskRatio)
-        XCTAssertEqual(table["encoder.subsampling_factor"]?.recipe, String(recipe.encoder.subsamplingFactor))
-        XCTAssertEqual(table["encoder.conv_kernel_size"]?.recipe, String(recipe.encoder.convKernelSize))
-        let yaml = try String(contentsOfFile: "\(root)/Configs/tiny.yaml", encoding: .utf8)
-        let bare = yaml.components(separatedBy: "\n").filter { !["block_size:", "mask_prob:", "allow_overlap:"].contains($0.trimmingCharacters(in: .whitespaces).components(separatedBy: " ").first ?? "") }
-        let read = try RunConfig(try ConfigDocument(text: bare.joined(separator: "\n"), file: "x.yaml"), requireData: false).model.masking
-        XCTAssertEqual(read.blockSize, Int(NeMoDefaults.classDefault("masking.block_size")))
-        XCTAssertEqual(read.maskProb, Double(NeMoDefaults.classDefault("masking.mask_prob")))
-        XCTAssertEqual(read.allowOverlap, false)
-    }
 }

@@ -140,6 +140,9 @@ public struct RunConfig {
     /// Reads a NeMo-structured config; unsupported settings are warnings, wrong types and
     /// impossible combinations errors naming the key path and file.
     public init(_ doc: ConfigDocument, requireData: Bool = true) throws {
+        // Absent keys take their class's default before anything is read (as in NeMo); the
+        // document kept is the filled one, so an export writes the values the model was built with.
+        let doc = try ClassDefaults.filling(doc)
         document = doc
         model = try ModelConfigReader.read(doc)
         name = try doc.string("name") ?? name
@@ -149,11 +152,13 @@ public struct RunConfig {
         sampleRate = try doc.int("model.sample_rate", default: 16000, in: 1000...384_000)
         let p = "model.preprocessor"
         frontEnd.sampleRate = try doc.int("\(p).sample_rate", default: sampleRate)
-        // Seconds; the sizes in samples are checked against n_fft below.
-        frontEnd.windowSize = Int((try doc.double("\(p).window_size", default: 0.025, in: 0...10) * Double(frontEnd.sampleRate)))
-        frontEnd.hop = Int((try doc.double("\(p).window_stride", default: 0.01, in: 0...10) * Double(frontEnd.sampleRate)))
-        frontEnd.nFFT = try doc.int("\(p).n_fft", default: 512)
-        frontEnd.features = try doc.int("\(p).features", default: 80)
+        // Seconds, or samples (`n_window_size`, `n_window_stride`: NeMo takes one of each pair);
+        // the sizes in samples are checked against n_fft below, whose default is the power of
+        // two that holds the window (NeMo's rule).
+        frontEnd.windowSize = try Self.samples(doc, seconds: "window_size", samples: "n_window_size", rate: frontEnd.sampleRate)
+        frontEnd.hop = try Self.samples(doc, seconds: "window_stride", samples: "n_window_stride", rate: frontEnd.sampleRate)
+        frontEnd.nFFT = try doc.int("\(p).n_fft") ?? (1 << Int(log2(Double(max(frontEnd.windowSize, 1))).rounded(.up)))
+        frontEnd.features = try doc.int("\(p).features", default: frontEnd.features)
         frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
         frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
         // per_feature, or NA (NeMo's normalize_batch passes through a type it does not know,
@@ -263,6 +268,17 @@ public struct RunConfig {
         if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
             throw NestError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
         }
+    }
+
+    /// A front-end size in samples: `samples` when set (then `seconds` must be null, as NeMo's
+    /// preprocessor requires), else `seconds` × the sample rate.
+    static func samples(_ doc: ConfigDocument, seconds: String, samples: String, rate: Int) throws -> Int {
+        let p = "model.preprocessor"
+        if let n = try doc.int("\(p).\(samples)") {
+            if doc.has("\(p).\(seconds)") { throw NestError("\(doc.file): \(p).\(seconds) and \(p).\(samples) are both set; NeMo takes one of them") }
+            return n
+        }
+        return Int(try doc.double("\(p).\(seconds)", default: 0, in: 0...10) * Double(rate))
     }
 
     /// The front end's sizes as torch.stft and NeMo's FilterbankFeatures require them, each

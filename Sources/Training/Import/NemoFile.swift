@@ -33,10 +33,9 @@ public struct NemoFile {
         weights = try TorchArchiveReader(checkpoint)
     }
 
-    /// Keys that define the architecture: each must be in the file (or have a class default in
-    /// `NeMoDefaults`), and a `--config` given beside the file must agree on every one. A
-    /// `TransformerEncoder`'s own keys have class defaults the reader applies, so only the shared
-    /// ones are required of it; `ASRTransformerEncoder` has no convolution module.
+    /// Keys that define the architecture: a `--config` given beside the file must agree with it
+    /// on every one (both with absent keys at their class defaults). `ASRTransformerEncoder` has
+    /// no convolution module, and a `TransformerEncoder` only the shared keys.
     public static func architectureKeys(_ architecture: EncoderConfig.Architecture) -> [String] {
         switch architecture {
         case .conformer: sharedKeys + convSubsamplingKeys + convModuleKeys
@@ -57,29 +56,13 @@ public struct NemoFile {
         "decoder.num_classes", "decoder.feat_in",
     ]
 
-    /// The run config of the model in the file: its `model_config.yaml` (a bare model config)
-    /// with NeMo's class defaults where a key is absent; architecture keys with neither are
-    /// errors naming the key.
+    /// The run config of the model in the file: its `model_config.yaml` (a bare model config),
+    /// where an absent key takes its class's default, as NeMo restores it (`ClassDefaults`).
     public func runConfig(overrides: [String] = []) throws -> RunConfig {
         let file = "\(path):model_config.yaml"
-        let plain = try ConfigDocument(text: configYAML, file: file)
-        if let target = try plain.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
+        let doc = try ConfigDocument(text: configYAML, file: file, overrides: overrides)
+        if let target = try doc.string("model.target"), !target.hasSuffix("EncDecDenoiseMaskedTokenPredModel") {
             throw NestError("\(file): target \(target) is not NeMo's NEST model (EncDecDenoiseMaskedTokenPredModel)")
-        }
-        // The class defaults of the encoder keys are ConformerEncoder's (ASRTransformerEncoder
-        // shares those it has); TransformerEncoder's own are applied by the reader.
-        let architecture = try ModelConfigReader.architecture(plain)
-        let defaults = NeMoDefaults.table.filter { entry in
-            guard !plain.has("model.\(entry.key)") else { return false }
-            switch architecture {
-            case .conformer: return true
-            case .asrTransformer: return !Self.convModuleKeys.contains(entry.key)
-            case .transformer: return !entry.key.hasPrefix("encoder.")
-            }
-        }.map { "++model.\($0.key)=\($0.classDefault)" }
-        let doc = try ConfigDocument(text: configYAML, file: file, overrides: defaults + overrides)
-        for key in Self.architectureKeys(architecture) where !doc.has("model.\(key)") {
-            throw NestError("\(file): model.\(key) is missing and nest-train does not assume NeMo's class default for it")
         }
         return try RunConfig(doc, requireData: false)
     }

@@ -1,0 +1,144 @@
+import Config
+import Foundation
+import Model
+import NN
+import Tensor
+import Training
+import XCTest
+import _TestSupport
+
+/// The config contract: a key a config leaves out takes the default of the NeMo class its
+/// section's `_target_` names, on every path (YAML, overrides, `.nemo`), as Hydra and the class's
+/// constructor give it in NeMo.
+final class ConfigContractTests: XCTestCase {
+    /// The table is NeMo 3.0.0's own: every class of `nemo-class-defaults.json` (read from the
+    /// classes themselves) with the same arguments in the same order and the same defaults.
+    func testTheTableHoldsNeMosClassDefaults() throws {
+        let url = Fixtures.directory.deletingLastPathComponent().appendingPathComponent("spec/nemo-class-defaults.json")
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        XCTAssertEqual(json["nemo"] as? String, "3.0.0")
+        let classes = try XCTUnwrap(json["classes"] as? [String: [String: Any]])
+        // The wrapper takes modules, not config values: nothing to fill.
+        let built = classes.keys.filter { !$0.hasSuffix("ConvFeatureMaksingWrapper") }
+        XCTAssertEqual(Set(ClassDefaults.nemo.map(\.target)), Set(built))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        for contract in ClassDefaults.nemo {
+            let defaults = try XCTUnwrap(classes[contract.target])
+            // The file's order is the constructor's: compare it through the raw text.
+            let order = try XCTUnwrap(Self.keyOrder(of: contract.target, in: text))
+            XCTAssertEqual(contract.keys.map(\.name), order, contract.target)
+            for (name, value) in contract.keys {
+                let expected = try XCTUnwrap(defaults[name], "\(contract.target).\(name)")
+                XCTAssertTrue(Self.same(value, expected), "\(contract.target).\(name): table \(value), NeMo \(expected)")
+            }
+        }
+        // The one class from beyond NeMo 3.0.0 says so.
+        XCTAssertNotNil(ClassDefaults.asrTransformerEncoder.provenance)
+        XCTAssertNil(ClassDefaults.asrTransformerEncoder.default("conv_kernel_size"))
+    }
+
+    /// A config naming only what NeMo's classes require builds NeMo's model: the same state-dict
+    /// keys and shapes in every section and the same front end (the reference was built by NeMo
+    /// 3.0.0 from the same YAML: Tests/Interop/make_minimal_config_fixture.py). Among what the
+    /// class defaults give: striding subsampling at factor 4 with d_model channels, 4 heads, a
+    /// convolution kernel of 31, a decoder without bias, 64 mel bands of a 20 ms window.
+    func testAConfigOfRequiredKeysBuildsNeMosModel() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/Resources/minimal-config.json")
+        let fixture = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let yaml = try XCTUnwrap(fixture["yaml"] as? String)
+        for overrides in [[], ["++model.encoder.n_heads=4"]] {
+            let config = try RunConfig(try ConfigDocument(text: yaml, file: "minimal.yaml", overrides: overrides), requireData: false)
+            let frontEnd = try XCTUnwrap(fixture["front_end"] as? [String: Int])
+            XCTAssertEqual(config.frontEnd.windowSize, frontEnd["win_length"])
+            XCTAssertEqual(config.frontEnd.hop, frontEnd["hop_length"])
+            XCTAssertEqual(config.frontEnd.nFFT, frontEnd["n_fft"])
+            XCTAssertEqual(config.frontEnd.features, frontEnd["features"])
+            XCTAssertEqual(config.model.masking.allowOverlap, false)
+            XCTAssertEqual(config.model.quantizer.cosineDistance, true)
+            let (model, _) = ModelFactory.make(config)
+            let ours = Dictionary(uniqueKeysWithValues: model.stateDict().map { ($0.key, $0.value.shape) })
+            let sections = try XCTUnwrap(fixture["state_dict"] as? [String: [String: [Int]]])
+            let prefixes = ["preprocessor": "preprocessor.", "masking": "mask_processor.", "quantizer": "quantizer.", "encoder": "encoder.",
+                            "decoder": "decoder.", "loss": "loss."]
+            for (section, tensors) in sections {
+                let prefix = try XCTUnwrap(prefixes[section])
+                let mine = ours.filter { $0.key.hasPrefix(prefix) && !$0.key.hasSuffix("num_batches_tracked") }
+                let theirs = Dictionary(uniqueKeysWithValues: tensors.filter { !$0.key.hasSuffix("num_batches_tracked") }.map { (prefix + $0.key, $0.value) })
+                XCTAssertEqual(Set(mine.keys), Set(theirs.keys), "\(section): state-dict keys")
+                for (key, shape) in theirs { XCTAssertEqual(mine[key], shape, key) }
+            }
+        }
+    }
+
+    /// The same config as a `.nemo`'s bare `model_config.yaml`, which NeMo restores with its class
+    /// defaults: nest-train reads it to the same model, and a required key left out is named.
+    func testABareModelConfigTakesTheSameDefaults() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Interop/Resources/minimal-config.json")
+        let yaml = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])?["yaml"] as? String)
+        let bare = yaml.components(separatedBy: "\n").dropFirst().map { String($0.dropFirst(2)) }.joined(separator: "\n")
+        let full = try RunConfig(try ConfigDocument(text: yaml, file: "full.yaml"), requireData: false)
+        let fromBare = try RunConfig(try ConfigDocument(text: bare, file: "model_config.yaml"), requireData: false)
+        XCTAssertEqual(full.model.encoder, fromBare.model.encoder)
+        XCTAssertEqual(fromBare.model.encoder.subsampling, .striding)
+        XCTAssertEqual(fromBare.model.encoder.subsamplingFactor, 4)
+        XCTAssertEqual(fromBare.model.encoder.subsamplingConvChannels, 32)
+        XCTAssertEqual(fromBare.model.encoder.nHeads, 4)
+        XCTAssertEqual(fromBare.model.encoder.convKernelSize, 31)
+        XCTAssertEqual(fromBare.model.encoder.dropoutEmb, 0.1)
+        XCTAssertEqual(fromBare.model.decoder.useBias, false)
+        let noCodeDim = bare.replacingOccurrences(of: "  code_dim: 16\n", with: "")
+        XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: noCodeDim, file: "model_config.yaml"), requireData: false)) { error in
+            XCTAssertTrue("\(error)".contains("model.quantizer.code_dim is required: NeMo's RandomProjectionVectorQuantizer has no default for it"), "\(error)")
+        }
+    }
+
+    /// `dropout_emb` (ConformerEncoder's default 0.1) drops position-table entries in training,
+    /// one mask per forward, and nothing in evaluation.
+    func testPositionDropoutActsInTrainingOnly() throws {
+        var config = EncoderConfig()
+        (config.featIn, config.nLayers, config.dModel, config.nHeads, config.subsamplingConvChannels) = (16, 1, 16, 2, 4)
+        (config.dropout, config.dropoutPreEncoder, config.dropoutAtt, config.dropoutEmb) = (0, 0, 0, 0.5)
+        let encoder = makeEncoder(config, rng: RandomGenerator(seed: 1))
+        var plain = config
+        plain.dropoutEmb = 0
+        let reference = makeEncoder(plain, rng: RandomGenerator(seed: 1))
+        let x = Tensor((0..<(16 * 64)).map { Float(sin(Double($0))) }, shape: [1, 16, 64])
+        encoder.eval(); reference.eval()
+        XCTAssertEqual(encoder(x, lengths: [64], captureLayers: []).encoded.array, reference(x, lengths: [64], captureLayers: []).encoded.array)
+        encoder.train(); reference.train()
+        let dropped = withoutGrad { encoder(x, lengths: [64], captureLayers: []).encoded.array }
+        XCTAssertNotEqual(dropped, withoutGrad { reference(x, lengths: [64], captureLayers: []).encoded.array })
+    }
+
+    /// docs/configuration.md is the table's own page (`nest-train info --class-defaults > docs/configuration.md`).
+    func testTheConfigurationPageIsTheTable() throws {
+        let page = try String(contentsOfFile: CLI.root.appendingPathComponent("docs/configuration.md").path, encoding: .utf8)
+        XCTAssertEqual(page, ClassDefaults.reference, "docs/configuration.md differs from the table: regenerate it with `nest-train info --class-defaults > docs/configuration.md`")
+        let printed = try CLI.run(["info", "--class-defaults"])
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertEqual(printed.stdout, page)
+    }
+
+    static func same(_ value: ClassDefault, _ expected: Any) -> Bool {
+        switch value {
+        case .required: return expected as? String == "<required>"
+        case .null: return expected is NSNull
+        case .value(let text):
+            if text == "true" || text == "false" { return (expected as? Bool).map { String($0) } == text }
+            if let n = expected as? NSNumber { return Double(text) == n.doubleValue }
+            return expected as? String == text
+        }
+    }
+
+    /// The argument names of `target` in the JSON text, in the file's order.
+    static func keyOrder(of target: String, in text: String) -> [String]? {
+        guard let start = text.range(of: "\"\(target)\": {") else { return nil }
+        let body = text[start.upperBound...].prefix { $0 != "}" }
+        return body.components(separatedBy: ",").compactMap { item in
+            let parts = item.split(separator: "\"", omittingEmptySubsequences: false)
+            return parts.count > 1 ? String(parts[1]) : nil
+        }
+    }
+}
