@@ -33,7 +33,7 @@ nvrtc:
 
 ## A release bundle for x86-64 Linux machines without Swift (glibc >= 2.36): the binary with the
 ## Swift runtime linked in, the Debian libraries it loads under lib/ (found through RPATH
-## $ORIGIN/../lib; glibc, libstdc++ and libgcc_s are the system's), the configs and the README.
+## $ORIGIN/../lib; glibc, libstdc++ and libgcc_s are the system's), the configs, the README and docs/.
 ## CUDA is never bundled: the binary loads the user's driver, NVRTC and cuBLAS at run time.
 VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 BUNDLE = nest-train-$(VERSION)-linux-x86_64
@@ -44,7 +44,7 @@ bundle: setup
 	cp .build-bundle/release/nest-train dist/$(BUNDLE)/bin/ && strip dist/$(BUNDLE)/bin/nest-train
 	ldd dist/$(BUNDLE)/bin/nest-train | awk '/=> \// {print $$3}' \
 	  | grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s)\.so' | xargs -I{} cp -L {} dist/$(BUNDLE)/lib/
-	cp -r Configs README.md Tests/Device/run.sh dist/$(BUNDLE)/
+	cp -r Configs README.md docs Tests/Device/run.sh dist/$(BUNDLE)/
 	tar -C dist -czf dist/$(BUNDLE).tar.gz $(BUNDLE)
 	@echo "dist/$(BUNDLE).tar.gz: $$(du -h dist/$(BUNDLE).tar.gz | cut -f1)"
 

@@ -207,7 +207,7 @@ final class NemoImportTests: XCTestCase {
     }
 
     /// Thousands of mutated `.nemo` files, pickles and safetensors: each is read correctly or
-    /// refused with an error. Figures go to the README's Reliability section.
+    /// refused with an error. Figures go to docs/reliability.md.
     func testFuzzedNemoPickleAndSafetensorsInputs() throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: nemoPath))
         let zip = try ZipReader(try TarReader(Bytes(original, origin: "nemo")).member("model_weights.ckpt")!)
