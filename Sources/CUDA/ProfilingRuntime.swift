@@ -20,10 +20,10 @@ public final class ProfilingRuntime: KernelRuntime, @unchecked Sendable {
 
     private func timed(_ what: String, _ body: () -> Void) {
         inner.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.seconds
         body()
         inner.synchronize()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let seconds = MonotonicClock.seconds - start
         lock.lock()
         let t = totals[what] ?? (0, 0)
         totals[what] = (t.seconds + seconds, t.calls + 1)

@@ -133,12 +133,19 @@ public enum ClassDefaults {
     }
 
     /// `doc` with every argument a present section leaves out set to its class's default; a
-    /// required argument left out is an error naming the key and the class. Sections that are
+    /// required argument left out is an error naming the key and the class, a key the class does
+    /// not take a warning. Sections that are
     /// absent (or null, as a `.nemo` file's data sections) are left as they are.
     public static func filling(_ doc: ConfigDocument) throws -> ConfigDocument {
         var out = doc
         for (section, _) in sections {
             guard case .map? = doc.node(section), let contract = try contract(for: section, in: doc) else { continue }
+            // NeMo's constructor refuses an argument it does not have; nest-train warns, naming it.
+            if case .map(let entries)? = doc.node(section) {
+                for (key, _) in entries where key != "_target_" && contract.default(key) == nil {
+                    out.warn("\(section).\(key) is not an argument of NeMo's \(contract.className); nest-train ignores it")
+                }
+            }
             for (key, value) in contract.keys where doc.node("\(section).\(key)") == nil || (value == .required && !doc.has("\(section).\(key)")) {
                 switch value {
                 case .required:
@@ -164,7 +171,8 @@ public enum ClassDefaults {
         when it names none), and every argument the section leaves out takes that class's
         constructor default: from a YAML file, from overrides, and from a `.nemo` file's
         `model_config.yaml` alike. An argument without a default (**required**) must be given; its
-        absence is an error naming the key and the class. The defaults are NeMo 3.0.0's, read from
+        absence is an error naming the key and the class. A key the class does not take (which
+        NeMo's constructor would refuse) is named in a warning. The defaults are NeMo 3.0.0's, read from
         the classes themselves. Sections a config leaves out entirely keep nest-train's recipe
         values (those of `nest_fast-conformer.yaml`).
 

@@ -13,9 +13,9 @@ struct EngineBenchmark {
         body()   // warm-up: page faults, pool fill, OpenBLAS thread start
         var times: [Double] = []
         for _ in 0..<runs {
-            let t = DispatchTime.now().uptimeNanoseconds
+            let t = MonotonicClock.seconds
             body()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+            times.append(MonotonicClock.seconds - t)
         }
         return times.sorted()[runs / 2]
     }
@@ -26,9 +26,9 @@ struct EngineBenchmark {
         var times = [[Double]](repeating: [], count: cases.count)
         for round in 0..<rounds {
             for (i, run) in cases.enumerated() {
-                let t = DispatchTime.now().uptimeNanoseconds
+                let t = MonotonicClock.seconds
                 run()
-                if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9) }
+                if round > 0 { times[i].append(MonotonicClock.seconds - t) }
             }
         }
         return times.map { $0.sorted()[$0.count / 2] }

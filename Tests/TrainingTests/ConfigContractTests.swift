@@ -94,6 +94,18 @@ final class ConfigContractTests: XCTestCase {
         }
     }
 
+    /// A key the section's class does not take (NeMo's constructor would refuse it) is named in
+    /// a warning rather than ignored in silence; the shipped configs have none.
+    func testAKeyTheClassDoesNotTakeIsNamed() throws {
+        let root = CLI.root.path
+        let typo = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml", overrides: ["++model.encoder.n_head=4"]), requireData: false)
+        XCTAssertTrue(typo.warnings.contains("model.encoder.n_head is not an argument of NeMo's ConformerEncoder; nest-train ignores it"), "\(typo.warnings)")
+        for name in ["tiny", "demo", "large", "xl"] {
+            let config = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml"), requireData: false)
+            XCTAssertFalse(config.warnings.contains { $0.contains("is not an argument") }, "\(name): \(config.warnings)")
+        }
+    }
+
     /// `dropout_emb` (ConformerEncoder's default 0.1) drops position-table entries in training,
     /// one mask per forward, and nothing in evaluation.
     func testPositionDropoutActsInTrainingOnly() throws {

@@ -84,10 +84,10 @@ public enum GEMM {
         let c = Tensor(uninitializedShape: [m, n])
         var times: [Double] = []
         for _ in 0..<16 {
-            let t = DispatchTime.now().uptimeNanoseconds
+            let t = MonotonicClock.seconds
             run(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a.address, lda: k, b: b.address, ldb: n, c: c.address, ldc: n,
                 threads: threads)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+            times.append(MonotonicClock.seconds - t)
         }
         let median = times.dropFirst().sorted()[7]
         return 2 * Double(m * n * k) / median / 1e9

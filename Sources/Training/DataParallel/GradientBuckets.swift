@@ -97,30 +97,30 @@ final class GradientBuckets: BackwardObserver {
     func gradientComplete(_ entry: TapeEntry) {
         guard let b = bucketOfEntry[ObjectIdentifier(entry)] else { return }
         buckets[b].complete += 1
-        let t = now()
+        let t = MonotonicClock.seconds
         while nextToStart < buckets.count, buckets[nextToStart].complete == buckets[nextToStart].members.count { start(nextToStart) }
-        communicationSeconds += now() - t
+        communicationSeconds += MonotonicClock.seconds - t
     }
 
     func betweenRules() {
         guard oldestRunning < nextToStart else { return }
-        let t = now()
+        let t = MonotonicClock.seconds
         while oldestRunning < nextToStart, buckets[oldestRunning].sum?.test() ?? true { oldestRunning += 1 }
-        communicationSeconds += now() - t
+        communicationSeconds += MonotonicClock.seconds - t
     }
 
     /// Starts the remaining sums and waits for all: every parameter's gradient is then the sum.
     /// A parameter no rank had a gradient for is left without one, as on one process (AdamW
     /// skips it).
     func finish() {
-        let t = now()
+        let t = MonotonicClock.seconds
         while nextToStart < buckets.count { start(nextToStart) }
         for bucket in buckets {
             bucket.sum?.wait()
             bucket.stage?.finish()
         }
         for (p, anywhere) in zip(parameters, group.max(reached)) where anywhere == 0 { p.grad = nil }
-        let elapsed = now() - t
+        let elapsed = MonotonicClock.seconds - t
         communicationSeconds += elapsed
         exposedSeconds = elapsed
     }
@@ -142,5 +142,4 @@ final class GradientBuckets: BackwardObserver {
         nextToStart += 1
     }
 
-    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

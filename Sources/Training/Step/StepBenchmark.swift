@@ -30,12 +30,12 @@ public enum StepBenchmark {
     public static func deviceSGEMMRate(_ device: Device, size n: Int = 8192) -> Double {
         let a = Tensor(repeating: 0.5, shape: [n, n], on: device), b = Tensor(repeating: 0.25, shape: [n, n], on: device)
         _ = device.backend.elements(withoutGrad { Tensor.matmul(a, b) }, at: [0])
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.seconds
         let repeats = 5
         var c: Tensor?
         for _ in 0..<repeats { c = withoutGrad { Tensor.matmul(a, b) } }
         _ = device.backend.elements(c!, at: [0])
-        return 2 * pow(Double(n), 3) * Double(repeats) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) / 1e9
+        return 2 * pow(Double(n), 3) * Double(repeats) / (MonotonicClock.seconds - start) / 1e9
     }
 
     static func peakRSSMiB() -> Double {
@@ -43,7 +43,6 @@ public enum StepBenchmark {
         getrusage(RUSAGE_SELF.rawValue, &u)
         return Double(u.ru_maxrss) / 1024
     }
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// loader: the data pipeline alone on the config's training manifest (reading, resampling,
     /// augmentation with the noise manifest, both front ends, masks), as the background worker
@@ -55,7 +54,7 @@ public enum StepBenchmark {
                                      sampleRate: config.sampleRate, seed: config.seed, training: true)
         var position = DataPosition(epoch: 0, index: 0)
         var audioSeconds = 0.0, validFrames = 0, paddedFrames = 0, utterances = 0
-        let t0 = now()
+        let t0 = MonotonicClock.seconds
         for _ in 0..<batches {
             let batch = try loader.batch(at: position)
             audioSeconds += batch.audioSeconds
@@ -64,7 +63,7 @@ public enum StepBenchmark {
             utterances += batch.lengths.count
             position = loader.next(after: position)
         }
-        let wall = now() - t0
+        let wall = MonotonicClock.seconds - t0
         let out: [String: Any] = ["program": "nest-train", "mode": "loader", "config": configName, "batches": batches,
                                   "batch": config.train.batchDescription, "utterances_per_batch": Double(utterances) / Double(max(batches, 1)),
                                   "padding_share": 1 - Double(validFrames) / Double(max(paddedFrames, 1)), "augmentation": config.train.augmentation != nil,
@@ -75,9 +74,9 @@ public enum StepBenchmark {
 
     public static func run(config: RunConfig, configName: String, mode: Mode, batch: Int, seconds: Double,
                            steps: Int, warmup: Int, seed: UInt64, group: ProcessGroup = .single) -> String {
-        let buildStart = now()
+        let buildStart = MonotonicClock.seconds
         let (model, frontEnd) = ModelFactory.make(config)
-        let buildSeconds = now() - buildStart
+        let buildSeconds = MonotonicClock.seconds - buildStart
         let rssBuild = peakRSSMiB()
         let trainingStep = TrainingStep(model: model, config: config, group: group)
         let training = mode == .train || mode == .allreduce
@@ -102,31 +101,31 @@ public enum StepBenchmark {
             var row: [String: Double] = [:]
             var noisy = zip(audio, noise).map { a, n in zip(a, n).map(+) }
             if training, let augmentation {
-                let t = now()
+                let t = MonotonicClock.seconds
                 noisy = augmentation(audio, lengths: lengths, rngs: slots.map { $0.derived(4) }) { i, n in Array(noise[i].prefix(n)) }.noisy
-                row["aug"] = now() - t
+                row["aug"] = MonotonicClock.seconds - t
             }
             GEMM.resetFlops()
-            let cpu0 = cpuTime(), t0 = now()
+            let cpu0 = cpuTime(), t0 = MonotonicClock.seconds
             switch mode {
             case .loader:
                 preconditionFailure("the loader mode is StepBenchmark.loader(config:configName:batches:)")
             case .features:
                 _ = frontEnd(audio, lengths: lengths, dither: nil)
-                row["preprocessor"] = now() - t0
+                row["preprocessor"] = MonotonicClock.seconds - t0
             case .infer:
                 let (features, frames) = frontEnd(audio, lengths: lengths, dither: nil)
-                let t1 = now()
+                let t1 = MonotonicClock.seconds
                 _ = withoutGrad { model.encoder(features, lengths: frames) }
                 row["preprocessor"] = t1 - t0
-                row["encoder"] = now() - t1
+                row["encoder"] = MonotonicClock.seconds - t1
             case .train, .allreduce:
                 // The front ends run in the data loader during training; NeMo runs them in its
                 // forward, so they count as forward here.
                 let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
                                   frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"],
                                   slots: Array((group.rank * batch)..<((group.rank + 1) * batch)))
-                let frontEndSeconds = now() - t0
+                let frontEndSeconds = MonotonicClock.seconds - t0
                 row["front_end"] = frontEndSeconds
                 let before = Device.default.backend.activity
                 let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
@@ -142,7 +141,7 @@ public enum StepBenchmark {
                 if case let .updated(_, lr, _) = outcome { lrs.append(lr) }
                 maskedFraction = Double(batch.frameMask.maskedFrames) / Double(batch.frameMask.values.count)
             }
-            row["step"] = now() - t0
+            row["step"] = MonotonicClock.seconds - t0
             let cpu1 = cpuTime()
             row["faults"] = Double(cpu1.minorFaults - cpu0.minorFaults)
             if step >= warmup {
@@ -202,9 +201,9 @@ public enum StepBenchmark {
             defer { buffer.deallocate() }
             buffer.update(repeating: 1, count: floats)
             let times: [Double] = (0..<5).map { _ in
-                let t = now()
+                let t = MonotonicClock.seconds
                 group.startSum(buffer, count: floats).wait()
-                return now() - t
+                return MonotonicClock.seconds - t
             }
             let bytes = Double(floats * 4), seconds = median(times)
             out["ranks"] = group.size

@@ -71,7 +71,7 @@ public final class TrainingStep {
         let frames = group.max(window.map { Int64($0.isEmpty ? 0 : $0.clean.shape[2]) }).map { Int($0) }
         buckets?.begin()
         for (k, share) in window.enumerated() {
-            let t0 = now()
+            let t0 = MonotonicClock.seconds
             model.dropoutKeys.begin(update: update, microBatch: k, rows: share.slots)
             let last = k == window.count - 1
             if share.isEmpty {
@@ -80,7 +80,7 @@ public final class TrainingStep {
             } else {
                 let batch = share.padded(toFrames: frames[k], maskFrames: model.config.maskFrames(frames[k]))
                 let result = forward(batch, into: &metrics)
-                let t1 = now()
+                let t1 = MonotonicClock.seconds
                 metrics.forwardSeconds += t1 - t0
                 let observer = last ? buckets : nil
                 if tokens[k] > 0 {
@@ -92,13 +92,13 @@ public final class TrainingStep {
                     // its gradient reaches them through the summed statistics.
                     result.encoded.backward(seed: Tensor(zeros: result.encoded.shape), observer: observer)
                 }
-                metrics.backwardSeconds += now() - t1
+                metrics.backwardSeconds += MonotonicClock.seconds - t1
             }
             // Backward sums this process still owes (its backward did not reach them), or, when
             // no process has a masked token, none at all.
             for bn in batchNorms.reversed() { totalTokens > 0 ? bn.joinOwedBackwards() : bn.sync?.forgiveOwedBackwards() }
         }
-        let t2 = now()
+        let t2 = MonotonicClock.seconds
         // Without a masked token anywhere no process has a gradient: nothing to sum.
         if let buckets, totalTokens > 0 {
             buckets.finish()
@@ -115,7 +115,7 @@ public final class TrainingStep {
             return (metrics, .skipped)
         }
         Device.default.backend.endStep()
-        metrics.updateSeconds = now() - t2
+        metrics.updateSeconds = MonotonicClock.seconds - t2
         return (metrics, .updated(update: update, lr: lr, gradNorm: gradNorm))
     }
 
@@ -126,9 +126,9 @@ public final class TrainingStep {
         guard !batch.isEmpty else { return metrics }
         model.eval()
         defer { model.train() }
-        let t0 = now()
+        let t0 = MonotonicClock.seconds
         withoutGrad { _ = forward(batch, into: &metrics) }
-        metrics.forwardSeconds = now() - t0
+        metrics.forwardSeconds = MonotonicClock.seconds - t0
         Device.default.backend.endStep()
         return metrics
     }
@@ -140,8 +140,6 @@ public final class TrainingStep {
         metrics.audioSeconds += batch.audioSeconds
         return result
     }
-
-    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
 /// Copies of the model's buffers (BatchNorm statistics) to undo a step that went non-finite,
