@@ -63,10 +63,13 @@ let package = Package(
         // NeMo's YAML: documents, Hydra overrides, interpolations, and the model sections read
         // into NESTConfig (the run settings are Training's RunConfig).
         .target(name: "Config", dependencies: ["Model", "Tensor", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
-        .target(name: "Training", dependencies: ["Config", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
+        // The data path: manifests to batches (every batching policy, tarred shards, the loader and
+        // its prefetch), and the settings a dataset section gives it.
+        .target(name: "DataLoading", dependencies: ["Audio", "Model", "Tensor", "Formats"], swiftSettings: settings),
+        .target(name: "Training", dependencies: ["Config", "DataLoading", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Config", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Config", "DataLoading", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
@@ -74,7 +77,8 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "DataLoadingTests", dependencies: ["DataLoading", "Audio", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DataLoading", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Tensor"], swiftSettings: settings),
     ]
 )

@@ -1,3 +1,4 @@
+import DataLoading
 import Audio
 import Config
 import Distributed

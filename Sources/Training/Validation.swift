@@ -1,3 +1,4 @@
+import DataLoading
 import Audio
 import Distributed
 import Formats

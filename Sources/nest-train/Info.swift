@@ -1,3 +1,4 @@
+import DataLoading
 import ArgumentParser
 import Config
 import CUDA

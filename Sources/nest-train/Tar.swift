@@ -1,3 +1,4 @@
+import DataLoading
 import ArgumentParser
 import Foundation
 import Training

@@ -1,3 +1,4 @@
+import DataLoading
 import Config
 import Formats
 import Foundation

@@ -1,3 +1,4 @@
+import DataLoading
 import Formats
 
 /// Everything besides weights and optimizer moments that a resumed run needs to continue

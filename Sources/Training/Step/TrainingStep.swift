@@ -1,3 +1,4 @@
+import DataLoading
 import Distributed
 import Foundation
 import Model

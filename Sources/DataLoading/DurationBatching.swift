@@ -1,3 +1,4 @@
+import Audio
 import Tensor
 
 /// Duration-based batching, as NeMo's Lhotse loader does it (`batch_duration`): a batch takes

@@ -1,3 +1,4 @@
+import Audio
 import Tensor
 
 /// Deterministic batches of manifest indices for an epoch. With a batch size, as NeMo's

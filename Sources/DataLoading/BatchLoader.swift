@@ -41,7 +41,7 @@ extension Batch {
     /// The same batch with `frames` feature frames (zeros appended) and the mask on `maskFrames`
     /// of its grid: every process pads to the global batch's length, as one process holding the
     /// whole batch would.
-    func padded(toFrames frames: Int, maskFrames: Int) -> Batch {
+    package func padded(toFrames frames: Int, maskFrames: Int) -> Batch {
         guard frames > clean.shape[2] else { return self }
         // [..., t] → [..., n], each row's frames first.
         return Batch(position: position, slots: slots, clean: clean.paddingLastDimension(to: frames), noisy: noisy.paddingLastDimension(to: frames),
@@ -69,7 +69,7 @@ public struct DataPosition: Equatable, Codable {
 public final class BatchLoader: @unchecked Sendable {
     public let manifest: Manifest
     let noise: Manifest?
-    let settings: RunConfig.Data
+    package let settings: DataSettings
     let frontEnd: FilterbankFeatures
     let masks: BlockMaskSampler
     let sampleRate: Int
@@ -91,7 +91,7 @@ public final class BatchLoader: @unchecked Sendable {
 
     /// `report` receives non-fatal findings (tar members no manifest line names); with
     /// `skip_bad_audio: false` they are errors instead.
-    public init(settings: RunConfig.Data, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
+    public init(settings: DataSettings, frontEnd: FilterbankFeatures, masks: BlockMaskSampler,
                 sampleRate: Int, seed: UInt64, training: Bool, share: DataShare = .whole, report: @escaping (String) -> Void = { _ in }) throws {
         let skip = settings.skipBadAudio
         let tarred = try settings.tarred.map { t in
