@@ -60,16 +60,20 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
         .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
-        // NeMo's YAML: documents, Hydra overrides, interpolations, and the model sections read
-        // into NESTConfig (the run settings are Training's RunConfig).
-        .target(name: "Config", dependencies: ["Model", "Tensor", "Formats", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
+        // NeMo's YAML: documents, Hydra overrides, interpolations, the class defaults of absent
+        // keys, and the run settings (`RunConfig`: model, front end, data, optimizer, trainer).
+        .target(name: "Config", dependencies: ["Model", "Audio", "DataLoading", "NN", "Tensor", "Formats", .product(name: "Yams", package: "Yams")],
+                swiftSettings: settings),
+        // What a run leaves and reads back: sealed checkpoints and the run folder, weight files,
+        // `.nemo` import and export.
+        .target(name: "Interop", dependencies: ["Config", "Model", "NN", "Tensor", "Formats", "HDF5"], swiftSettings: settings),
         // The data path: manifests to batches (every batching policy, tarred shards, the loader and
         // its prefetch), and the settings a dataset section gives it.
         .target(name: "DataLoading", dependencies: ["Audio", "Model", "Tensor", "Formats"], swiftSettings: settings),
-        .target(name: "Training", dependencies: ["Config", "DataLoading", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
+        .target(name: "Training", dependencies: ["Config", "Interop", "DataLoading", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Config", "DataLoading", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Interop", "Config", "DataLoading", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
@@ -78,7 +82,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "DataLoadingTests", dependencies: ["DataLoading", "Audio", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "DataLoading", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Interop", "Config", "DataLoading", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Tensor"], swiftSettings: settings),
     ]
 )

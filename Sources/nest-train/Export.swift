@@ -1,3 +1,4 @@
+import Interop
 import ArgumentParser
 import Audio
 import Foundation

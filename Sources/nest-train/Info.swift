@@ -1,3 +1,4 @@
+import Interop
 import DataLoading
 import ArgumentParser
 import Config

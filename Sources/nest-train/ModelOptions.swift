@@ -1,3 +1,5 @@
+import Config
+import Interop
 import ArgumentParser
 import Model
 import Training

@@ -1,3 +1,4 @@
+import Interop
 import DataLoading
 import Config
 import Formats

@@ -1,3 +1,5 @@
+import Config
+import Interop
 import Foundation
 import Formats
 import HDF5

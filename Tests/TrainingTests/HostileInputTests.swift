@@ -1,3 +1,4 @@
+import Interop
 import Audio
 import Config
 import Foundation

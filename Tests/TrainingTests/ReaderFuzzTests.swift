@@ -1,3 +1,4 @@
+import Interop
 import Config
 import Audio
 import Foundation

@@ -1,3 +1,4 @@
+import Interop
 import Foundation
 import Training
 import XCTest

@@ -1,3 +1,4 @@
+import Interop
 import Distributed
 import Foundation
 import Model

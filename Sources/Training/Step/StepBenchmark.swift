@@ -1,3 +1,4 @@
+import Config
 import DataLoading
 import Audio
 import Distributed

@@ -1,3 +1,4 @@
+import Config
 import DataLoading
 import Distributed
 import Foundation

@@ -1,5 +1,4 @@
 import DataLoading
-import Config
 import Audio
 import Foundation
 import Tensor

@@ -4,10 +4,10 @@ import Foundation
 /// kills itself with SIGKILL there, exactly as a preemption or OOM kill would, so tests can hit
 /// the worst instants (half-written checkpoint, written but not renamed, one rank of a
 /// data-parallel job after a given step) deterministically.
-enum Failpoint {
+package enum Failpoint {
     static let active = ProcessInfo.processInfo.environment["NEST_FAILPOINT"]
 
-    static func hit(_ name: String) {
+    package static func hit(_ name: String) {
         if active == name { kill(getpid(), SIGKILL) }
     }
 }
