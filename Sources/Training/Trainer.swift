@@ -147,7 +147,10 @@ public final class Trainer {
     /// The leaves of the config stored in a checkpoint that differ from this run's (among the
     /// keys `relevant` keeps), as "key (old → new)", the first six and a count of the rest.
     private func configChanges(since yaml: String, checkpoint: String, relevant: (String) -> Bool) -> String {
-        guard let stored = try? ConfigDocument(text: yaml, file: checkpoint).root.leaves else { return "" }
+        guard let document = try? ConfigDocument(text: yaml, file: checkpoint) else { return "" }
+        // Both sides with absent keys at their class defaults: a checkpoint written before the
+        // defaults were filled in differs only in what its config left out.
+        let stored = ((try? ClassDefaults.filling(document)) ?? document).root.leaves
         let current = config.document.root.leaves
         let changed = Set(stored.keys).union(current.keys).sorted().filter { stored[$0] != current[$0] && relevant($0) }
         let shown = changed.prefix(6).map { "\($0) (\(stored[$0] ?? "absent") → \(current[$0] ?? "absent"))" }
