@@ -307,7 +307,7 @@ extension CUDABackend {
                                     combine: ((inout [Double]) -> Void)?, into stats: Tensor) -> Double {
         let c = x.shape[x.rank - 1], rows = x.count / max(c, 1)
         return withScratch(2 * (2 * c)) { sums in
-            columnSums(.valueAndSquare, rows: rows, cols: c, of: UnsafeRawPointer(x.kernelAddress), intoDoubles: sums)
+            columnSums(.valueAndSquare, rows: rows, cols: c, of: UnsafeRawPointer(x.kernelAddress), into: nil, doubles: sums)
             let total = combined(sums, count: 2 * c, rows: Double(rows), combine)
             launch("batchnorm_statistics", count: c, [.memory(UnsafeRawPointer(sums)), Self.arg(stats), Self.arg(runningMean), Self.arg(runningVar),
                                                       .int32(Int32(c)), .int64(Int(total)), .float(momentum), .float(eps), .int32(1)])
@@ -330,7 +330,7 @@ extension CUDABackend {
         let c = x.shape[x.rank - 1], rows = x.count / max(c, 1)
         withScratch(2 * (2 * c)) { sums in
             columnSums(.batchNormGradient, rows: rows, cols: c, of: UnsafeRawPointer(x.kernelAddress), g: g, a: stats,
-                       b: UnsafeRawPointer(stats.kernelAddress + c), intoDoubles: sums, floats: affine)
+                       b: UnsafeRawPointer(stats.kernelAddress + c), into: affine.map { UnsafeMutableRawPointer($0.kernelAddress) }, doubles: sums)
             _ = combined(sums, count: 2 * c, rows: total, combine)
             guard let dx else { return }
             launch("batchnorm_backward_input", count: x.count, [Self.arg(x), Self.arg(g), Self.arg(weight), Self.arg(stats), .memory(UnsafeRawPointer(sums)),
@@ -441,26 +441,17 @@ extension CUDABackend {
     }
 
     /// The column sums of `rows` × `cols` floats at `x` (with `g`, `a` and `b` as `term` reads
-    /// them) as device doubles at `doubles` ([sum 0 (cols), sum 1 (cols)]), and as floats into
-    /// `floats` when given.
+    /// them), [sum 0 (cols), sum 1 (cols)]: into device floats (added to them with
+    /// `accumulate`), into device doubles, or both.
     func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, g: Tensor? = nil, a: Tensor? = nil, b: UnsafeRawPointer? = nil,
-                    intoDoubles doubles: UnsafeMutableRawPointer, floats: Tensor? = nil) {
+                    into floats: UnsafeMutableRawPointer?, accumulate: Bool = false, doubles: UnsafeMutableRawPointer? = nil) {
         chunkedSums(rows: rows, width: term.sums * cols, { p, chunk, chunks in
             launch("column_sums_partial", count: chunks * cols,
                    [.memory(x), Self.arg(g), Self.arg(a), .memory(b), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
         }, finish: { partial, chunks in
-            launch("column_sums_finish", count: term.sums * cols,
-                   [partial, Self.arg(floats), .memory(UnsafeRawPointer(doubles)), .int64(chunks), .int64(term.sums * cols), .int32(0)])
+            launch("column_sums_finish", count: term.sums * cols, [partial, .memory(floats.map(UnsafeRawPointer.init)),
+                                                                   .memory(doubles.map(UnsafeRawPointer.init)), .int64(chunks),
+                                                                   .int64(term.sums * cols), .int32(accumulate ? 1 : 0)])
         })
-    }
-
-    /// The column sums of `rows` × `cols` floats at `x` (with `g` and `a` as `term` reads them)
-    /// into device floats, added to them with `accumulate`.
-    func columnSums(_ term: ColumnTerm, rows: Int, cols: Int, of x: UnsafeRawPointer, g: Tensor? = nil, a: Tensor? = nil,
-                    into out: UnsafeMutableRawPointer, accumulate: Bool) {
-        chunkedSums(rows: rows, width: term.sums * cols, into: out, accumulate: accumulate) { p, chunk, chunks in
-            launch("column_sums_partial", count: chunks * cols,
-                   [.memory(x), Self.arg(g), Self.arg(a), .memory(nil), p, .int64(rows), .int64(cols), .int64(chunk), .int32(term.rawValue)])
-        }
     }
 }
