@@ -24,7 +24,7 @@ final class EncoderVariantParityTests: XCTestCase {
             let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("Interop/Resources/\(name).safetensors").path
             file = try SafetensorsReader(try Bytes.mapping(path))
-            let config = try ModelConfigReader.read(try ConfigDocument(text: file.metadata["config"] ?? "", file: name)).encoder
+            let config = try ModelConfigReader.readEncoder(try ConfigDocument(text: file.metadata["config"] ?? "", file: name))
             encoder = makeEncoder(config, rng: RandomGenerator(seed: 1))
             try StateDictLoader.load(encoder, from: file, policy: .init(strict: true, include: { $0.hasPrefix("encoder.") }), prefix: "encoder.")
             lengths = try JSONDecoder().decode([Int].self, from: Data((file.metadata["lengths"] ?? "").utf8))
@@ -122,12 +122,12 @@ final class EncoderVariantParityTests: XCTestCase {
             (local.replacingOccurrences(of: "att_context_size: [4, 2]", with: "att_context_size: [4, 1]"),
              "model.encoder.att_context_style=chunked_limited", "only 'regular' is supported"),
             (local, "model.encoder.att_context_size=[[4,2],[2,2]]", "rel_pos_local_attn takes one window"),
-            (local, "++model.encoder.global_tokens=2", "model.encoder.global_tokens (2)"),
+            (local, "++model.encoder.global_tokens=2", "model.encoder.global_tokens: '2' is not supported (supported: 0)"),
             (local, "model.encoder.self_attention_model=rel_pos_longformer", "'rel_pos_longformer' is not supported"),
             (asr, "model.encoder.ffn_act=tanh", "model.encoder.ffn_act: 'tanh'"),
-            (asr, "++model.encoder.conv_norm_type=layer_norm", "ASRTransformerEncoder has no convolution module"),
+            (asr, "++model.encoder.conv_norm_type=layer_norm", "conv_norm_type is a ConformerEncoder argument; ASRTransformerEncoder does not take it"),
         ] {
-            XCTAssertThrowsError(try ModelConfigReader.read(try ConfigDocument(text: yaml, file: "x.yaml", overrides: [override])), override) { error in
+            XCTAssertThrowsError(try ModelConfigReader.readEncoder(try ConfigDocument(text: yaml, file: "x.yaml", overrides: [override])), override) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(override): \(error)")
             }
         }

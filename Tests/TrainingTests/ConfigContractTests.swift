@@ -1,3 +1,4 @@
+import Audio
 import Config
 import Foundation
 import Model
@@ -27,9 +28,9 @@ final class ConfigContractTests: XCTestCase {
             // The file's order is the constructor's: compare it through the raw text.
             let order = try XCTUnwrap(Self.keyOrder(of: contract.target, in: text))
             XCTAssertEqual(contract.keys.map(\.name), order, contract.target)
-            for (name, value) in contract.keys {
-                let expected = try XCTUnwrap(defaults[name], "\(contract.target).\(name)")
-                XCTAssertTrue(Self.same(value, expected), "\(contract.target).\(name): table \(value), NeMo \(expected)")
+            for argument in contract.keys {
+                let expected = try XCTUnwrap(defaults[argument.name], "\(contract.target).\(argument.name)")
+                XCTAssertTrue(Self.same(argument.value, expected), "\(contract.target).\(argument.name): table \(argument.value), NeMo \(expected)")
             }
         }
         // The one class from beyond NeMo 3.0.0 says so.
@@ -104,6 +105,61 @@ final class ConfigContractTests: XCTestCase {
             let config = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/\(name).yaml"), requireData: false)
             XCTAssertFalse(config.warnings.contains { $0.contains("is not an argument") }, "\(name): \(config.warnings)")
         }
+    }
+
+    /// Every value is checked against the table before anything is read: its type, the values
+    /// nest-train builds (a preprocessor option it does not build is refused, not ignored), null
+    /// only where the class takes it; a section NeMo's model needs cannot be left out.
+    func testValuesAreCheckedAgainstTheTable() throws {
+        let root = CLI.root.path
+        let p = "model.preprocessor", e = "model.encoder"
+        for (override, expected) in [("++\(e).n_heads=two", "\(e).n_heads must be an integer, got 'two'"),
+                                     ("\(e).n_heads=null", "\(e).n_heads is null; NeMo's ConformerEncoder takes an int (its default is 4)"),
+                                     ("\(e).dropout=1.0", "\(e).dropout (1.0) must be in [0, 1)"),
+                                     ("++\(p).highfreq=4000", "\(p).highfreq: '4000' is not supported (supported: null)"),
+                                     ("++\(p).mag_power=1.0", "\(p).mag_power: '1.0' is not supported (supported: 2)"),
+                                     ("++\(p).log=false", "\(p).log: 'false' is not supported (supported: true)"),
+                                     ("++model.quantizer.time_ahead=true", "model.quantizer.time_ahead: 'true' is not supported"),
+                                     ("\(p).normalize=all_features", "\(p).normalize: 'all_features' is not supported (supported: per_feature, NA)"),
+                                     ("++\(e).att_context_size=4", "\(e).att_context_size must be a list"),
+                                     ("model.quantizer=null", "model.quantizer is missing: NeMo's NEST model builds its RandomProjectionVectorQuantizer from it "
+                                      + "(give at least feat_in, code_dim, num_classes, num_books)")] {
+            XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml", overrides: [override]), requireData: false), override) {
+                XCTAssertTrue("\($0)".contains("tiny.yaml: \(expected)"), "\(override): \($0)")
+            }
+        }
+        // Values the table accepts: 2 is 2.0; null where the class takes it; pre-emphasis off.
+        let accepted = try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml",
+                                                        overrides: ["++\(p).mag_power=2", "++\(p).preemph=null", "++\(p).n_fft=null"]), requireData: false)
+        XCTAssertNil(accepted.frontEnd.preemphasis)
+        XCTAssertEqual(accepted.frontEnd.nFFT, 512, "the power of two holding the 400-sample window")
+    }
+
+    /// The table's "lands in" column names settings that exist: every `Type.field` it names is a
+    /// stored property of that type (so a renamed field fails here, not in a reader's silence).
+    func testWhereAValueLandsNamesARealSetting() throws {
+        let settings: [String: Mirror] = [
+            "EncoderConfig": Mirror(reflecting: EncoderConfig()), "QuantizerConfig": Mirror(reflecting: QuantizerConfig()),
+            "DecoderConfig": Mirror(reflecting: DecoderConfig()), "MaskingConfig": Mirror(reflecting: MaskingConfig()),
+            "LossConfig": Mirror(reflecting: LossConfig()), "FilterbankFeatures.Settings": Mirror(reflecting: FilterbankFeatures.Settings()),
+            "MultiSpeakerNoiseAugmentation.Settings": Mirror(reflecting: MultiSpeakerNoiseAugmentation.Settings()),
+            "FilterbankFeatures": Mirror(reflecting: FilterbankFeatures(settings: .init())),
+        ]
+        var named = 0
+        for contract in ClassDefaults.all {
+            for argument in contract.keys where !argument.lands.hasPrefix("—") {
+                // "Type.field, field2 (a note)": the type is the longest known prefix.
+                let text = String(argument.lands.prefix { $0 != "(" }).trimmingCharacters(in: .whitespaces)
+                let type = try XCTUnwrap(settings.keys.filter { text.hasPrefix($0 + ".") }.max { $0.count < $1.count }, "\(contract.className).\(argument.name): \(text)")
+                let fields = text.dropFirst(type.count + 1).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let labels = Set(settings[type]!.children.compactMap(\.label))
+                for field in fields {
+                    XCTAssertTrue(labels.contains(field), "\(contract.className).\(argument.name): \(type) has no \(field)")
+                    named += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(named, 80)
     }
 
     /// `dropout_emb` (ConformerEncoder's default 0.1) drops position-table entries in training,
