@@ -48,15 +48,20 @@ YAML = """model:
     combine_time_steps: 4
 """
 
-torch.manual_seed(0)
-cfg = OmegaConf.create(YAML).model
-sections = {}
-for name in ["preprocessor", "masking", "quantizer", "encoder", "decoder", "loss"]:
-    module = instantiate(cfg[name])
-    sections[name] = {k: list(v.shape) for k, v in module.state_dict().items()}
-    if name == "preprocessor":
-        f = module.featurizer
-        front_end = {"win_length": f.win_length, "hop_length": f.hop_length, "n_fft": f.n_fft, "features": f.nfilt}
-OUT.write_text(json.dumps({"made_with": f"NeMo {nemo.__version__}, torch {torch.__version__}", "yaml": YAML,
-                           "front_end": front_end, "state_dict": sections}, indent=1) + "\n")
-print(f"{OUT}: {sum(len(v) for v in sections.values())} tensors, front end {front_end}")
+def main():
+    torch.manual_seed(0)
+    cfg = OmegaConf.create(YAML).model
+    sections = {}
+    for name in ["preprocessor", "masking", "quantizer", "encoder", "decoder", "loss"]:
+        module = instantiate(cfg[name])
+        sections[name] = {k: list(v.shape) for k, v in module.state_dict().items()}
+        if name == "preprocessor":
+            f = module.featurizer
+            front_end = {"win_length": f.win_length, "hop_length": f.hop_length, "n_fft": f.n_fft, "features": f.nfilt}
+    OUT.write_text(json.dumps({"made_with": f"NeMo {nemo.__version__}, torch {torch.__version__}", "yaml": YAML,
+                               "front_end": front_end, "state_dict": sections}, indent=1) + "\n")
+    print(f"{OUT}: {sum(len(v) for v in sections.values())} tensors, front end {front_end}")
+
+
+if __name__ == "__main__":
+    main()

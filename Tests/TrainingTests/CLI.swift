@@ -84,6 +84,18 @@ enum CLI {
         guard p.terminationStatus == 0 else { throw NSError(domain: "Data/make_demo_corpus.py --tiny-only failed (are espeak-ng and sox installed? run make setup)", code: Int(p.terminationStatus)) }
     }
 
+    /// A mono float32 WAV at 16 kHz.
+    static func writeWAV(_ samples: [Float], to path: String) throws {
+        var d = Data()
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+        d.append(contentsOf: Array("RIFF".utf8)); u32(36 + samples.count * 4); d.append(contentsOf: Array("WAVE".utf8))
+        d.append(contentsOf: Array("fmt ".utf8)); u32(16); u16(3); u16(1); u32(16000); u32(64000); u16(4); u16(32)
+        d.append(contentsOf: Array("data".utf8)); u32(samples.count * 4)
+        samples.withUnsafeBytes { d.append(contentsOf: $0) }
+        try d.write(to: URL(fileURLWithPath: path))
+    }
+
     static func temporaryDirectory() -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nest-train-tests-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,5 +1,6 @@
 import Audio
 import Config
+import Interop
 import Foundation
 import Model
 import NN
@@ -93,6 +94,38 @@ final class ConfigContractTests: XCTestCase {
         XCTAssertThrowsError(try RunConfig(try ConfigDocument(text: noCodeDim, file: "model_config.yaml"), requireData: false)) { error in
             XCTAssertTrue("\(error)".contains("model.quantizer.code_dim is required: NeMo's RandomProjectionVectorQuantizer has no default for it"), "\(error)")
         }
+    }
+
+    /// NeMo's own `.nemo` of that minimal config (its model_config.yaml leaves every other key
+    /// out, as NeMo writes it; Tests/Interop/make_minimal_nemo_fixture.py): nest-train reads it
+    /// with the class defaults, takes every tensor in NeMo's order, and extracts NeMo's eval
+    /// encoder output on the same chirp (front end of 64 mels over 20 ms, striding subsampling,
+    /// 4 heads, kernel 31).
+    func testNeMosOwnNemoOfTheMinimalConfigExtractsNeMosEncoder() throws {
+        let resources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop/Resources")
+        let nemo = resources.appendingPathComponent("minimal-config.nemo").path
+        let stored = try NemoFile(nemo).configYAML
+        XCTAssertFalse(stored.contains("n_heads") || stored.contains("subsampling") || stored.contains("features"), "the file leaves the defaults out")
+        let (model, config) = try Exporter.loadNemo(nemo)
+        XCTAssertEqual(config.model.encoder.nHeads, 4)
+        XCTAssertEqual(config.model.encoder.subsampling, .striding)
+        XCTAssertEqual(model.namedArrays().map(\.name), try WeightsFile.open(nemo).names(), "every tensor, in NeMo's order")
+
+        let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: resources.appendingPathComponent("minimal-config-encoded.json"))) as? [String: Any])
+        let frames = try XCTUnwrap(expected["frames"] as? Int), width = try XCTUnwrap(expected["d_model"] as? Int)
+        let reference = try XCTUnwrap(expected["last_layer"] as? [Double]).map(Float.init)
+        let dir = CLI.temporaryDirectory()
+        // The chirp of the fixture script: 200 Hz → 2 kHz over one second at half scale.
+        let chirp = (0..<16000).map { i -> Float in let t = Double(i) / 16000; return Float(0.5 * sin(2 * Double.pi * (200 * t + 900 * t * t))) }
+        try CLI.writeWAV(chirp, to: dir + "/chirp.wav")
+        try "{\"audio_filepath\": \"\(dir)/chirp.wav\", \"duration\": 1.0}\n".write(toFile: dir + "/manifest.json", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["extract", "--nemo", nemo, "--input", dir + "/manifest.json", "--output", dir + "/features", "--layers", "all"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/features/" + FeatureExtractor.featureName(dir + "/chirp.wav")))
+        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
+        let values = npy.subdata(in: (10 + headerLength)..<npy.count).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(values.count, 2 * width * frames, "two layers of d_model × T′")
+        assertClose(Array(values[(width * frames)...]), reference, atol: 1e-4, "the last layer")
     }
 
     /// A key the section's class does not take (NeMo's constructor would refuse it) is named in

@@ -42,7 +42,7 @@ final class NemoImportTests: XCTestCase {
         var paths: [String] = []
         for (b, n) in lengths.enumerated() {
             let path = dir + "/utt\(b).wav"
-            try wav(Array(audio.floats[(b * audio.shape[1])..<(b * audio.shape[1] + n)]), to: path)
+            try CLI.writeWAV(Array(audio.floats[(b * audio.shape[1])..<(b * audio.shape[1] + n)]), to: path)
             paths.append(path)
         }
         let manifest = dir + "/manifest.json"
@@ -308,18 +308,6 @@ final class NemoImportTests: XCTestCase {
         let values = (0..<count).map(Float.init)
         let data = values.withUnsafeBytes { Data($0) }.prefix(recordBytes ?? count * 4)
         return Bytes(try ZipWriter.stored([("archive/data.pkl", p.data), ("archive/data/0", Data(data))]), origin: "test.ckpt")
-    }
-
-    /// A mono float32 WAV at 16 kHz.
-    func wav(_ samples: [Float], to path: String) throws {
-        var d = Data()
-        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
-        func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
-        d.append(contentsOf: Array("RIFF".utf8)); u32(36 + samples.count * 4); d.append(contentsOf: Array("WAVE".utf8))
-        d.append(contentsOf: Array("fmt ".utf8)); u32(16); u16(3); u16(1); u32(16000); u32(64000); u16(4); u16(32)
-        d.append(contentsOf: Array("data".utf8)); u32(samples.count * 4)
-        samples.withUnsafeBytes { d.append(contentsOf: $0) }
-        try d.write(to: URL(fileURLWithPath: path))
     }
 
     /// NeMo's own `.nemo` files of the streaming FastConformer and the Transformer encoder
