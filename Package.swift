@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // Release builds target Haswell (AVX2 + FMA; the clang importer does not accept "x86-64-v3"): every machine this project runs on (developer,
@@ -16,8 +17,11 @@ let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xllvm"
 // closures, which Swift 6's strict sendability checking rejects without adding any safety here.
 let settings: [SwiftSetting] = cpuFlags + [.swiftLanguageMode(.v5)]
 
-// The CUDA C kernel sources, one file per family in Sources/CUDA/Kernels.
-let cudaKernelFamilies = ["activations", "adamw", "attention", "batchnorm", "convolution", "dropout", "layernorm", "layout", "softmax", "targets"]
+// The CUDA C kernel sources: every `.cu` file in Sources/CUDA/Kernels is a family (embedded in
+// the binary; `KernelSource.all` names each, and KernelCompileTests holds it to this folder).
+let cudaKernelFamilies = ((try? FileManager.default.contentsOfDirectory(
+    atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Sources/CUDA/Kernels").path)) ?? [])
+    .filter { $0.hasSuffix(".cu") }.map { String($0.dropLast(3)) }.sorted()
 
 let package = Package(
     name: "nest-train",

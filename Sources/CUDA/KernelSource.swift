@@ -9,6 +9,8 @@ public struct KernelSource: Sendable {
         self.text = text
     }
 
+    /// One per `.cu` file in `Kernels/` (Package.swift embeds each; a test holds this list to the
+    /// folder), in name order.
     public static let all: [KernelSource] = [
         KernelSource(family: "activations", text: String(decoding: PackageResources.activations_cu, as: UTF8.self)),
         KernelSource(family: "adamw", text: String(decoding: PackageResources.adamw_cu, as: UTF8.self)),
