@@ -49,44 +49,48 @@ let package = Package(
         // The CUDA driver API, NVRTC and cuBLAS, declared in a C shim and loaded with dlopen at
         // run time: nothing of CUDA is needed to build or to run without a GPU.
         .target(name: "CCUDA"),
-        .target(name: "CUDA", dependencies: ["CCUDA", "Formats", "Tensor", "COpenBLAS"],
+        .target(name: "CUDA", dependencies: ["CCUDA", "Basics", "Tensor", "COpenBLAS"],
                 resources: cudaKernelFamilies.map { .embedInCode("Kernels/\($0).cu") } + [.embedInCode("Emulation/host-emulation.h")],
                 swiftSettings: settings),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CCPUID"], swiftSettings: settings),
+        // What every target builds on: the one error type (`NestError`), bounds-checked byte
+        // windows (`Bytes`), input files that must be regular (`RegularFile`) and whole-or-nothing
+        // writes (`AtomicFile`).
+        .target(name: "Basics", swiftSettings: settings),
         // File formats, readers and writers side by side (tar, zip, pickle, torch archives,
-        // safetensors, npy, CRC-32), one dtype enum, and the project's error type. No format
-        // knows about the model.
-        .target(name: "Formats", dependencies: ["CZlib"], swiftSettings: settings),
-        .target(name: "HDF5", dependencies: ["CHDF5", "Formats"], swiftSettings: settings),
+        // safetensors, npy, TensorBoard events, CRC-32) and one dtype enum. No format knows
+        // about the model.
+        .target(name: "Formats", dependencies: ["Basics", "CZlib"], swiftSettings: settings),
+        .target(name: "HDF5", dependencies: ["CHDF5", "Basics", "Formats"], swiftSettings: settings),
         // The processes training one model (Open MPI under a launcher, loaded at run time, else
         // one process); the only target that sees MPI.
-        .target(name: "Distributed", dependencies: ["CMPI", "Formats"], swiftSettings: settings),
-        .target(name: "NN", dependencies: ["Tensor", "Formats"], swiftSettings: settings),
-        .target(name: "Audio", dependencies: ["Tensor", "Formats", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
+        .target(name: "Distributed", dependencies: ["CMPI", "Basics"], swiftSettings: settings),
+        .target(name: "NN", dependencies: ["Tensor", "Basics", "Formats"], swiftSettings: settings),
+        .target(name: "Audio", dependencies: ["Tensor", "Basics", "CFFTW", "CSndfile", "CSoxr"], swiftSettings: settings),
         .target(name: "Model", dependencies: ["NN", "Tensor"], swiftSettings: settings),
         // NeMo's YAML: documents, Hydra overrides, interpolations, the class defaults of absent
         // keys, and the run settings (`RunConfig`: model, front end, data, optimizer, trainer).
-        .target(name: "Config", dependencies: ["Model", "Audio", "DataLoading", "NN", "Tensor", "Formats", .product(name: "Yams", package: "Yams")],
+        .target(name: "Config", dependencies: ["Model", "Audio", "DataLoading", "NN", "Tensor", "Basics", "Formats", .product(name: "Yams", package: "Yams")],
                 swiftSettings: settings),
         // What a run leaves and reads back: sealed checkpoints and the run folder, weight files,
         // `.nemo` import and export.
-        .target(name: "Interop", dependencies: ["Config", "Model", "NN", "Tensor", "Formats", "HDF5"], swiftSettings: settings),
+        .target(name: "Interop", dependencies: ["Config", "Model", "NN", "Tensor", "Basics", "Formats", "HDF5"], swiftSettings: settings),
         // The data path: manifests to batches (every batching policy, tarred shards, the loader and
         // its prefetch), and the settings a dataset section gives it.
-        .target(name: "DataLoading", dependencies: ["Audio", "Model", "Tensor", "Formats"], swiftSettings: settings),
-        .target(name: "Training", dependencies: ["Config", "Interop", "DataLoading", "Model", "Audio", "NN", "Tensor", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
+        .target(name: "DataLoading", dependencies: ["Audio", "Model", "Tensor", "Basics", "Formats"], swiftSettings: settings),
+        .target(name: "Training", dependencies: ["Config", "Interop", "DataLoading", "Model", "Audio", "NN", "Tensor", "Basics", "Formats", "HDF5", "Distributed"], swiftSettings: settings),
         .executableTarget(
             name: "nest-train",
-            dependencies: ["Training", "Interop", "Config", "DataLoading", "Model", "Audio", "Tensor", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Training", "Interop", "Config", "DataLoading", "Model", "Audio", "Tensor", "Basics", "Distributed", "CUDA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings),
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
-        .target(name: "_TestSupport", dependencies: ["Tensor", "Formats", "HDF5", "NN"], swiftSettings: settings),
+        .target(name: "_TestSupport", dependencies: ["Tensor", "Basics", "Formats", "HDF5", "NN"], swiftSettings: settings),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Formats", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Basics", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "DataLoadingTests", dependencies: ["DataLoading", "Audio", "_TestSupport"], swiftSettings: settings),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Interop", "Config", "DataLoading", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Interop", "Config", "DataLoading", "Basics", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Tensor"], swiftSettings: settings),
     ]
 )

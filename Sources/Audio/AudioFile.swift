@@ -1,7 +1,7 @@
+import Basics
 import CSndfile
 import CSoxr
 import Foundation
-import Formats
 
 /// Reads audio through libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, …) as NeMo's loader does:
 /// float samples (integer PCM scaled by 1/2^(bits−1)), channels averaged to mono, resampled to

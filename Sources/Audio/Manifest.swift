@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import Formats
 
 /// One utterance of a NeMo JSON-lines manifest.
 public struct ManifestEntry: Equatable {

@@ -1,5 +1,5 @@
+import Basics
 import CCUDA
-import Formats
 
 /// cuBLAS for the GEMMs, in fp32 without TF32 (`trainer.precision: 32` semantics; torch's
 /// default `float32_matmul_precision` is "highest", which is the same).

@@ -1,6 +1,6 @@
+import Basics
 import CCUDA
 import Foundation
-import Formats
 
 /// One GPU through the driver API: its primary context made current on the calling thread,
 /// what `info` and the run header say about it, and plain allocations and copies.

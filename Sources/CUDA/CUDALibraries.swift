@@ -1,6 +1,6 @@
+import Basics
 import CCUDA
 import Foundation
-import Formats
 
 /// Finds and loads the CUDA driver, NVRTC and cuBLAS at run time (nothing of CUDA is linked).
 ///

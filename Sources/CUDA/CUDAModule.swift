@@ -1,5 +1,5 @@
+import Basics
 import CCUDA
-import Formats
 
 /// A loaded module (a cubin, or PTX the driver compiles) and the kernels in it.
 public final class CUDAModule {

@@ -1,6 +1,6 @@
+import Basics
 import CCUDA
 import Foundation
-import Formats
 import Tensor
 
 /// The GPU behind the CUDA backend: `cuMemAlloc`ed blocks, the driver's copies, the kernels of

@@ -1,6 +1,6 @@
+import Basics
 import COpenBLAS
 import Foundation
-import Formats
 import Tensor
 
 /// The CUDA backend's kernels run on the host (see `KernelRuntime`): each family's CUDA C source,

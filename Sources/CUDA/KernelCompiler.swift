@@ -1,6 +1,6 @@
+import Basics
 import CCUDA
 import Foundation
-import Formats
 
 /// Compiles the kernel sources with NVRTC for one GPU, caching each image on disk under a key of
 /// the source, the target and the NVRTC version: a cubin of the GPU's own architecture (sm_XX

@@ -1,4 +1,4 @@
-import Formats
+import Basics
 
 /// A constructor argument's default in a NeMo class.
 public enum ClassDefault: Equatable, Sendable, ExpressibleByStringLiteral {

@@ -1,4 +1,4 @@
-import Formats
+import Basics
 import Model
 
 /// NeMo's rule for a key a config leaves out, in one table: Hydra builds the class a section's

@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import Formats
 
 /// A NeMo-structured config: parsed, interpolations resolved, overrides applied, and read
 /// through typed accessors whose errors name the key path and the file.

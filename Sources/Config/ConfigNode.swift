@@ -1,6 +1,6 @@
+import Basics
 import Foundation
 import Yams
-import Formats
 
 /// A YAML document as an ordered tree: maps keep their key order (NeMo configs are read and
 /// written back by people), scalars keep their text and whether YAML typed them.

@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import Formats
 
 /// OmegaConf-style `${key.path}` resolution over a parsed document: a whole-value reference
 /// takes the target's node (and type), references inside text are replaced by the target's

@@ -1,6 +1,6 @@
+import Basics
 import Model
 import NN
-import Formats
 import Tensor
 
 /// Reads the model sections (`model.encoder`, `masking`, `quantizer`, `decoder`, `loss`) of a

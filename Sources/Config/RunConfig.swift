@@ -1,9 +1,9 @@
+import Basics
 import DataLoading
 import Audio
 import Foundation
 import Tensor
 import Model
-import Formats
 
 /// Everything a run needs besides the model: data, front end, optimizer, trainer and
 /// experiment-manager settings, read from NeMo's keys.

@@ -1,4 +1,4 @@
-import Formats
+import Basics
 
 /// Bounds on a YAML document, checked before and while it becomes a `ConfigNode`, so that a
 /// hostile config (or a downloaded `.nemo`'s `model_config.yaml`) is refused by name instead of

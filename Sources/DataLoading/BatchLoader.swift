@@ -1,8 +1,8 @@
+import Basics
 import Audio
 import Foundation
 import Model
 import Tensor
-import Formats
 
 /// A batch ready for the training step: clean features (for targets), masked-to-be noisy
 /// features (for the encoder), their lengths, and the frame mask.

@@ -1,6 +1,7 @@
+import Basics
+import Formats
 import Audio
 import Foundation
-import Formats
 import Tensor
 
 /// `nest-train tar`: NeMo's `convert_to_tarred_audio_dataset.py` for users without NeMo. Entries

@@ -1,6 +1,7 @@
+import Basics
+import Formats
 import Audio
 import Foundation
-import Formats
 import Tensor
 
 /// NeMo's tarred audio datasets (`is_tarred: true`), read unchanged: the shards named by

@@ -1,5 +1,5 @@
+import Basics
 import CMPI
-import Formats
 import Foundation
 
 /// The Open MPI library (`libmpi.so.40`) of the launcher that started this process, loaded at

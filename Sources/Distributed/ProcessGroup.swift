@@ -1,5 +1,5 @@
+import Basics
 import CMPI
-import Formats
 import Foundation
 
 /// The processes that train one model together: one process without a launcher, or the ranks

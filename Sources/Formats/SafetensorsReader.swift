@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Reads safetensors files (nest-train's exports and Hugging Face's): the JSON header is

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// What `torch.save(state_dict)` wrote, read without torch: the zip's `data.pkl` through the

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A restricted unpickler for PyTorch state dicts, anchored on torch's `weights_only`

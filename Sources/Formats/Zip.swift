@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// A ZIP archive with STORED (uncompressed) entries, as PyTorch reads them. Without ZIP64, so

@@ -1,6 +1,7 @@
+import Basics
+import Formats
 import CHDF5
 import Foundation
-import Formats
 
 /// A small, safe view of an HDF5 file: datasets of float32/float64/int64 arrays and strings,
 /// groups, and string or integer attributes. Object paths are absolute ("/weights/key"); a dot

@@ -1,5 +1,6 @@
-import Foundation
+import Basics
 import Formats
+import Foundation
 
 /// The numeric datasets of one group of an HDF5 file as named arrays (`/weights` in
 /// checkpoints, exports and fixtures; the root in h5py dumps of a state dict).

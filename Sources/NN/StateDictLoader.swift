@@ -1,3 +1,4 @@
+import Basics
 import Formats
 import Tensor
 

@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import Formats
 
 /// `<run>/curves.svg`: the run's curves from its metrics.jsonl, viewable in any browser, redrawn
 /// at each validation (and by `nest-train plot RUN`). Four panels against step: training loss;

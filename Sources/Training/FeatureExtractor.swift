@@ -1,10 +1,11 @@
+import Basics
+import Formats
 import Audio
 import Foundation
 import HDF5
 import Model
 import NN
 import Tensor
-import Formats
 
 /// Eval-mode layer features, in the files NeMo's `scripts/ssl/extract_features.py` writes: one
 /// `.npy` of [n_layers, D, T_i] per input (each layer's output after its norm_out, trimmed to

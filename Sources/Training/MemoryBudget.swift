@@ -1,6 +1,6 @@
+import Basics
 import Config
 import Foundation
-import Formats
 import Model
 
 /// What training a config holds in memory, estimated from the config alone, so that a model

@@ -1,5 +1,6 @@
-import Foundation
+import Basics
 import Formats
+import Foundation
 
 /// `metrics.jsonl`: one JSON object per logged step (and per validation), appended and flushed;
 /// and, unless turned off, the same values as TensorBoard scalars in an event file of the run

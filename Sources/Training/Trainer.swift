@@ -1,10 +1,10 @@
+import Basics
 import Interop
 import DataLoading
 import Audio
 import Config
 import Distributed
 import Foundation
-import Formats
 import Model
 import NN
 import Tensor

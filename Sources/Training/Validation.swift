@@ -1,8 +1,8 @@
+import Basics
 import Config
 import DataLoading
 import Audio
 import Distributed
-import Formats
 import Foundation
 import Model
 

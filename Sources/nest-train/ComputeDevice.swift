@@ -1,8 +1,8 @@
+import Basics
 import Config
 import ArgumentParser
 import CUDA
 import Foundation
-import Formats
 import Tensor
 import Training
 

@@ -1,5 +1,6 @@
-import Config
+import Basics
 import Formats
+import Config
 import Foundation
 import Model
 import NN

@@ -1,7 +1,7 @@
+import Basics
 import Interop
 import DataLoading
 import Config
-import Formats
 import Foundation
 import HDF5
 import Tensor

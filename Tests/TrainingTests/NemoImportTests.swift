@@ -1,7 +1,8 @@
+import Basics
+import Formats
 import Interop
 import Config
 import Foundation
-import Formats
 import HDF5
 import Model
 import NN

@@ -1,8 +1,9 @@
+import Basics
+import Formats
 import DataLoading
 import Audio
 import Config
 import Foundation
-import Formats
 import Model
 import Tensor
 import Training

@@ -1,9 +1,10 @@
+import Basics
+import Formats
 import Foundation
 import HDF5
 import Model
 import NN
 import Tensor
-import Formats
 
 /// The HDF5 checkpoint: a file per checkpoint, sealed by a header in HDF5's user block (length
 /// and CRC-32 of the rest, checked before HDF5 parses anything), every dataset checksummed

@@ -1,4 +1,4 @@
-import Formats
+import Basics
 import Foundation
 
 /// A run's folder (`exp_dir/name`): checkpoints as `checkpoints/step-NNNNNNNN.h5` and

@@ -1,5 +1,5 @@
+import Basics
 import Foundation
-import Formats
 
 /// One run folder, one writer: rank 0 of a training job holds an exclusive `flock` on
 /// `nest-train.lock` in the run folder for as long as it trains. A second launch on the same

@@ -1,6 +1,7 @@
+import Basics
+import Formats
 import Foundation
 import HDF5
-import Formats
 
 /// The first 512 bytes of every HDF5 file nest-train writes (checkpoints and h5 exports; HDF5's
 /// user block, which HDF5 and h5py skip): "NESTCKPT" magic, format version, then the byte length

@@ -1,5 +1,5 @@
+import Basics
 import DataLoading
-import Formats
 
 /// Everything besides weights and optimizer moments that a resumed run needs to continue
 /// exactly where the interrupted one stood.

@@ -1,5 +1,6 @@
-import Foundation
+import Basics
 import Formats
+import Foundation
 import HDF5
 import Model
 import NN

@@ -1,9 +1,10 @@
+import Basics
+import Formats
 import Config
 import Foundation
 import HDF5
 import Model
 import NN
-import Formats
 
 /// Writes a checkpoint's weights under NeMo state-dict keys for downstream use.
 public enum Exporter {

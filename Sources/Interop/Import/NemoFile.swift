@@ -1,6 +1,7 @@
+import Basics
+import Formats
 import Config
 import Foundation
-import Formats
 import Model
 
 /// A NeMo `.nemo` model (NVIDIA's released NEST models, or one nest-train exported), read

@@ -1,6 +1,6 @@
+import Basics
 import Audio
 import Foundation
-import Formats
 import Model
 import Tensor
 
