@@ -78,25 +78,65 @@ public enum StepBenchmark {
                            steps: Int, warmup: Int, seed: UInt64, group: ProcessGroup = .single) -> String {
         let buildStart = MonotonicClock.seconds
         let (model, frontEnd) = ModelFactory.make(config)
-        let buildSeconds = MonotonicClock.seconds - buildStart
-        let rssBuild = peakRSSMiB()
-        let trainingStep = TrainingStep(model: model, config: config, group: group)
-        let training = mode == .train || mode == .allreduce
-        let masks = BlockMaskSampler(model: config.model)
-        let samples = Int(seconds * Double(config.sampleRate))
-        let lengths = [Int](repeating: samples, count: batch)
-        let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }
+        let build = (seconds: MonotonicClock.seconds - buildStart, peakRSSMiB: peakRSSMiB())
+        let bench = Bench(model: model, frontEnd: frontEnd, trainingStep: TrainingStep(model: model, config: config, group: group), config: config,
+                          mode: mode, batch: batch, seconds: seconds, seed: seed, group: group)
+        let measurement = bench.measure(steps: steps, warmup: warmup)
+        var out = bench.report(measurement, configName: configName, build: build)
+        if mode == .allreduce { out.merge(bench.allreduceReport(measurement)) { ours, _ in ours } }
+        if mode == .train || mode == .allreduce { out.merge(bench.trainingReport(measurement)) { ours, _ in ours } }
+        let data = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+    }
+
+    /// `x` rounded to `digits` decimals, for the JSON line.
+    static func rounded(_ x: Double, _ digits: Int = 4) -> Double { (x * pow(10, Double(digits))).rounded() / pow(10, Double(digits)) }
+
+    /// What the steps gave: one row of timings per step (warm-up included) and, over the
+    /// measured steps, the GEMM FLOPs, CPU time, wall time and what was asked of the device.
+    struct Measurement {
         var rows: [[String: Double]] = []
         var losses: [Double] = [], lrs: [Double] = []
         var maskedFraction = 0.0
-        var measuredFlops = 0, measuredCPU = CPUTime(user: 0, sys: 0, minorFaults: 0), measuredWall = 0.0
-        // What the measured steps (the step alone: not the front end, which runs in the data
-        // loader during training) asked of the device, where it counts (the CUDA device).
-        var measuredActivity = Device.default.backend.activity.map { _ in DeviceActivity() }
-        training ? model.train() : model.eval()
-        for step in 0..<(warmup + steps) {
-            // Same recipe as the reference: audio 0.1·N(0,1), noise 0.05·N(0,1).
+        var flops = 0, cpu = CPUTime(user: 0, sys: 0, minorFaults: 0), wall = 0.0
+        var activity: DeviceActivity?
+        var warmup = 0, steps = 0
+
+        var measured: ArraySlice<[String: Double]> { rows.dropFirst(warmup) }
+        var stepTimes: [Double] { measured.map { $0["step"]! } }
+        var medianStep: Double { StepBenchmark.median(stepTimes) }
+        func median(_ part: String) -> Double { StepBenchmark.median(measured.compactMap { $0[part] }) }
+    }
+
+    /// One benchmark: a model, its step and the synthetic batches it is timed on.
+    struct Bench {
+        let model: NESTModel, frontEnd: FilterbankFeatures, trainingStep: TrainingStep, config: RunConfig
+        let mode: Mode, batch: Int, seconds: Double, seed: UInt64, group: ProcessGroup
+        var training: Bool { mode == .train || mode == .allreduce }
+        var samples: Int { Int(seconds * Double(config.sampleRate)) }
+
+        func measure(steps: Int, warmup: Int) -> Measurement {
+            var m = Measurement(activity: Device.default.backend.activity.map { _ in DeviceActivity() }, warmup: warmup, steps: steps)
+            let masks = BlockMaskSampler(model: config.model)
+            let augmentation = config.train.augmentation.map { MultiSpeakerNoiseAugmentation(settings: $0) }
+            training ? model.train() : model.eval()
+            for step in 0..<(warmup + steps) {
+                m.rows.append(self.step(step, masks: masks, augmentation: augmentation, into: &m, measured: step >= warmup))
+            }
+            return m
+        }
+
+        /// One step on fresh synthetic audio (the reference's recipe: audio 0.1·N(0,1), noise
+        /// 0.05·N(0,1)); its row of timings, and when `measured` its FLOPs, CPU and wall time
+        /// added to `m`. Augmentation runs outside the timed step, as in NeMo's data loader.
+        func step(_ step: Int, masks: BlockMaskSampler, augmentation: MultiSpeakerNoiseAugmentation?, into m: inout Measurement, measured: Bool) -> [String: Double] {
             let rng = RandomGenerator(seed: (seed &* 1000 &+ UInt64(step)) ^ (UInt64(group.rank) << 40))
+            let lengths = [Int](repeating: samples, count: batch)
             let audio = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.1 * rng.normal()) } }
             let noise = (0..<batch).map { _ in (0..<samples).map { _ in Float(0.05 * rng.normal()) } }
             let slots = (0..<batch).map { rng.derived(UInt64($0)) }
@@ -124,80 +164,89 @@ public enum StepBenchmark {
             case .train, .allreduce:
                 // The front ends run in the data loader during training; NeMo runs them in its
                 // forward, so they count as forward here.
-                let batch = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
+                let input = Batch(position: DataPosition(epoch: 0, index: step), audio: audio, noisy: noisy, lengths: lengths,
                                   frontEnd: frontEnd, masks: masks, slotRNGs: slots, dither: true, sampleRate: config.sampleRate, utterances: ["synthetic"],
                                   slots: Array((group.rank * batch)..<((group.rank + 1) * batch)))
                 let frontEndSeconds = MonotonicClock.seconds - t0
                 row["front_end"] = frontEndSeconds
                 let before = Device.default.backend.activity
-                let (metrics, outcome) = trainingStep.train([batch], update: step + 1)
-                if step >= warmup, let before, let after = Device.default.backend.activity {
-                    measuredActivity = measuredActivity.map { $0 + (after - before) }
+                let (metrics, outcome) = trainingStep.train([input], update: step + 1)
+                // What the measured steps (the step alone: not the front end, which runs in the
+                // data loader during training) asked of the device, where it counts (CUDA).
+                if measured, let before, let after = Device.default.backend.activity {
+                    m.activity = m.activity.map { $0 + (after - before) }
                 }
                 row["fwd_loss"] = frontEndSeconds + metrics.forwardSeconds
                 row["bwd"] = metrics.backwardSeconds
                 row["opt"] = metrics.updateSeconds
                 row["comm"] = metrics.communicationSeconds
                 row["exposed_comm"] = metrics.exposedCommunicationSeconds
-                losses.append(metrics.loss)
-                if case let .updated(_, lr, _) = outcome { lrs.append(lr) }
-                maskedFraction = Double(batch.frameMask.maskedFrames) / Double(batch.frameMask.values.count)
+                m.losses.append(metrics.loss)
+                if case let .updated(_, lr, _) = outcome { m.lrs.append(lr) }
+                m.maskedFraction = Double(input.frameMask.maskedFrames) / Double(input.frameMask.values.count)
             }
             row["step"] = MonotonicClock.seconds - t0
             let cpu1 = cpuTime()
             row["faults"] = Double(cpu1.minorFaults - cpu0.minorFaults)
-            if step >= warmup {
-                measuredFlops += GEMM.flops
-                measuredCPU = CPUTime(user: measuredCPU.user + cpu1.user - cpu0.user, sys: measuredCPU.sys + cpu1.sys - cpu0.sys,
-                                      minorFaults: measuredCPU.minorFaults + cpu1.minorFaults - cpu0.minorFaults)
-                measuredWall += row["step"]!
+            if measured {
+                m.flops += GEMM.flops
+                m.cpu = CPUTime(user: m.cpu.user + cpu1.user - cpu0.user, sys: m.cpu.sys + cpu1.sys - cpu0.sys,
+                                minorFaults: m.cpu.minorFaults + cpu1.minorFaults - cpu0.minorFaults)
+                m.wall += row["step"]!
             }
-            rows.append(row)
+            return row
         }
-        let measured = Array(rows.dropFirst(warmup))
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2) }
-        func r(_ x: Double, _ digits: Int = 4) -> Double { (x * pow(10, Double(digits))).rounded() / pow(10, Double(digits)) }
-        let stepTimes = measured.map { $0["step"]! }
-        let parts: [String] = mode == .allreduce ? ["fwd_loss", "bwd", "opt", "comm", "exposed_comm"]
-            : mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
-        let summary = ModelSummary(model: model, config: config.model, batch: batch, seconds: seconds)
-        let flopsPerStep = Double(measuredFlops) / Double(max(steps, 1))
-        // The step's own products are counted in `flops`; the reference runs are not.
-        let singleCore = GEMM.rate(threads: 1), allCores = GEMM.rate(threads: Parallel.threads)
-        // The step's tensor memory, read before the device's SGEMM run allocates its operands.
-        let device = Device.default, stepMemory = device.backend.memory
-        let deviceRate = device.backend.isHostMemory ? nil : deviceSGEMMRate(device)
-        var out: [String: Any] = [
-            "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
-            "sample_rate": config.sampleRate, "steps": steps, "warmup": warmup, "seed": seed, "threads": Parallel.threads,
-            "cpu_count": ProcessInfo.processInfo.activeProcessorCount,
-            "params": ["total": summary.total, "trainable": summary.trainable, "encoder": summary.encoder],
-            "step_s": ["median": r(median(stepTimes)), "min": r(stepTimes.min() ?? 0), "max": r(stepTimes.max() ?? 0)],
-            "parts_median_s": Dictionary(uniqueKeysWithValues: parts.map { p in (p, r(median(measured.compactMap { $0[p] }), 6)) }),
-            "step_s_all": rows.map { r($0["step"]!) },
-            "audio_seconds_per_second": r(Double(batch) * seconds / max(median(stepTimes), 1e-9), 3),
-            "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(rssBuild, 1),
-            // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
-            "tensor_peak_live_mib": stepMemory.peakLive >> 20, "tensor_peak_with_idle_mib": stepMemory.peakTotal >> 20,
-            "measured_wall_s": r(measuredWall, 3), "measured_cpu_user_s": r(measuredCPU.user, 3), "measured_cpu_sys_s": r(measuredCPU.sys, 3),
-            "page_faults_per_step": measuredCPU.minorFaults / max(steps, 1), "page_faults_all": rows.map { Int($0["faults"]!) },
-            "build_s": r(buildSeconds, 2),
-            "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9, 2),
-            // Model FLOPs per step ÷ step time against sgemm on one core and on all the step's
-            // threads (the latter can reach at most 1).
-            "single_core_sgemm_gflops": r(singleCore, 1), "threads_sgemm_gflops": r(allCores, 1),
-            "efficiency_vs_single_core_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / singleCore, 3),
-            "efficiency_vs_threads_sgemm": r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / allCores, 3),
-            "time_utc": ISO8601DateFormatter().string(from: Date()),
-            "device": device.name,
-        ].merging(Platform.fields) { ours, _ in ours }
-        if let deviceRate {
-            // On a GPU the ceiling is the device's own large SGEMM, measured here.
-            out["device_sgemm_gflops"] = r(deviceRate, 1)
-            out["efficiency_vs_device_sgemm"] = r(flopsPerStep / max(median(stepTimes), 1e-9) / 1e9 / deviceRate, 3)
+
+        /// The fields of every mode: the run, the step's times and parts, memory, FLOPs and
+        /// their rate against SGEMM on this machine.
+        func report(_ m: Measurement, configName: String, build: (seconds: Double, peakRSSMiB: Double)) -> [String: Any] {
+            let r = StepBenchmark.rounded
+            let parts: [String] = mode == .allreduce ? ["fwd_loss", "bwd", "opt", "comm", "exposed_comm"]
+                : mode == .train ? ["fwd_loss", "bwd", "opt"] : mode == .infer ? ["preprocessor", "encoder"] : ["preprocessor"]
+            let summary = ModelSummary(model: model, config: config.model, batch: batch, seconds: seconds)
+            let flopsPerStep = Double(m.flops) / Double(max(m.steps, 1))
+            let gflopsPerSecond = flopsPerStep / max(m.medianStep, 1e-9) / 1e9
+            // The step's own products are counted in `flops`; the reference runs are not.
+            let singleCore = GEMM.rate(threads: 1), allCores = GEMM.rate(threads: Parallel.threads)
+            // The step's tensor memory, read before the device's SGEMM run allocates its operands.
+            let device = Device.default, stepMemory = device.backend.memory
+            var out: [String: Any] = [
+                "program": "nest-train", "mode": mode.rawValue, "config": configName, "batch": batch, "seconds": seconds,
+                "sample_rate": config.sampleRate, "steps": m.steps, "warmup": m.warmup, "seed": seed, "threads": Parallel.threads,
+                "cpu_count": ProcessInfo.processInfo.activeProcessorCount,
+                "params": ["total": summary.total, "trainable": summary.trainable, "encoder": summary.encoder],
+                "step_s": ["median": r(m.medianStep, 4), "min": r(m.stepTimes.min() ?? 0, 4), "max": r(m.stepTimes.max() ?? 0, 4)],
+                "parts_median_s": Dictionary(uniqueKeysWithValues: parts.map { p in (p, r(m.median(p), 6)) }),
+                "step_s_all": m.rows.map { r($0["step"]!, 4) },
+                "audio_seconds_per_second": r(Double(batch) * seconds / max(m.medianStep, 1e-9), 3),
+                "peak_rss_mib": r(peakRSSMiB(), 1), "peak_rss_after_build_mib": r(build.peakRSSMiB, 1),
+                // Tensor memory: the most handed out at once, and that plus the pool's idle buffers.
+                "tensor_peak_live_mib": stepMemory.peakLive >> 20, "tensor_peak_with_idle_mib": stepMemory.peakTotal >> 20,
+                "measured_wall_s": r(m.wall, 3), "measured_cpu_user_s": r(m.cpu.user, 3), "measured_cpu_sys_s": r(m.cpu.sys, 3),
+                "page_faults_per_step": m.cpu.minorFaults / max(m.steps, 1), "page_faults_all": m.rows.map { Int($0["faults"]!) },
+                "build_s": r(build.seconds, 2),
+                "gemm_flops_per_step": flopsPerStep, "gemm_gflops_per_second": r(gflopsPerSecond, 2),
+                // Model FLOPs per step ÷ step time against sgemm on one core and on all the step's
+                // threads (the latter can reach at most 1).
+                "single_core_sgemm_gflops": r(singleCore, 1), "threads_sgemm_gflops": r(allCores, 1),
+                "efficiency_vs_single_core_sgemm": r(gflopsPerSecond / singleCore, 3),
+                "efficiency_vs_threads_sgemm": r(gflopsPerSecond / allCores, 3),
+                "time_utc": ISO8601DateFormatter().string(from: Date()),
+                "device": device.name,
+            ].merging(Platform.fields) { ours, _ in ours }
+            if !device.backend.isHostMemory {
+                // On a GPU the ceiling is the device's own large SGEMM, measured here.
+                let deviceRate = deviceSGEMMRate(device)
+                out["device_sgemm_gflops"] = r(deviceRate, 1)
+                out["efficiency_vs_device_sgemm"] = r(gflopsPerSecond / deviceRate, 3)
+            }
+            return out
         }
-        if mode == .allreduce {
-            // The same bytes summed in one blocking call: the bandwidth the buckets could reach.
+
+        /// allreduce: the sums' times per step, and the same bytes summed in one blocking call
+        /// (the bandwidth the buckets could reach).
+        func allreduceReport(_ m: Measurement) -> [String: Any] {
+            let r = StepBenchmark.rounded
             let floats = trainingStep.optimizer.parameters.reduce(0) { $0 + $1.tensor.count }
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
             defer { buffer.deallocate() }
@@ -207,28 +256,31 @@ public enum StepBenchmark {
                 group.startSum(buffer, count: floats).wait()
                 return MonotonicClock.seconds - t
             }
-            let bytes = Double(floats * 4), seconds = median(times)
-            out["ranks"] = group.size
-            out["gradient_bytes"] = floats * 4
-            out["allreduce_blocking_s"] = r(seconds, 4)
-            // Bus bandwidth (NCCL's convention): what each link carries in a ring, 2(N−1)/N × bytes.
-            out["allreduce_bus_gbytes_per_s"] = r(2 * Double(group.size - 1) / Double(group.size) * bytes / seconds / 1e9, 3)
-            out["comm_s_all"] = rows.map { r($0["comm"] ?? 0) }
-            out["exposed_comm_s_all"] = rows.map { r($0["exposed_comm"] ?? 0) }
-            out["exposed_comm_share_of_step"] = r(median(measured.compactMap { $0["exposed_comm"] }) / max(median(stepTimes), 1e-9), 3)
+            let bytes = Double(floats * 4), seconds = StepBenchmark.median(times)
+            return [
+                "ranks": group.size, "gradient_bytes": floats * 4, "allreduce_blocking_s": r(seconds, 4),
+                // Bus bandwidth (NCCL's convention): what each link carries in a ring, 2(N−1)/N × bytes.
+                "allreduce_bus_gbytes_per_s": r(2 * Double(group.size - 1) / Double(group.size) * bytes / seconds / 1e9, 3),
+                "comm_s_all": m.rows.map { r($0["comm"] ?? 0, 4) }, "exposed_comm_s_all": m.rows.map { r($0["exposed_comm"] ?? 0, 4) },
+                "exposed_comm_share_of_step": r(m.median("exposed_comm") / max(m.medianStep, 1e-9), 3),
+            ]
         }
-        if training {
-            // NeMo computes the features in its forward, so `step_s` and `fwd_loss` include the
-            // front ends; nest-train's loader thread computes them beside the step.
-            out["front_end_median_s"] = r(median(measured.compactMap { $0["front_end"] }), 4)
-            out["step_without_front_end_median_s"] = r(median(measured.map { $0["step"]! - ($0["front_end"] ?? 0) }), 4)
-            if let measuredActivity { out["gpu_counts_per_step"] = measuredActivity.perStep(steps) }
-            out["losses"] = losses.map { r($0, 5) }
-            out["lr_first_last"] = [lrs.first ?? 0, lrs.last ?? 0]
-            out["masked_frac_last"] = r(maskedFraction, 4)
-            out["aug_median_s"] = augmentation == nil ? NSNull() : r(median(measured.compactMap { $0["aug"] }), 4)
+
+        /// train and allreduce: losses, learning rates, masking, the front ends' share and what
+        /// the step asked of the device.
+        func trainingReport(_ m: Measurement) -> [String: Any] {
+            let r = StepBenchmark.rounded
+            var out: [String: Any] = [
+                // NeMo computes the features in its forward, so `step_s` and `fwd_loss` include
+                // the front ends; nest-train's loader thread computes them beside the step.
+                "front_end_median_s": r(m.median("front_end"), 4),
+                "step_without_front_end_median_s": r(StepBenchmark.median(m.measured.map { $0["step"]! - ($0["front_end"] ?? 0) }), 4),
+                "losses": m.losses.map { r($0, 5) }, "lr_first_last": [m.lrs.first ?? 0, m.lrs.last ?? 0],
+                "masked_frac_last": r(m.maskedFraction, 4),
+                "aug_median_s": config.train.augmentation == nil ? NSNull() : r(m.median("aug"), 4),
+            ]
+            if let activity = m.activity { out["gpu_counts_per_step"] = activity.perStep(m.steps) }
+            return out
         }
-        let data = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 }
