@@ -110,6 +110,26 @@ public struct RunConfig {
         // with a random one, which no resume could repeat: nest-train refuses it instead.
         seed = UInt64(try doc.int("seed", default: Int(seed), in: 0...Int(UInt32.max)))
         sampleRate = try doc.int("model.sample_rate", default: 16000, in: 1000...384_000)
+        try readFrontEnd(doc)
+        train = try Self.readData(doc, "model.train_ds", require: requireData)
+        if doc.has("model.validation_ds"), (try? doc.string("model.validation_ds.manifest_filepath")) != "???" || requireData {
+            validation = try Self.readData(doc, "model.validation_ds", require: requireData)
+        }
+
+        try readOptimizer(doc, requireData: requireData)
+        try readTrainer(doc)
+        try readExperimentManager(doc)
+        warnings += doc.warnings
+        if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
+        warnings += Self.unusedKeys(doc)
+        initFrom = try Self.readInit(doc)
+        if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
+            throw NestError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
+        }
+    }
+
+    /// `model.preprocessor` into the front-end settings, checked against the encoder it feeds.
+    mutating func readFrontEnd(_ doc: ConfigDocument) throws {
         let p = "model.preprocessor"
         frontEnd.sampleRate = try doc.int("\(p).sample_rate", default: sampleRate)
         // Seconds, or samples (`n_window_size`, `n_window_stride`: NeMo takes one of each pair);
@@ -133,12 +153,10 @@ public struct RunConfig {
         if frontEnd.padTo % model.encoder.subsamplingFactor != 0 {
             throw NestError("\(doc.file): \(p).pad_to (\(frontEnd.padTo)) must be a multiple of model.encoder.subsampling_factor")
         }
+    }
 
-        train = try Self.readData(doc, "model.train_ds", require: requireData)
-        if doc.has("model.validation_ds"), (try? doc.string("model.validation_ds.manifest_filepath")) != "???" || requireData {
-            validation = try Self.readData(doc, "model.validation_ds", require: requireData)
-        }
-
+    /// `model.optim` (AdamW and its schedule) and `trainer.max_steps`, which the schedule runs to.
+    mutating func readOptimizer(_ doc: ConfigDocument, requireData: Bool) throws {
         let o = "model.optim"
         if let optimizer = try doc.string("\(o).name"), optimizer.lowercased() != "adamw" {
             throw NestError("\(doc.file): \(o).name: only adamw is supported, got \(optimizer)")
@@ -171,7 +189,11 @@ public struct RunConfig {
         case nil: schedule = .constant(lr: learningRate)
         case let other?: throw NestError("\(doc.file): \(o).sched.name: \(other) is not supported (NoamAnnealing, CosineAnnealing)")
         }
+    }
 
+    /// The Lightning trainer's keys nest-train honours (validation interval, accumulation,
+    /// clipping, logging, precision, accelerator and devices) and the ones it names as ignored.
+    mutating func readTrainer(_ doc: ConfigDocument) throws {
         if let v = try doc.double("trainer.val_check_interval", in: 0...1e15) {
             // As Lightning: an int counts steps, a float in (0, 1] is a fraction of an epoch.
             if doc.tag("trainer.val_check_interval") == "float" {
@@ -207,6 +229,11 @@ public struct RunConfig {
         where doc.has("trainer.\(key)") {
             warnings.append("trainer.\(key) is ignored by nest-train")
         }
+        maxConsecutiveBadSteps = try doc.int("trainer.max_consecutive_bad_steps", default: maxConsecutiveBadSteps)
+    }
+
+    /// `exp_manager`: the run folder, resuming, checkpoint keeping and TensorBoard.
+    mutating func readExperimentManager(_ doc: ConfigDocument) throws {
         expDir = try doc.string("exp_manager.exp_dir") ?? expDir
         resumeIfExists = try doc.bool("exp_manager.resume_if_exists", default: true)
         saveTopK = try doc.int("exp_manager.checkpoint_callback_params.save_top_k", default: 1)
@@ -214,17 +241,9 @@ public struct RunConfig {
         if let monitor = try doc.string("exp_manager.checkpoint_callback_params.monitor"), monitor != "val_loss" {
             warnings.append("exp_manager.checkpoint_callback_params.monitor: only val_loss is tracked; \(monitor) is ignored")
         }
-        maxConsecutiveBadSteps = try doc.int("trainer.max_consecutive_bad_steps", default: maxConsecutiveBadSteps)
         continueOnCheckpointError = try doc.bool("exp_manager.continue_on_checkpoint_error", default: false)
         tensorBoard = try doc.bool("exp_manager.create_tensorboard_logger", default: true)
         if let name = try doc.string("exp_manager.name") { self.name = name }
-        warnings += doc.warnings
-        if requireData, let v = validation, v.manifests.isEmpty { validation = nil }
-        warnings += Self.unusedKeys(doc)
-        initFrom = try Self.readInit(doc)
-        if requireData, train.maxDuration.map({ $0 * 100 < Double(model.masking.blockSize) }) ?? false {
-            throw NestError("\(doc.file): model.masking.block_size (\(model.masking.blockSize) frames) exceeds model.train_ds.max_duration")
-        }
     }
 
     /// A front-end size in samples: `samples` when set (then `seconds` must be null, as NeMo's
@@ -467,31 +486,34 @@ public struct RunConfig {
         }
         d.maskDraws = try doc.int("\(key).mask_draws", default: 1)
         guard d.maskDraws >= 1 else { throw NestError("\(doc.file): \(key).mask_draws must be ≥ 1") }
-        let a = "\(key).batch_augmentor"
-        if doc.has(a), doc.node(a) != .null {
-            var s = MultiSpeakerNoiseAugmentation.Settings()
-            // Each value is in the class table's range (ClassDefaults); each pair is ordered.
-            s.prob = try doc.double("\(a).prob", default: s.prob)
-            s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
-            func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
-                let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
-                guard l <= h else { throw NestError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
-                return l...h
-            }
-            // Counts of segments and speakers within one utterance.
-            func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
-                let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
-                guard l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
-                return l...h
-            }
-            // Signal-to-noise ratios in dB; mix rates are fractions of the utterance.
-            s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)
-            s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR)
-            s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate)
-            s.segments = try intRange("min_num_segments", "max_num_segments")
-            s.speakers = try intRange("min_num_speakers", "max_num_speakers")
-            d.augmentation = s
-        }
+        d.augmentation = try readAugmentation(doc, "\(key).batch_augmentor")
         return d
+    }
+
+    /// NeMo's `MultiSpeakerNoiseAugmentation` section (`batch_augmentor`), nil when absent.
+    static func readAugmentation(_ doc: ConfigDocument, _ a: String) throws -> MultiSpeakerNoiseAugmentation.Settings? {
+        guard doc.has(a), doc.node(a) != .null else { return nil }
+        var s = MultiSpeakerNoiseAugmentation.Settings()
+        // Each value is in the class table's range (ClassDefaults); each pair is ordered.
+        s.prob = try doc.double("\(a).prob", default: s.prob)
+        s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
+        func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
+            let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
+            guard l <= h else { throw NestError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
+            return l...h
+        }
+        // Counts of segments and speakers within one utterance.
+        func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
+            let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
+            guard l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
+            return l...h
+        }
+        // Signal-to-noise ratios in dB; mix rates are fractions of the utterance.
+        s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)
+        s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR)
+        s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate)
+        s.segments = try intRange("min_num_segments", "max_num_segments")
+        s.speakers = try intRange("min_num_speakers", "max_num_speakers")
+        return s
     }
 }

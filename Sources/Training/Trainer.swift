@@ -180,23 +180,7 @@ public final class Trainer {
     /// Trains until `trainer.max_steps` or a stop request; returns the path of the last checkpoint.
     @discardableResult
     public func run(stopRequested: @escaping () -> Bool = { false }) throws -> String? {
-        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
-                                     sampleRate: config.sampleRate, seed: config.seed, training: true,
-                                     share: DataShare(ranks: group.size, rank: group.rank), report: log)
-        if loader.tarred != nil && group.isDistributed {
-            // Each rank batches its own shards; all must end their epochs together.
-            let fewest = Int(group.min([Int64(loader.batchesPerEpoch)])[0])
-            guard fewest > 0 else { throw NestError("a rank has no complete batch in its shards; use more shards per rank or shard_strategy: replicate") }
-            loader.epochLimit = fewest
-        }
-        for w in loader.manifest.warnings { log("warning: \(w)") }
-        if let available = Self.availableMemory, let longest = loader.manifest.entries.map(\.duration).max() {
-            let largest = MemoryBudget.largestBatch(config.train, longest: longest)
-            try MemoryBudget(model: config.model, batch: largest.batch, seconds: largest.seconds)
-                .check(available: available, weightsHeld: true, what: "training \(config.document.file) on its longest utterances (\(String(format: "%.1f", longest)) s)")
-        }
-        log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
-            + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
+        let loader = try trainingLoader()
         let validation = try config.validation.map {
             try BatchLoader(settings: $0, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
                             sampleRate: config.sampleRate, seed: config.seed, training: false, report: log)
@@ -262,6 +246,29 @@ public final class Trainer {
         progress.finish(log: log)
         log(String(format: "done: %d steps, %.1f min of audio seen, %d steps skipped; run folder %@", state.step, state.audioSeconds / 60, state.skippedSteps, folder.path))
         return lastCheckpoint
+    }
+
+    /// The training data of this rank, its epochs ended together with the other ranks' (tarred
+    /// shards), checked against the memory its longest batch needs, and reported.
+    private func trainingLoader() throws -> BatchLoader {
+        let loader = try BatchLoader(settings: config.train, frontEnd: frontEnd, masks: BlockMaskSampler(model: config.model),
+                                     sampleRate: config.sampleRate, seed: config.seed, training: true,
+                                     share: DataShare(ranks: group.size, rank: group.rank), report: log)
+        if loader.tarred != nil && group.isDistributed {
+            // Each rank batches its own shards; all must end their epochs together.
+            let fewest = Int(group.min([Int64(loader.batchesPerEpoch)])[0])
+            guard fewest > 0 else { throw NestError("a rank has no complete batch in its shards; use more shards per rank or shard_strategy: replicate") }
+            loader.epochLimit = fewest
+        }
+        for w in loader.manifest.warnings { log("warning: \(w)") }
+        if let available = Self.availableMemory, let longest = loader.manifest.entries.map(\.duration).max() {
+            let largest = MemoryBudget.largestBatch(config.train, longest: longest)
+            try MemoryBudget(model: config.model, batch: largest.batch, seconds: largest.seconds)
+                .check(available: available, weightsHeld: true, what: "training \(config.document.file) on its longest utterances (\(String(format: "%.1f", longest)) s)")
+        }
+        log("train: \(loader.manifest.entries.count) utterances (\(String(format: "%.1f", loader.manifest.totalDuration / 60)) min), "
+            + "\(loader.manifest.droppedTooShort + loader.manifest.droppedTooLong) dropped by duration, \(loader.batchesPerEpoch) batches per epoch")
+        return loader
     }
 
     /// Whether every rank holds the same weights (a checksum compared by MIN and MAX); a
