@@ -90,6 +90,9 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Basics", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "DataLoadingTests", dependencies: ["DataLoading", "Audio", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Interop", "Training", "Audio", "Model", "NN", "Tensor", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "InteropTests", dependencies: ["Interop", "Training", "Config", "DataLoading", "Audio", "Model", "NN", "Tensor", "Basics", "Formats", "HDF5", "_TestSupport"],
+                    swiftSettings: settings),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Interop", "Config", "DataLoading", "Basics", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Tensor"], swiftSettings: settings),
     ]

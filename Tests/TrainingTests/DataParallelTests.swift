@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Formats
+import _TestSupport
 
 /// End-to-end data parallelism under Open MPI's `mpirun` (the tiny config, one thread per rank,
 /// BatchNorm, dropout 0.1 and speaker-mixing augmentation on): N ranks × batch b train the

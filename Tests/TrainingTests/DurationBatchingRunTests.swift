@@ -2,6 +2,7 @@ import Config
 import Foundation
 import Training
 import XCTest
+import _TestSupport
 
 /// `batch_duration` end to end: NeMo's Lhotse keys read and checked, a run that resumes
 /// bit-identically, and N ranks × D seconds training as one process with N·D.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import _TestSupport
 
 /// Training on a GPU as the CLI does it, with the CUDA backend on the host emulation of its
 /// kernels (`NEST_TRAIN_CUDA_RUNTIME=host-emulation`: the same Swift backend and kernel

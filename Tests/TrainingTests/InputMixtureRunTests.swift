@@ -5,6 +5,7 @@ import Foundation
 import Model
 import Training
 import XCTest
+import _TestSupport
 
 /// `input_cfg` end to end: NeMo's keys read and checked by name, the loader's batches drawn by
 /// weight, and a mixed run that resumes bit-identically and trains on 2 ranks as on one process.

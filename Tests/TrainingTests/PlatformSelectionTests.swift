@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import XCTest
+import _TestSupport
 
 /// A started nest-train runs the best OpenBLAS kernel its CPU allows, whatever OpenBLAS picked
 /// by itself, and the AVX2 path a user can force (as an AVX2-only server would take it) trains.

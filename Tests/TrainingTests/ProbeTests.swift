@@ -2,6 +2,7 @@ import Foundation
 import Tensor
 import Training
 import XCTest
+import _TestSupport
 
 /// The frozen-feature probe: the classifier on synthetic features, and the subcommand end to end.
 final class ProbeTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import HDF5
 import Tensor
 import XCTest
+import _TestSupport
 
 /// Faults a long run must survive without losing or corrupting work (issue 6).
 final class ReliabilityTests: XCTestCase {

@@ -6,6 +6,7 @@ import FoundationXML
 #endif
 import Training
 import XCTest
+import _TestSupport
 
 /// What a run reports about itself: validation baselines with standard errors, TensorBoard
 /// event files, the curves picture.

@@ -8,6 +8,7 @@ import Model
 import Tensor
 import Training
 import XCTest
+import _TestSupport
 
 /// NeMo's tarred audio datasets: brace expansion, shard strategies, training from shards with
 /// exact resume, every kind of bad input, damaged tars.

@@ -1,6 +1,7 @@
 import Foundation
 import HDF5
 import XCTest
+import _TestSupport
 
 /// End-to-end: the binary trains the tiny config; interrupted runs resume bit-identically.
 final class TrainResumeTests: XCTestCase {

@@ -7,6 +7,7 @@ import HDF5
 import Tensor
 import Training
 import XCTest
+import _TestSupport
 
 /// Damaged checkpoints are detected on load, named in the error, and auto-resume falls back to
 /// the previous valid one.

@@ -2,6 +2,7 @@ import Interop
 import Foundation
 import Training
 import XCTest
+import _TestSupport
 
 /// What a run folder guarantees: one writer at a time, never overwritten by another model's
 /// run, never a non-finite checkpoint called good, and no partial files left by dead writers.

@@ -239,3 +239,4 @@ final class ExportExtractTests: XCTestCase {
 }
 
 import Audio
+import _TestSupport

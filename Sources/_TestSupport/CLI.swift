@@ -4,10 +4,10 @@ import XCTest
 import Formats
 
 /// Runs the built `nest-train` binary (release build next to the tests) on the tiny config.
-enum CLI {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public enum CLI {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var binary: String {
+    public static var binary: String {
         for config in ["release", "debug"] {
             let p = root.appendingPathComponent(".build/\(config)/nest-train").path
             if FileManager.default.isExecutableFile(atPath: p) { return p }
@@ -15,10 +15,13 @@ enum CLI {
         return root.appendingPathComponent(".build/release/nest-train").path
     }
 
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+    public struct Result {
+        public let status: Int32, stdout: String, stderr: String
+        public init(status: Int32, stdout: String, stderr: String) { (self.status, self.stdout, self.stderr) = (status, stdout, stderr) }
+    }
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], removing: [String] = [], executable: String? = nil) throws -> Result {
+    public static func run(_ arguments: [String], environment: [String: String] = [:], removing: [String] = [], executable: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
@@ -37,19 +40,19 @@ enum CLI {
     /// to one core), oversubscribed when there are more ranks than cores, the shared-memory
     /// transport without probing for fabrics, and a timeout so a hung job fails instead of
     /// hanging the suite.
-    static func mpirunArguments(ranks: Int, _ arguments: [String]) -> [String] {
+    public static func mpirunArguments(ranks: Int, _ arguments: [String]) -> [String] {
         ["-np", "\(ranks)", "--bind-to", "none", "--oversubscribe", "--timeout", "300", binary] + arguments
     }
 
-    static let mpiEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+    public static let mpiEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
                                  "OMPI_MCA_btl_vader_single_copy_mechanism": "none"]
 
-    static func mpirun(ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    public static func mpirun(ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         try run(mpirunArguments(ranks: ranks, arguments), environment: mpiEnvironment.merging(environment) { $1 }, executable: "/usr/bin/mpirun")
     }
 
     /// Starts `mpirun` without waiting (output discarded).
-    static func startMPIRun(ranks: Int, _ arguments: [String]) throws -> Process {
+    public static func startMPIRun(ranks: Int, _ arguments: [String]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
         process.arguments = mpirunArguments(ranks: ranks, arguments)
@@ -62,7 +65,7 @@ enum CLI {
     }
 
     /// Process ids whose parent is `parent` (from /proc).
-    static func childProcesses(of parent: Int32) -> [Int32] {
+    public static func childProcesses(of parent: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -73,7 +76,7 @@ enum CLI {
     }
 
     /// Makes the tiny corpus (idempotent) that Configs/tiny.yaml reads.
-    static func ensureTinyCorpus() throws {
+    public static func ensureTinyCorpus() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "Data/make_demo_corpus.py", "--tiny-only"]
@@ -85,7 +88,7 @@ enum CLI {
     }
 
     /// A mono float32 WAV at 16 kHz.
-    static func writeWAV(_ samples: [Float], to path: String) throws {
+    public static func writeWAV(_ samples: [Float], to path: String) throws {
         var d = Data()
         func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
         func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
@@ -96,14 +99,14 @@ enum CLI {
         try d.write(to: URL(fileURLWithPath: path))
     }
 
-    static func temporaryDirectory() -> String {
+    public static func temporaryDirectory() -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nest-train-tests-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
 
     /// All datasets under /weights and /optimizer of a checkpoint, by name.
-    static func tensors(_ path: String) throws -> [String: ArrayData] {
+    public static func tensors(_ path: String) throws -> [String: ArrayData] {
         let f = try HDF5File(path: path, mode: .readOnly)
         var out: [String: ArrayData] = [:]
         for group in ["/weights", "/optimizer/exp_avg", "/optimizer/exp_avg_sq"] {
@@ -114,7 +117,7 @@ enum CLI {
     }
 
     /// metrics.jsonl training rows without wall-clock fields.
-    static func trainingRows(_ runFolder: String) throws -> [String] {
+    public static func trainingRows(_ runFolder: String) throws -> [String] {
         let text = try String(contentsOfFile: runFolder + "/metrics.jsonl", encoding: .utf8)
         return text.split(separator: "\n").filter { !$0.contains("val_loss") }.map {
             $0.replacingOccurrences(of: #""(step_seconds|data_wait_seconds|comm_seconds|exposed_comm_seconds)": [^,}]+, "#, with: "", options: .regularExpression)
