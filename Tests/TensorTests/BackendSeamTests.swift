@@ -10,45 +10,24 @@ final class BackendSeamTests: XCTestCase {
     private let checking = Device.checking
     private var transfers: Int { (checking.backend as! CheckingBackend).hostTransfers }
 
-    /// One graph over every op family, run on `device` from the same values; returns the
-    /// output and every input gradient, on the host.
-    private func everyOp(on device: Device) -> [[Float]] {
-        let x = randomTensor([2, 6, 8], seed: 1).to(device), w = randomTensor([16, 8], seed: 2).to(device)
-        let b = randomTensor([16], seed: 3).to(device), ln = randomTensor([16], seed: 4).to(device)
-        let dw = randomTensor([16, 1, 3], seed: 5).to(device), conv = randomTensor([4, 1, 3, 3], seed: 6).to(device)
-        let u = randomTensor([2, 4], seed: 7).to(device), v = randomTensor([2, 4], seed: 8).to(device)
-        let positions = randomTensor([11, 2, 4], seed: 9).to(device)
-        let (mean, variance) = (Tensor(zeros: [16], on: device), Tensor(repeating: 1, shape: [16], on: device))
-        let inputs = [x, w, b, ln, dw, conv, u, v, positions]
-        for t in inputs { t.requiresGrad = true }
-
-        var h = Tensor.linear(x, weight: w, bias: b).silu()                                     // [2, 6, 16]
-        h = h.layerNorm(weight: ln, bias: b).dropout(0.1, seed: 42)
-        h = h.depthwiseConv1d(weight: dw, bias: b, left: 1, right: 1)
-        h = h.batchNorm(weight: ln, bias: b, runningMean: mean, runningVar: variance, training: true)
-        let heads = h.reshaped([2, 6, 2, 8]).slice(axis: 3, 0..<4)                              // [2, 6, 2, 4]
-        let mask = Tensor.attentionMask(lengths: [6, 4], length: 6).to(device)
-        let scores = Tensor.relPositionScores(q: heads, k: heads, p: positions, biasU: u, biasV: v, scale: 0.5)
-        let context = Tensor.attentionContext(scores.softmax(mask: mask), heads)                // [2, 6, 2, 4]
-        let banded = Tensor.bandedRelPositionScores(q: heads, k: heads, p: positions, biasU: u, biasV: v, scale: 0.5, left: 1, right: 1)
-        let bandMask = Tensor.bandMask(lengths: [6, 4], length: 6, left: 1, right: 1).to(device)
-        let bandContext = Tensor.bandedAttentionContext(banded.softmax(mask: bandMask), heads, left: 1)
-        let image = (context + bandContext).reshaped([2, 1, 6, 8])
-        let convolved = image.conv2d(weight: conv, bias: nil, Conv2dGeometry(stride: (2, 2), padding: (1, 1))).relu()
-        let pooled = Tensor.concat([convolved.reshaped([2, -1]), h.reshaped([2, -1]).glu()], axis: 1)
-        let logits = Tensor.matmul(pooled.reshaped([2, 1, -1]), pooled.reshaped([2, 1, -1]), transposeB: true).reshaped([2, 1])
-        let loss = (logits.gelu().sigmoid() * 3 - logits.scaled(0.5)).permuted([1, 0]).padded(axis: 1, before: 1, after: 0)
-            .logSoftmax().gatherRows([0]).nllLoss(targets: [1]) + pooled.gatherRows([1, 0, 1]).mean()
-        loss.backward()
-        return [loss.array, mean.array, variance.array] + inputs.map { $0.grad!.array }
-    }
-
-    func testTheCheckingDeviceComputesBitForBitWhatTheCPUComputes() {
-        let onCPU = everyOp(on: .cpu), onChecking = everyOp(on: checking)
-        XCTAssertEqual(onCPU.count, onChecking.count)
-        for (i, (a, b)) in zip(onCPU, onChecking).enumerated() {
-            XCTAssertFalse(a.contains { !$0.isFinite }, "result \(i) is finite on the CPU")
-            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "result \(i) differs between the CPU and the checking device")
+    /// Every op of the table, forward and backward, from the same values and the same output
+    /// gradient on the CPU and on the checking device: the same bits, and finite on the CPU.
+    func testEveryOpIsBitForBitTheSameOnTheCheckingDevice() {
+        let cases = OpTable.cases(size: .small, seed: 11)
+        XCTAssertGreaterThan(cases.count, 50)
+        for op in cases {
+            func run(on device: Device) -> [[Float]] {
+                let xs = op.inputs.map { Tensor($0.array, shape: $0.shape, on: device) }
+                for x in xs { x.requiresGrad = true }
+                let out = op.call(xs)
+                if out.requiresGrad { out.backward(seed: randomTensor(out.shape, seed: 3).to(device)) }
+                return [out.array] + xs.map { $0.grad?.array ?? [] }
+            }
+            let onCPU = run(on: .cpu), onChecking = run(on: checking)
+            for (i, (a, b)) in zip(onCPU, onChecking).enumerated() {
+                XCTAssertFalse(a.contains { !$0.isFinite }, "\(op.name): result \(i) is finite on the CPU")
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(op.name): result \(i) differs between the CPU and the checking device")
+            }
         }
     }
 
