@@ -10,13 +10,13 @@ public final class ASRTransformerLayer: Module, EncoderLayer {
     let dropout: Dropout
     let postLayerNorm: Bool
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         postLayerNorm = config.postLayerNorm
         normSelfAtt = LayerNorm(config.dModel)
-        selfAttn = MultiHeadSelfAttention(config: config, rng: rng)
+        selfAttn = MultiHeadSelfAttention(config: config, rng: rng, keys: keys)
         normFeedForward = LayerNorm(config.dModel)
-        feedForward = PositionWiseFeedForward(config: config, rng: rng)
-        dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
+        feedForward = PositionWiseFeedForward(config: config, rng: rng, keys: keys)
+        dropout = Dropout(config.dropout, keys: keys)
         super.init()
         // NeMo's attribute order, which is its state-dict order.
         child("norm_self_att", normSelfAtt)
@@ -45,12 +45,12 @@ public final class PositionWiseFeedForward: Module {
     let activation: ActivationFunction
     let layerDropout: Dropout
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel, hidden = config.dModel * config.ffExpansionFactor
         denseIn = Linear(inputFeatures: d, outputFeatures: hidden, bias: config.useBias, rng: rng)
         denseOut = Linear(inputFeatures: hidden, outputFeatures: d, bias: config.useBias, rng: rng)
         activation = config.ffnActivation
-        layerDropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
+        layerDropout = Dropout(config.dropout, keys: keys)
         super.init()
         child("dense_in", denseIn)
         child("dense_out", denseOut)

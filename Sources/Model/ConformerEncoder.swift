@@ -21,18 +21,18 @@ public final class ConformerEncoder: Module, SpeechEncoder {
     let contextChoice: KeyedChoice?
     public let layers: [any EncoderLayer]
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         precondition(config.dModel % config.nHeads == 0, "encoder.d_model \(config.dModel) is not divisible by encoder.n_heads \(config.nHeads)")
         self.config = config
         preEncode = ConvSubsampling(config: config, rng: rng)
-        posEnc = PositionalEncoding(config: config, rng: rng)
+        posEnc = PositionalEncoding(config: config, rng: rng, keys: keys)
         layers = (0..<config.nLayers).map { _ -> any EncoderLayer in
-            if config.architecture == .asrTransformer { return ASRTransformerLayer(config: config, rng: rng) }
-            return ConformerLayer(config: config, rng: rng)
+            if config.architecture == .asrTransformer { return ASRTransformerLayer(config: config, rng: rng, keys: keys) }
+            return ConformerLayer(config: config, rng: rng, keys: keys)
         }
-        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
+        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: keys) }
         contextChoice = config.attentionContextChoices.isEmpty ? nil
-            : KeyedChoice(probabilities: config.attentionContextChoices.map(\.probability), keys: DropoutKeys(seed: 0))
+            : KeyedChoice(probabilities: config.attentionContextChoices.map(\.probability), keys: keys)
         super.init()
         child("pre_encode", preEncode)
         child("pos_enc", posEnc)

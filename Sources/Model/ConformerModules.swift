@@ -6,10 +6,10 @@ public final class ConformerFeedForward: Module {
     public let linear1: Linear, linear2: Linear
     let dropout: Dropout
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel, hidden = config.dModel * config.ffExpansionFactor
         linear1 = Linear(inputFeatures: d, outputFeatures: hidden, bias: config.useBias, rng: rng)
-        dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
+        dropout = Dropout(config.dropout, keys: keys)
         linear2 = Linear(inputFeatures: hidden, outputFeatures: d, bias: config.useBias, rng: rng)
         super.init()
         child("linear1", linear1)
@@ -90,17 +90,17 @@ public final class ConformerLayer: Module, EncoderLayer {
     public let normOut: LayerNorm
     let dropout: Dropout
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel
         normFeedForward1 = LayerNorm(d)
-        feedForward1 = ConformerFeedForward(config: config, rng: rng)
+        feedForward1 = ConformerFeedForward(config: config, rng: rng, keys: keys)
         normConv = LayerNorm(d)
         conv = ConformerConvolution(config: config, rng: rng)
         normSelfAtt = LayerNorm(d)
-        selfAttn = MultiHeadSelfAttention(config: config, rng: rng)
+        selfAttn = MultiHeadSelfAttention(config: config, rng: rng, keys: keys)
         normFeedForward2 = LayerNorm(d)
-        feedForward2 = ConformerFeedForward(config: config, rng: rng)
-        dropout = Dropout(config.dropout, keys: DropoutKeys(seed: 0))
+        feedForward2 = ConformerFeedForward(config: config, rng: rng, keys: keys)
+        dropout = Dropout(config.dropout, keys: keys)
         normOut = LayerNorm(d)
         super.init()
         // NeMo's attribute order, which is its state-dict order.

@@ -16,7 +16,7 @@ public final class MultiHeadSelfAttention: Module {
     let dropout: Dropout
     let heads: Int, headDim: Int
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel
         heads = config.nHeads
         headDim = config.headDim
@@ -28,7 +28,7 @@ public final class MultiHeadSelfAttention: Module {
         linearOut = Linear(inputFeatures: d, outputFeatures: d, bias: config.useBias, rng: rng)
         let relative = config.selfAttentionModel != .absPos
         linearPos = relative ? Linear(inputFeatures: d, outputFeatures: d, bias: false, rng: rng) : nil
-        dropout = Dropout(config.dropoutAtt, keys: DropoutKeys(seed: 0))
+        dropout = Dropout(config.dropoutAtt, keys: keys)
         super.init()
         if relative {
             parameter("pos_bias_u", posBiasU)

@@ -24,13 +24,12 @@ public final class NESTModel: Module {
         let featurizer = preprocessor.child("featurizer", Module())
         featurizer.buffer("window", .float32(window))
         featurizer.buffer("fb", .float32(filterbank))
-        encoder = makeEncoder(config.encoder, rng: initRNG)
+        encoder = makeEncoder(config.encoder, rng: initRNG, dropoutKeys: dropoutKeys)
         quantizer = RandomProjectionVectorQuantizer(config: config.quantizer, rng: initRNG)
         maskProcessor = RandomBlockMasking(config: config.masking, rng: initRNG)
         decoder = MultiSoftmaxDecoder(config: config.decoder, rng: initRNG)
         loss = MultiMLMLoss(config: config.loss)
         super.init()
-        // Dropout modules take their masks from the model's keys.
         child("preprocessor", preprocessor)
         child("encoder", encoder)
         child("quantizer", quantizer)
@@ -40,14 +39,6 @@ public final class NESTModel: Module {
             let wrapper = ConvFeatureMaskingWrapper(preEncode: preEncode, masking: maskProcessor)
             encoder.replaceChild("pre_encode", with: wrapper)
             child("pre_encoder", wrapper)
-        }
-        rebindDropout(self)
-    }
-
-    private func rebindDropout(_ m: Module) {
-        for (_, c) in m.children {
-            if let k = c as? KeyedRandomness { k.keys = dropoutKeys }
-            rebindDropout(c)
         }
     }
 

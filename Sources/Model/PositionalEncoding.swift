@@ -23,13 +23,13 @@ public final class PositionalEncoding: Module {
     /// Angular frequencies ω_k = exp(−2k·ln(10000)/d), rounded to Float32 like torch's table.
     let frequencies: [Float]
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         dModel = config.dModel
         xscale = config.xscaling ? Float(config.dModel).squareRoot() : nil
         scheme = config.selfAttentionModel
         context = config.attentionContext ?? (0, 0)
-        dropout = Dropout(scheme == .relPosLocalAttn ? config.dropout : config.dropoutPreEncoder, keys: DropoutKeys(seed: 0))
-        dropoutEmb = Dropout(config.dropoutEmb, keys: DropoutKeys(seed: 0))
+        dropout = Dropout(scheme == .relPosLocalAttn ? config.dropout : config.dropoutPreEncoder, keys: keys)
+        dropoutEmb = Dropout(config.dropoutEmb, keys: keys)
         let factor = Float(-(log(10000.0) / Double(config.dModel)))
         frequencies = (0..<(config.dModel / 2)).map { k in Float(exp(Double(Float(2 * k) * factor))) }
         super.init()

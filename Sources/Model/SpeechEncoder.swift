@@ -27,10 +27,13 @@ public struct EncoderOutput {
     public let layerOutputs: [Int: Tensor]
 }
 
-/// The encoder of `config.architecture`.
-public func makeEncoder(_ config: EncoderConfig, rng: RandomGenerator) -> any SpeechEncoder {
+/// The encoder of `config.architecture`, its weights drawn from `rng` and its dropout masks
+/// keyed by `dropoutKeys` (a model's, shared with its other modules); an encoder built alone
+/// keys its own from `rng`'s state, without drawing from it.
+public func makeEncoder(_ config: EncoderConfig, rng: RandomGenerator, dropoutKeys: DropoutKeys? = nil) -> any SpeechEncoder {
+    let keys = dropoutKeys ?? DropoutKeys(seed: rng.derived(0x5EED_D809).next())
     switch config.architecture {
-    case .conformer, .asrTransformer: ConformerEncoder(config: config, rng: rng)
-    case .transformer: TransformerEncoder(config: config, rng: rng)
+    case .conformer, .asrTransformer: return ConformerEncoder(config: config, rng: rng, keys: keys)
+    case .transformer: return TransformerEncoder(config: config, rng: rng, keys: keys)
     }
 }

@@ -17,14 +17,14 @@ public final class TransformerEncoder: Module, SpeechEncoder {
     public let layers: [TransformerBlock]
     public let finalNorm: LayerNorm
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         self.config = config
         preEncode = FeatureStacking(factor: config.subsamplingFactor, featIn: config.featIn, dModel: config.dModel, rng: rng)
-        posEnc = PositionalEncoding(config: config, rng: rng)
+        posEnc = PositionalEncoding(config: config, rng: rng, keys: keys)
         embedNorm = config.preBlockNorm ? LayerNorm(config.dModel) : nil
-        layers = (0..<config.nLayers).map { _ in TransformerBlock(config: config, rng: rng) }
+        layers = (0..<config.nLayers).map { _ in TransformerBlock(config: config, rng: rng, keys: keys) }
         finalNorm = LayerNorm(config.dModel)
-        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: DropoutKeys(seed: 0)) }
+        stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: keys) }
         super.init()
         // NeMo's attribute order, which is its state-dict order.
         child("pre_encode", preEncode)
@@ -82,12 +82,12 @@ public final class TransformerBlock: Module {
     public let norm1: LayerNorm, attn: TransformerAttention, norm2: LayerNorm, ffn: TransformerFeedForward
     let drop: Dropout
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         norm1 = LayerNorm(config.dModel)
         attn = TransformerAttention(config: config, rng: rng)
-        drop = Dropout(config.dropRate, keys: DropoutKeys(seed: 0))
+        drop = Dropout(config.dropRate, keys: keys)
         norm2 = LayerNorm(config.dModel)
-        ffn = TransformerFeedForward(config: config, rng: rng)
+        ffn = TransformerFeedForward(config: config, rng: rng, keys: keys)
         super.init()
         child("norm1", norm1)
         child("attn", attn)
@@ -155,12 +155,12 @@ public final class TransformerFeedForward: Module {
     public let linear1: Linear, linear2: Linear
     let dropout1: Dropout, dropout2: Dropout
 
-    public init(config: EncoderConfig, rng: RandomGenerator) {
+    public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let hidden = Int(config.ffExpansion * Double(config.dModel))
         linear1 = Linear(inputFeatures: config.dModel, outputFeatures: hidden, rng: rng)
-        dropout1 = Dropout(config.dropRate, keys: DropoutKeys(seed: 0))
+        dropout1 = Dropout(config.dropRate, keys: keys)
         linear2 = Linear(inputFeatures: hidden, outputFeatures: config.dModel, rng: rng)
-        dropout2 = Dropout(config.dropRate, keys: DropoutKeys(seed: 0))
+        dropout2 = Dropout(config.dropRate, keys: keys)
         super.init()
         // Indices count GELU and the dropouts as PyTorch's Sequential does: 0, (1), (2), 3, (4).
         let net = child("net", Module())

@@ -1,16 +1,11 @@
 import Tensor
 
 /// `nn.Dropout(p)` on batch-first input: active only in training; its masks come from the
-/// model's `DropoutKeys`.
-/// A module whose random draws come from the model's `DropoutKeys` (bound by the model).
-public protocol KeyedRandomness: AnyObject {
-    var keys: DropoutKeys { get set }
-}
-
-public final class Dropout: Module, KeyedRandomness {
+/// model's `DropoutKeys`, given at construction.
+public final class Dropout: Module {
     public let p: Float
     /// Shared by all dropouts of a model, so that the masks of a step are fixed by the step.
-    public var keys: DropoutKeys
+    public let keys: DropoutKeys
 
     public init(_ p: Float, keys: DropoutKeys) {
         self.p = p
@@ -36,9 +31,9 @@ public final class Dropout: Module, KeyedRandomness {
 /// otherwise its residual is scaled by 1/(1 − p). One draw per (step, micro-batch, layer) from
 /// the model's `DropoutKeys`, shared by every process of a data-parallel job (NeMo's ranks each
 /// draw their own; here N ranks train as one process with their global batch).
-public final class StochasticDepth: Module, KeyedRandomness {
+public final class StochasticDepth: Module {
     public let p: Float
-    public var keys: DropoutKeys
+    public let keys: DropoutKeys
 
     public init(_ p: Float, keys: DropoutKeys) {
         self.p = p
@@ -67,9 +62,9 @@ public final class StochasticDepth: Module, KeyedRandomness {
 /// model's keys (so resume and N ranks draw what one process draws); option 0 in evaluation.
 /// NeMo's multi-lookahead training picks its attention context this way (with Python's
 /// `random.choices`).
-public final class KeyedChoice: Module, KeyedRandomness {
+public final class KeyedChoice: Module {
     public let probabilities: [Double]
-    public var keys: DropoutKeys
+    public let keys: DropoutKeys
 
     public init(probabilities: [Double], keys: DropoutKeys) {
         self.probabilities = probabilities

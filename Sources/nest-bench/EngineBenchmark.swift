@@ -114,11 +114,11 @@ struct EngineBenchmark {
         var config = EncoderConfig()
         config.dropout = 0.1
         let rng = RandomGenerator(seed: 4)
-        let layer = ConformerLayer(config: config, rng: rng)
+        let layer = ConformerLayer(config: config, rng: rng, keys: DropoutKeys(seed: 4))
         let (b, t, d) = (4, 126, 512)
         let x = Tensor(zeros: [b, t, d])
         rng.fillUniform(x, -1, 1)
-        let positions = PositionalEncoding(config: config, rng: rng).positionTable(length: t)
+        let positions = PositionalEncoding(config: config, rng: rng, keys: DropoutKeys(seed: 4)).positionTable(length: t)
         let mask = AttentionMask.dense(TimeMask.attention([t, t, t, t], length: t))
         let valid = TimeMask.rows([t, t, t, t], length: t, shape: [b, t, 1])
         let seed = Tensor(zeros: [b, t, d])

@@ -68,7 +68,7 @@ final class StreamingParityTests: XCTestCase {
         XCTAssertEqual(config.convContext.left, 8)
         XCTAssertEqual(config.convContext.right, 0)
         let f = try Fixtures.file("nemo-streaming")
-        let layer = ConformerLayer(config: config, rng: RandomGenerator(seed: 1))
+        let layer = ConformerLayer(config: config, rng: RandomGenerator(seed: 1), keys: DropoutKeys(seed: 1))
         let prefix = "encoder.layers.0."
         let loaded = try StateDictLoader.load(layer, from: HDF5Group(file: f, group: "/weights", origin: "nemo-streaming"),
                                               policy: .init(strict: true, include: { $0.hasPrefix(prefix) }), prefix: prefix)
