@@ -18,12 +18,8 @@ public final class ASRTransformerLayer: Module, EncoderLayer {
         feedForward = PositionWiseFeedForward(config: config, rng: rng, keys: keys)
         dropout = Dropout(config.dropout, keys: keys)
         super.init()
-        // NeMo's attribute order, which is its state-dict order.
-        child("norm_self_att", normSelfAtt)
-        child("self_attn", selfAttn)
-        child("norm_feed_forward", normFeedForward)
-        child("feed_forward", feedForward)
-        child("dropout", dropout)
+        // Declared in NeMo's attribute order, which is its state-dict order.
+        registerChildren()
     }
 
     /// `validSteps` is unused: without a convolution module nothing reads padded frames.
@@ -52,9 +48,7 @@ public final class PositionWiseFeedForward: Module {
         activation = config.ffnActivation
         layerDropout = Dropout(config.dropout, keys: keys)
         super.init()
-        child("dense_in", denseIn)
-        child("dense_out", denseOut)
-        child("layer_dropout", layerDropout)
+        registerChildren()
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { layerDropout(denseOut(denseIn(x).activation(activation))) }

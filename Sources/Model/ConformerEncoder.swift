@@ -16,10 +16,11 @@ public final class ConformerEncoder: Module, SpeechEncoder {
     public let config: EncoderConfig
     public let preEncode: ConvSubsampling
     public let posEnc: PositionalEncoding
+    public let layers: [any EncoderLayer]
+    /// Parameterless, so outside the state dict; children so that train() and eval() reach them.
     let stochasticDepth: [StochasticDepth]
     /// Multi-lookahead training's draw of the attention context (nil for one context).
     let contextChoice: KeyedChoice?
-    public let layers: [any EncoderLayer]
 
     public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         precondition(config.dModel % config.nHeads == 0, "encoder.d_model \(config.dModel) is not divisible by encoder.n_heads \(config.nHeads)")
@@ -34,13 +35,7 @@ public final class ConformerEncoder: Module, SpeechEncoder {
         contextChoice = config.attentionContextChoices.isEmpty ? nil
             : KeyedChoice(probabilities: config.attentionContextChoices.map(\.probability), keys: keys)
         super.init()
-        child("pre_encode", preEncode)
-        child("pos_enc", posEnc)
-        let list = child("layers", Module())
-        for (i, l) in layers.enumerated() { list.child(String(i), l) }
-        // Parameterless, so outside the state dict; children so that the model binds their keys.
-        for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
-        if let contextChoice { child("context_choice", contextChoice) }
+        registerChildren()
     }
 
     public func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) { preEncode(features, lengths: lengths) }

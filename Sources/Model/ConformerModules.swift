@@ -3,8 +3,9 @@ import Tensor
 
 /// NeMo's `ConformerFeedForward`: Linear(d→4d) → Swish → Dropout → Linear(4d→d).
 public final class ConformerFeedForward: Module {
-    public let linear1: Linear, linear2: Linear
+    public let linear1: Linear
     let dropout: Dropout
+    public let linear2: Linear
 
     public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel, hidden = config.dModel * config.ffExpansionFactor
@@ -12,9 +13,7 @@ public final class ConformerFeedForward: Module {
         dropout = Dropout(config.dropout, keys: keys)
         linear2 = Linear(inputFeatures: hidden, outputFeatures: d, bias: config.useBias, rng: rng)
         super.init()
-        child("linear1", linear1)
-        child("dropout", dropout)
-        child("linear2", linear2)
+        registerChildren()
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { linear2(dropout(linear1(x).silu())) }
@@ -30,6 +29,8 @@ public final class ConformerConvolution: Module {
     public let pointwiseConv1: PointwiseConv1d
     public let depthwiseConv: DepthwiseConv1d
     public let norm: Norm
+    /// The norm's module under NeMo's name for it, whichever norm it is.
+    let batchNorm: Module
     public let pointwiseConv2: PointwiseConv1d
 
     public enum Norm {
@@ -66,12 +67,10 @@ public final class ConformerConvolution: Module {
         case .groupNorm(let groups): norm = .group(GroupNorm(groups: groups, channels: d))
         case .instanceNorm: norm = .group(GroupNorm(groups: d, channels: d, affine: false))
         }
+        batchNorm = norm.module
         pointwiseConv2 = PointwiseConv1d(inputChannels: d, outputChannels: d, bias: config.useBias, rng: rng)
         super.init()
-        child("pointwise_conv1", pointwiseConv1)
-        child("depthwise_conv", depthwiseConv)
-        child("batch_norm", norm.module)
-        child("pointwise_conv2", pointwiseConv2)
+        registerChildren()
     }
 
     /// `validSteps` is [B, T, 1] with 1 for t < length.
@@ -87,8 +86,8 @@ public final class ConformerLayer: Module, EncoderLayer {
     public let normConv: LayerNorm, conv: ConformerConvolution
     public let normSelfAtt: LayerNorm, selfAttn: MultiHeadSelfAttention
     public let normFeedForward2: LayerNorm, feedForward2: ConformerFeedForward
-    public let normOut: LayerNorm
     let dropout: Dropout
+    public let normOut: LayerNorm
 
     public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         let d = config.dModel
@@ -103,17 +102,8 @@ public final class ConformerLayer: Module, EncoderLayer {
         dropout = Dropout(config.dropout, keys: keys)
         normOut = LayerNorm(d)
         super.init()
-        // NeMo's attribute order, which is its state-dict order.
-        child("norm_feed_forward1", normFeedForward1)
-        child("feed_forward1", feedForward1)
-        child("norm_conv", normConv)
-        child("conv", conv)
-        child("norm_self_att", normSelfAtt)
-        child("self_attn", selfAttn)
-        child("norm_feed_forward2", normFeedForward2)
-        child("feed_forward2", feedForward2)
-        child("dropout", dropout)
-        child("norm_out", normOut)
+        // Declared in NeMo's attribute order, which is its state-dict order.
+        registerChildren()
     }
 
     public func callAsFunction(_ x: Tensor, positions: Tensor?, attentionMask: AttentionMask, validSteps: Tensor) -> Tensor {

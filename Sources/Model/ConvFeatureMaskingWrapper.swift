@@ -8,9 +8,12 @@ import NN
 /// embedding under `mask_processor`, `encoder.pre_encode.masking` and `pre_encoder.masking`.
 /// Parameterless itself: it only names; `NESTModel` does the masking.
 public final class ConvFeatureMaskingWrapper: Module {
+    let preEncode: Module
+    let masking: RandomBlockMasking
+
     public init(preEncode: Module, masking: RandomBlockMasking) {
+        (self.preEncode, self.masking) = (preEncode, masking)
         super.init()
-        child("pre_encode", preEncode)
-        child("masking", masking)
+        registerChildren()
     }
 }

@@ -30,8 +30,7 @@ public final class ConvSubsampling: Module {
         for _ in 0..<stageCount { freq = Self.strided(freq, causal: causal) }
         out = Linear(inputFeatures: c * freq, outputFeatures: config.dModel, rng: rng)
         super.init()
-        child("out", out)
-        child("conv", conv)
+        registerChildren()
         // Indices count the ReLUs as PyTorch's Sequential does: 0, (1), 2, 3, (4), 5, 6, (7).
         var index = 0
         func add(_ m: Conv2d, strided: Bool, relu: Bool) {

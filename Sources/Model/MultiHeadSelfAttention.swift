@@ -34,12 +34,7 @@ public final class MultiHeadSelfAttention: Module {
             parameter("pos_bias_u", posBiasU)
             parameter("pos_bias_v", posBiasV)
         }
-        child("linear_q", linearQ)
-        child("linear_k", linearK)
-        child("linear_v", linearV)
-        child("linear_out", linearOut)
-        if let linearPos { child("linear_pos", linearPos) }
-        child("dropout", dropout)
+        registerChildren()
     }
 
     /// x [B, T, D], positions [2T−1, D] (nil for `abs_pos`), mask (1 = masked) → [B, T, D].

@@ -5,18 +5,20 @@ import Tensor
 /// log-softmax over the V classes of each of the N books (channel index c·N + h).
 public final class MultiSoftmaxDecoder: Module {
     public let config: DecoderConfig
-    public let projection: PointwiseConv1d
+    /// NeMo's `decoder_layers`, a sequence of one kernel-1 convolution.
+    let decoderLayers: [PointwiseConv1d]
+    public var projection: PointwiseConv1d { decoderLayers[0] }
 
     public init(config: DecoderConfig, rng: RandomGenerator) {
         self.config = config
         let outputs = config.numClasses * config.numDecoders
-        projection = PointwiseConv1d(inputChannels: config.featIn, outputChannels: outputs, bias: config.useBias, rng: rng)
+        let projection = PointwiseConv1d(inputChannels: config.featIn, outputChannels: outputs, bias: config.useBias, rng: rng)
         // NeMo initialises the weight xavier-uniform (fan_in d, fan_out V·N); the bias keeps
         // PyTorch's default.
         Initialization.xavierUniform(projection.weight, fanIn: config.featIn, fanOut: outputs, rng: rng)
+        decoderLayers = [projection]
         super.init()
-        let layers = child("decoder_layers", Module())
-        layers.child("0", projection)
+        registerChildren()
     }
 
     /// encoded [R, D] (any leading shape) → log-probabilities [R·N, V], row r·N + h for book h.

@@ -30,11 +30,8 @@ public final class NESTModel: Module {
         decoder = MultiSoftmaxDecoder(config: config.decoder, rng: initRNG)
         loss = MultiMLMLoss(config: config.loss)
         super.init()
-        child("preprocessor", preprocessor)
-        child("encoder", encoder)
-        child("quantizer", quantizer)
-        child("mask_processor", maskProcessor)
-        child("decoder", decoder)
+        // Declared in NeMo's attribute order, which is its state-dict order.
+        registerChildren()
         if config.maskPosition == .postConv, let preEncode = encoder.child(named: "pre_encode") {
             let wrapper = ConvFeatureMaskingWrapper(preEncode: preEncode, masking: maskProcessor)
             encoder.replaceChild("pre_encode", with: wrapper)

@@ -33,8 +33,7 @@ public final class PositionalEncoding: Module {
         let factor = Float(-(log(10000.0) / Double(config.dModel)))
         frequencies = (0..<(config.dModel / 2)).map { k in Float(exp(Double(Float(2 * k) * factor))) }
         super.init()
-        child("dropout", dropout)
-        child("dropout_emb", dropoutEmb)
+        registerChildren()
     }
 
     /// The relative table [2T−1, D] the attention reads: row m belongs to key offset

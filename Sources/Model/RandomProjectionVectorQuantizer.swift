@@ -26,7 +26,7 @@ public final class RandomProjectionVectorQuantizer: Module {
         Initialization.xavierNormal(proj.weight, fanIn: stacked, fanOut: n * c, rng: rng)
         super.init()
         frozenParameter("codebooks", .float64(codebooks))
-        child("proj", proj)
+        registerChildren()
         proj.weight.requiresGrad = false
     }
 

@@ -13,9 +13,10 @@ public final class TransformerEncoder: Module, SpeechEncoder {
     public let preEncode: FeatureStacking
     public let posEnc: PositionalEncoding
     public let embedNorm: LayerNorm?
-    let stochasticDepth: [StochasticDepth]
     public let layers: [TransformerBlock]
     public let finalNorm: LayerNorm
+    /// Parameterless, so outside the state dict; children so that train() and eval() reach them.
+    let stochasticDepth: [StochasticDepth]
 
     public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         self.config = config
@@ -26,15 +27,8 @@ public final class TransformerEncoder: Module, SpeechEncoder {
         finalNorm = LayerNorm(config.dModel)
         stochasticDepth = (0..<config.nLayers).map { StochasticDepth(config.layerDropProbabilities.isEmpty ? 0 : config.layerDropProbabilities[$0], keys: keys) }
         super.init()
-        // NeMo's attribute order, which is its state-dict order.
-        child("pre_encode", preEncode)
-        child("pos_enc", posEnc)
-        if let embedNorm { child("embed_norm", embedNorm) }
-        let list = child("layers", Module())
-        for (i, l) in layers.enumerated() { list.child(String(i), l) }
-        // Parameterless, so outside the state dict; children so that the model binds their keys.
-        for (i, s) in stochasticDepth.enumerated() { child("stochastic_depth_\(i)", s) }
-        child("final_norm", finalNorm)
+        // Declared in NeMo's attribute order, which is its state-dict order.
+        registerChildren()
     }
 
     public func subsample(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) { preEncode(features, lengths: lengths) }
@@ -66,7 +60,7 @@ public final class FeatureStacking: Module {
         self.factor = factor
         proj = Linear(inputFeatures: factor * featIn, outputFeatures: dModel, bias: false, rng: rng)
         super.init()
-        child("proj", proj)
+        registerChildren()
     }
 
     public func callAsFunction(_ features: Tensor, lengths: [Int]) -> (Tensor, [Int]) {
@@ -79,8 +73,9 @@ public final class FeatureStacking: Module {
 
 /// NeMo's `TransformerBlock`: x + drop(attn(norm1(x))), then + drop(ffn(norm2(·))).
 public final class TransformerBlock: Module {
-    public let norm1: LayerNorm, attn: TransformerAttention, norm2: LayerNorm, ffn: TransformerFeedForward
+    public let norm1: LayerNorm, attn: TransformerAttention
     let drop: Dropout
+    public let norm2: LayerNorm, ffn: TransformerFeedForward
 
     public init(config: EncoderConfig, rng: RandomGenerator, keys: DropoutKeys) {
         norm1 = LayerNorm(config.dModel)
@@ -89,11 +84,7 @@ public final class TransformerBlock: Module {
         norm2 = LayerNorm(config.dModel)
         ffn = TransformerFeedForward(config: config, rng: rng, keys: keys)
         super.init()
-        child("norm1", norm1)
-        child("attn", attn)
-        child("drop", drop)
-        child("norm2", norm2)
-        child("ffn", ffn)
+        registerChildren()
     }
 
     public func callAsFunction(_ x: Tensor, positions: Tensor, mask: Tensor) -> Tensor {
@@ -108,8 +99,9 @@ public final class TransformerBlock: Module {
 /// then the Transformer-XL scores of `MultiHeadSelfAttention`, softmax, `out_proj`.
 public final class TransformerAttention: Module {
     public let posBiasU: Tensor, posBiasV: Tensor
-    public let wQKV: Linear, outProj: Linear, linearPos: Linear
+    public let wQKV: Linear, outProj: Linear
     public let qNorm: LayerNorm?, kNorm: LayerNorm?
+    public let linearPos: Linear
     let heads: Int, headDim: Int
 
     public init(config: EncoderConfig, rng: RandomGenerator) {
@@ -127,13 +119,7 @@ public final class TransformerAttention: Module {
         // Own parameters first, then the children: PyTorch's state-dict order.
         parameter("pos_bias_u", posBiasU)
         parameter("pos_bias_v", posBiasV)
-        child("w_qkv", wQKV)
-        child("out_proj", outProj)
-        if let qNorm, let kNorm {
-            child("q_norm", qNorm)
-            child("k_norm", kNorm)
-        }
-        child("linear_pos", linearPos)
+        registerChildren()
     }
 
     /// x [B, T, D], positions [2T−1, D], mask [B, 1, T, T] (1 = masked key) → [B, T, D].

@@ -43,6 +43,35 @@ open class Module {
         return module
     }
 
+    /// Registers the modules this class's stored properties hold as children, in declaration
+    /// order, each under its property's name in snake case: NeMo's attribute names are Python's
+    /// spelling of ours (`normFeedForward1` is `norm_feed_forward1`, `wQKV` is `w_qkv`), so a
+    /// child is named once, where it is declared. An optional property is a child when set; an
+    /// array is a child list (`layers.0`, `layers.1`, …); properties in `except` (a module
+    /// registered elsewhere in the tree) are left out. Call it at the end of `init`.
+    public func registerChildren(except: Set<String> = []) {
+        for property in Mirror(reflecting: self).children {
+            guard let name = property.label, !except.contains(name) else { continue }
+            if let module = property.value as? Module {
+                child(Self.snakeCase(name), module)
+            } else if let modules = property.value as? [Module] {
+                let list = child(Self.snakeCase(name), Module())
+                for (i, m) in modules.enumerated() { list.child(String(i), m) }
+            }
+        }
+    }
+
+    /// `normFeedForward1` → `norm_feed_forward1`, `linearQ` → `linear_q`, `wQKV` → `w_qkv`.
+    static func snakeCase(_ name: String) -> String {
+        var out = "", previous: Character?
+        for c in name {
+            if c.isUppercase, let p = previous, p.isLowercase || p.isNumber { out.append("_") }
+            out.append(Character(c.lowercased()))
+            previous = c
+        }
+        return out
+    }
+
     /// Puts `module` in the place of child `name` (as NeMo assigns `encoder.pre_encode = wrapper`):
     /// the same position in the state-dict order, under the new subtree's keys.
     public func replaceChild(_ name: String, with module: Module) {
