@@ -86,7 +86,12 @@ let package = Package(
         .executableTarget(name: "nest-bench", dependencies: ["Audio", "Model", "NN", "Tensor", "COpenBLAS"], swiftSettings: settings),
         .target(name: "_TestSupport", dependencies: ["Tensor", "Basics", "Formats", "HDF5", "NN"], swiftSettings: settings),
 
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: settings),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Basics"], swiftSettings: settings),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "Formats", "Basics"], swiftSettings: settings),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: settings),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "_TestSupport"], swiftSettings: settings),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"], swiftSettings: settings),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Config", "Basics", "Formats", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "AudioTests", dependencies: ["Audio", "_TestSupport"], swiftSettings: settings),
         .testTarget(name: "DataLoadingTests", dependencies: ["DataLoading", "Audio", "_TestSupport"], swiftSettings: settings),
