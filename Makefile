@@ -61,7 +61,7 @@ gpu-check: bundle
 ## the CPU's kernels over memory of its own, reached only through explicit copies), which proves
 ## the backend seam without a GPU. The second pass leaves out the CUDA tests and the GPU training
 ## tests (their devices are the CUDA backend's own, on the host emulation of its kernels)
-## and the 300-kill SIGKILL loop (its resume path is covered by the other resume tests).
+## and the random-SIGKILL loop (25 kills) (its resume path is covered by the other resume tests).
 TEST_ENV = NEST_TRAIN_CUDA_LIBS=$(NVRTC_DIR)/nvidia/cu13/lib OPENBLAS_NUM_THREADS=1 \
 	OPENBLAS_CORETYPE="$${OPENBLAS_CORETYPE:-$$(.build/release/nest-train info --blas-kernel)}"
 ## Then the release bundle in a root holding only the C runtime (Tests/Bundle/bare-root.sh).

@@ -30,7 +30,7 @@ struct NestTrain: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "nest-train",
-        abstract: "NEST self-supervised speech pretraining (NeMo's recipe) on the CPU.",
+        abstract: "NEST self-supervised speech pretraining (NeMo's recipe) on CPUs and NVIDIA GPUs, one process or many.",
         subcommands: [Train.self, Info.self, Export.self, Extract.self, Bench.self, Tar.self, Plot.self, Probe.self, Validate.self, GPUCheck.self],
         defaultSubcommand: Train.self)
 }

@@ -160,7 +160,8 @@ final class TarredDatasetTests: XCTestCase {
         for index in 0..<skipping.batchesPerEpoch { skipped += try skipping.batch(at: DataPosition(epoch: 0, index: index)).skipped }
         let all = skipped.joined(separator: "\n")
         XCTAssertTrue(all.contains("audio_1.tar: no such file"), all)
-        XCTAssertTrue(all.contains("shard") && all.contains("audio_2.tar: truncated tar") || all.contains("needs bytes"), all)
+        // The truncated shard is named, by the tar reader or by the bounds check of its last member.
+        XCTAssertTrue(all.contains("audio_2.tar") && (all.contains("truncated tar") || all.contains("needs bytes")), all)
         XCTAssertTrue(all.contains("audio_0.tar: no member") && all.contains("_ghost.wav"), all)
         XCTAssertTrue(all.contains("audio_0.tar:junk.wav: not a readable audio file"), all)
         XCTAssertThrowsError(try loader(skip: false)) { XCTAssertTrue("\($0)".contains("member stray has no line"), "\($0)") }

@@ -70,7 +70,6 @@ public enum Exporter {
         return entries.count
     }
 
-    /// Under a temporary name, fsync'ed and renamed: a killed export never leaves a partial file.
     /// `model_config.yaml` of a `.nemo`: the resolved model section with the class to build
     /// (`target`), every section's `_target_`, a disabled spec_augment where missing (NeMo's
     /// constructor needs one), and no data sections (restoring never sets up data loaders).
