@@ -9,6 +9,10 @@ public final class RandomProjectionVectorQuantizer: Module {
     /// [N, V, code_dim] float64, unit-norm codes.
     public let codebooks: DoubleTensor
     public let proj: Linear
+    /// The codebooks as the code search reads them, on the device the features were last on,
+    /// and the `codebooks.version` they were copied from: uploaded once (and again after a
+    /// load), not once per batch.
+    private var searchedCodebooks: (tensor: Tensor, version: Int)?
 
     public init(config: QuantizerConfig, rng: RandomGenerator) {
         self.config = config
@@ -46,6 +50,9 @@ public final class RandomProjectionVectorQuantizer: Module {
     /// Target tokens [B·(T/k)·N] (book fastest), as floats on the features' device.
     public func tokens(_ features: Tensor) -> Tensor {
         let x = projectNormalized(features)
-        return x.nearestCodes(codebooks: codebooks.values, books: config.numBooks, classes: config.numClasses, cosine: config.cosineDistance)
+        if searchedCodebooks.map({ $0.tensor.device !== x.device || $0.version != codebooks.version }) ?? true {
+            searchedCodebooks = (Tensor(doubles: codebooks.values, on: x.device), codebooks.version)
+        }
+        return x.nearestCodes(codebooks: searchedCodebooks!.tensor, books: config.numBooks, classes: config.numClasses, cosine: config.cosineDistance)
     }
 }

@@ -4,7 +4,10 @@ import Tensor
 /// Float64 values with a shape (NeMo keeps the quantizer codebooks in float64).
 public final class DoubleTensor {
     public let shape: [Int]
-    public var values: [Double]
+    public var values: [Double] { didSet { version += 1 } }
+    /// Counts the writes to `values` (a loaded state dict is one), so that a copy of them
+    /// elsewhere (on a device) knows when it is stale.
+    public private(set) var version = 0
     public init(_ values: [Double], shape: [Int]) {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
         self.shape = shape

@@ -69,6 +69,23 @@ final class EncoderParityTests: XCTestCase {
         }
     }
 
+    /// The code search keeps its codebooks on the device between batches, and takes loaded ones:
+    /// tokens after a state-dict load are those of a quantizer built with the loaded codes.
+    func testTheCodeSearchFollowsLoadedCodebooks() throws {
+        let (model, f) = try NeMoTinyFixture.model()
+        let features = try f.tensor("/preprocessor/features")
+        let before = model.quantizer.tokens(features).array
+        XCTAssertEqual(model.quantizer.tokens(features).array, before, "the same codes twice")
+        // Codes in reversed order: the tokens of a search over the new codes, not the cached ones.
+        let codes = model.quantizer.codebooks.values, c = 16
+        let loaded = (0..<256).reversed().flatMap { Array(codes[($0 * c)..<(($0 + 1) * c)]) }
+        model.quantizer.codebooks.values = loaded
+        let after = model.quantizer.tokens(features).array
+        let x = model.quantizer.projectNormalized(features)
+        XCTAssertEqual(after, x.nearestCodes(codebooks: Tensor(doubles: loaded, on: x.device), books: 1, classes: 256, cosine: model.quantizer.config.cosineDistance).array)
+        XCTAssertNotEqual(after, before)
+    }
+
     /// `dist_fn: cosine` (NeMo's einsum then max): the largest dot product. With NeMo's unit
     /// codes and unit projections it picks the codes l2 picks, so the fixture's tokens hold.
     func testCosineDistancePicksTheLargestDotProduct() throws {
@@ -76,7 +93,7 @@ final class EncoderParityTests: XCTestCase {
         let features = try f.tensor("/preprocessor/features")
         let x = model.quantizer.projectNormalized(features)
         let codes = model.quantizer.codebooks.values
-        let cosine = x.nearestCodes(codebooks: codes, books: 1, classes: 256, cosine: true).array.map { Int($0) }
+        let cosine = x.nearestCodes(codebooks: Tensor(doubles: codes, on: x.device), books: 1, classes: 256, cosine: true).array.map { Int($0) }
         let values = x.array, c = 16
         for (pos, token) in cosine.enumerated() {
             let dots = (0..<256).map { code in (0..<c).reduce(0.0) { $0 + Double(values[pos * c + $1]) * codes[code * c + $1] } }

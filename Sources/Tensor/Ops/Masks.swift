@@ -127,15 +127,16 @@ extension Tensor {
     }
 
     /// For vectors [..., N·C] (per position, N books of C values): the index of the nearest of
-    /// `classes` codes of each book in `codebooks` [N, classes, C] (float64, compared in double
-    /// precision, the first of equal ones): [P·N] as floats on the device, book fastest.
-    /// Nearest by squared Euclidean distance, or with `cosine` by the largest dot product
-    /// (NeMo's `dist_fn: cosine`, whose vectors and codes are unit length).
-    public func nearestCodes(codebooks: [Double], books n: Int, classes v: Int, cosine: Bool = false) -> Tensor {
+    /// `classes` codes of each book in `codebooks` [N, classes, C] (float64 values carried bit
+    /// for bit by `Tensor(doubles:on:)`, so that they stay on the device between calls; compared
+    /// in double precision, the first of equal ones): [P·N] as floats on the device, book
+    /// fastest. Nearest by squared Euclidean distance, or with `cosine` by the largest dot
+    /// product (NeMo's `dist_fn: cosine`, whose vectors and codes are unit length).
+    public func nearestCodes(codebooks: Tensor, books n: Int, classes v: Int, cosine: Bool = false) -> Tensor {
         let c = shape[rank - 1] / n
-        precondition(c > 0 && codebooks.count == n * v * c, "nearestCodes: \(codebooks.count) code values for \(n) × \(v) × \(c)")
-        let out = Tensor(uninitializedShape: [count / c], on: device)
-        backend.nearestCodes(detached(), codebooks: Tensor(doubles: codebooks, on: device), books: n, classes: v, cosine: cosine, into: out)
+        precondition(c > 0 && codebooks.count == 2 * n * v * c, "nearestCodes: \(codebooks.count / 2) code values for \(n) × \(v) × \(c)")
+        let out = Tensor(uninitializedShape: [count / c], on: Device.common("nearestCodes", [self, codebooks]))
+        backend.nearestCodes(detached(), codebooks: codebooks, books: n, classes: v, cosine: cosine, into: out)
         return out
     }
 

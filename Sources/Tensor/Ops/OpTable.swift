@@ -110,7 +110,7 @@ public enum OpTable {
         let codes = (0..<(books * classes * codeWidth)).map { _ in rng.uniform(-1, 1) }
         for cosine in [false, true] {
             add("nearestCodes (\(cosine ? "cosine" : "l2"))", [projected], .exact) {
-                $0[0].nearestCodes(codebooks: codes, books: books, classes: classes, cosine: cosine)
+                $0[0].nearestCodes(codebooks: Tensor(doubles: codes, on: $0[0].device), books: books, classes: classes, cosine: cosine)
             }
         }
         add("layerNorm", [random([normRows, width]), random([width]), random([width])], .reduction) { $0[0].layerNorm(weight: $0[1], bias: $0[2]) }
