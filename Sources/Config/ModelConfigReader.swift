@@ -33,37 +33,42 @@ public enum ModelConfigReader {
     }
 
     public static func read(_ doc: ConfigDocument) throws -> NESTConfig {
-        try checkTargets(doc)
         // Absent keys take their class's default before anything is read (as in NeMo).
-        let doc = try ClassDefaults.filling(doc)
+        try read(filled: try ClassDefaults.filling(doc))
+    }
+
+    /// `read` of a document `ClassDefaults.filling` has filled (RunConfig fills it once for
+    /// every reader).
+    static func read(filled doc: ConfigDocument) throws -> NESTConfig {
+        try checkTargets(doc)
         var c = NESTConfig()
         try readEncoder(filled: doc, into: &c.encoder)
 
         let m = "model.masking"
-        c.masking.featIn = try doc.int("\(m).feat_in", default: c.masking.featIn)
-        c.masking.blockSize = try doc.int("\(m).block_size", default: c.masking.blockSize)
-        c.masking.maskProb = try doc.double("\(m).mask_prob", default: c.masking.maskProb)
-        c.masking.allowOverlap = try doc.bool("\(m).allow_overlap", default: c.masking.allowOverlap)
-        c.masking.maxMaskRatio = try doc.double("\(m).max_mask_ratio", default: c.masking.maxMaskRatio)
+        c.masking.featIn = try doc.filledInt("\(m).feat_in")
+        c.masking.blockSize = try doc.filledInt("\(m).block_size")
+        c.masking.maskProb = try doc.filledDouble("\(m).mask_prob")
+        c.masking.allowOverlap = try doc.filledBool("\(m).allow_overlap")
+        c.masking.maxMaskRatio = try doc.filledDouble("\(m).max_mask_ratio")
         c.masking.maskValue = try doc.double("\(m).mask_value").map { Float($0) }
 
         let q = "model.quantizer"
-        c.quantizer.featIn = try doc.int("\(q).feat_in", default: c.quantizer.featIn)
-        c.quantizer.codeDim = try doc.int("\(q).code_dim", default: c.quantizer.codeDim)
-        c.quantizer.numClasses = try doc.int("\(q).num_classes", default: try doc.int("model.num_classes", default: c.quantizer.numClasses))
-        c.quantizer.numBooks = try doc.int("\(q).num_books", default: try doc.int("model.num_books", default: c.quantizer.numBooks))
-        c.quantizer.combineTimeSteps = try doc.int("\(q).combine_time_steps", default: c.quantizer.combineTimeSteps)
+        c.quantizer.featIn = try doc.filledInt("\(q).feat_in")
+        c.quantizer.codeDim = try doc.filledInt("\(q).code_dim")
+        c.quantizer.numClasses = try doc.filledInt("\(q).num_classes")
+        c.quantizer.numBooks = try doc.filledInt("\(q).num_books")
+        c.quantizer.combineTimeSteps = try doc.filledInt("\(q).combine_time_steps")
         c.quantizer.cosineDistance = try doc.string("\(q).dist_fn").map { $0 == "cosine" } ?? c.quantizer.cosineDistance
 
         let d = "model.decoder"
-        c.decoder.featIn = try doc.int("\(d).feat_in", default: c.encoder.dModel)
-        c.decoder.numClasses = try doc.int("\(d).num_classes", default: c.quantizer.numClasses)
-        c.decoder.numDecoders = try doc.int("\(d).num_decoders", default: c.quantizer.numBooks)
-        c.decoder.useBias = try doc.bool("\(d).use_bias", default: true)
+        c.decoder.featIn = try doc.filledInt("\(d).feat_in")
+        c.decoder.numClasses = try doc.filledInt("\(d).num_classes")
+        c.decoder.numDecoders = try doc.filledInt("\(d).num_decoders")
+        c.decoder.useBias = try doc.filledBool("\(d).use_bias")
 
         let l = "model.loss"
-        c.loss.combineTimeSteps = try doc.int("\(l).combine_time_steps", default: c.loss.combineTimeSteps)
-        c.loss.maskThreshold = Float(try doc.double("\(l).mask_threshold", default: Double(c.loss.maskThreshold)))
+        c.loss.combineTimeSteps = try doc.filledInt("\(l).combine_time_steps")
+        c.loss.maskThreshold = Float(try doc.filledDouble("\(l).mask_threshold"))
 
         let position = try doc.string("model.mask_position") ?? NESTConfig.MaskPosition.preConv.rawValue
         guard let maskPosition = NESTConfig.MaskPosition(rawValue: position) else {
@@ -116,9 +121,9 @@ public enum ModelConfigReader {
     static func readASRTransformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
         try readConformer(doc, e, into: &encoder)
         encoder.architecture = .asrTransformer
-        encoder.postLayerNorm = try doc.bool("\(e).post_ln", default: true)
+        encoder.postLayerNorm = try doc.filledBool("\(e).post_ln")
         let activations: [String: ActivationFunction] = ["relu": .relu, "gelu": .gelu, "silu": .silu]
-        let act = try doc.string("\(e).ffn_act") ?? "relu"
+        let act = try doc.filledString("\(e).ffn_act")
         guard let f = activations[act] else {
             throw NestError("\(doc.file): \(e).ffn_act: '\(act)' is not built by nest-train (supported: gelu, relu, silu)")
         }
@@ -127,29 +132,30 @@ public enum ModelConfigReader {
 
     /// `ConformerEncoder`'s keys (FastConformer).
     static func readConformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
-        encoder.featIn = try doc.int("\(e).feat_in", default: encoder.featIn)
-        encoder.nLayers = try doc.int("\(e).n_layers", default: encoder.nLayers)
-        encoder.dModel = try doc.int("\(e).d_model", default: encoder.dModel)
-        encoder.useBias = try doc.bool("\(e).use_bias", default: encoder.useBias)
-        encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: encoder.subsamplingFactor)
+        encoder.featIn = try doc.filledInt("\(e).feat_in")
+        encoder.nLayers = try doc.filledInt("\(e).n_layers")
+        encoder.dModel = try doc.filledInt("\(e).d_model")
+        encoder.useBias = try doc.filledBool("\(e).use_bias")
+        encoder.subsamplingFactor = try doc.filledInt("\(e).subsampling_factor")
         // -1: as many channels as d_model (NeMo's constructor rule).
-        let channels = try doc.int("\(e).subsampling_conv_channels", default: encoder.subsamplingConvChannels)
+        let channels = try doc.filledInt("\(e).subsampling_conv_channels")
         encoder.subsamplingConvChannels = channels == -1 ? encoder.dModel : channels
-        encoder.ffExpansionFactor = try doc.int("\(e).ff_expansion_factor", default: encoder.ffExpansionFactor)
-        encoder.nHeads = try doc.int("\(e).n_heads", default: encoder.nHeads)
-        encoder.xscaling = try doc.bool("\(e).xscaling", default: encoder.xscaling)
-        encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: encoder.posEmbMaxLen)
-        encoder.convKernelSize = try doc.int("\(e).conv_kernel_size", default: encoder.convKernelSize)
+        encoder.ffExpansionFactor = try doc.filledInt("\(e).ff_expansion_factor")
+        encoder.nHeads = try doc.filledInt("\(e).n_heads")
+        encoder.xscaling = try doc.filledBool("\(e).xscaling")
+        encoder.posEmbMaxLen = try doc.filledInt("\(e).pos_emb_max_len")
+        // The convolution module's keys: ASRTransformerEncoder has none (its layers never read them).
+        encoder.convKernelSize = try doc.int("\(e).conv_kernel_size") ?? encoder.convKernelSize
         // `causal`: all context on the left (NeMo's [k − 1, 0]).
         encoder.convContextSize = try doc.string("\(e).conv_context_size") == "causal"
             ? [encoder.convKernelSize - 1, 0] : try doc.intList("\(e).conv_context_size")
-        encoder.dropout = Float(try doc.double("\(e).dropout", default: Double(encoder.dropout)))
-        encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder", default: Double(encoder.dropoutPreEncoder)))
-        encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: Double(encoder.dropoutEmb)))
-        encoder.dropoutAtt = Float(try doc.double("\(e).dropout_att", default: Double(encoder.dropoutAtt)))
+        encoder.dropout = Float(try doc.filledDouble("\(e).dropout"))
+        encoder.dropoutPreEncoder = Float(try doc.filledDouble("\(e).dropout_pre_encoder"))
+        encoder.dropoutEmb = Float(try doc.filledDouble("\(e).dropout_emb"))
+        encoder.dropoutAtt = Float(try doc.filledDouble("\(e).dropout_att"))
         encoder.subsampling = try doc.string("\(e).subsampling").flatMap(EncoderConfig.Subsampling.init) ?? encoder.subsampling
         encoder.selfAttentionModel = try doc.string("\(e).self_attention_model").flatMap(EncoderConfig.SelfAttentionModel.init) ?? .relPos
-        let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"
+        let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"   // none in ASRTransformerEncoder
         guard let convNormType = EncoderConfig.ConvNormType(name: convNorm) else {
             throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm, instance_norm or group_normN)")
         }
@@ -157,7 +163,7 @@ public enum ModelConfigReader {
             throw NestError("\(doc.file): \(e).conv_norm_type: \(convNorm) needs d_model (\(encoder.dModel)) divisible by \(groups) groups")
         }
         encoder.convNormType = convNormType
-        encoder.causalDownsampling = try doc.bool("\(e).causal_downsampling", default: false)
+        encoder.causalDownsampling = try doc.filledBool("\(e).causal_downsampling")
         try readAttentionContexts(doc, e, into: &encoder)
         if encoder.selfAttentionModel == .relPosLocalAttn { try checkLocalAttention(doc, e, encoder) }
         encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
@@ -173,7 +179,7 @@ public enum ModelConfigReader {
         if !encoder.attentionContextChoices.isEmpty {
             throw NestError("\(doc.file): \(e).att_context_size: rel_pos_local_attn takes one window, not several context sizes")
         }
-        if try encoder.attentionChunked || (doc.string("\(e).att_context_style") ?? "regular") != "regular" {
+        if try encoder.attentionChunked || doc.filledString("\(e).att_context_style") != "regular" {
             throw NestError("\(doc.file): \(e).att_context_style: rel_pos_local_attn computes a sliding window; only 'regular' is supported")
         }
     }
@@ -183,32 +189,30 @@ public enum ModelConfigReader {
     /// Conformer-only key is refused (`ClassDefaults.filling`), as the class's constructor refuses it.
     static func readTransformer(_ doc: ConfigDocument, _ e: String, into encoder: inout EncoderConfig) throws {
         encoder.architecture = .transformer
-        encoder.featIn = try doc.int("\(e).feat_in", default: 128)
-        encoder.nLayers = try doc.int("\(e).n_layers", default: 17)
-        encoder.dModel = try doc.int("\(e).d_model", default: 512)
-        encoder.nHeads = try doc.int("\(e).n_heads", default: 8)
-        encoder.subsamplingFactor = try doc.int("\(e).subsampling_factor", default: 4)
-        encoder.xscaling = try doc.bool("\(e).xscaling", default: false)
-        encoder.posEmbMaxLen = try doc.int("\(e).pos_emb_max_len", default: 5000)
-        encoder.qkvBias = try doc.bool("\(e).qkv_bias", default: false)
-        encoder.qkNorm = try doc.bool("\(e).qk_norm", default: false)
-        encoder.ffExpansion = try doc.double("\(e).ff_expansion", default: 4.0)
-        encoder.preBlockNorm = try doc.bool("\(e).pre_block_norm", default: true)
-        encoder.dropRate = Float(try doc.double("\(e).drop_rate", default: 0.1))
+        encoder.featIn = try doc.filledInt("\(e).feat_in")
+        encoder.nLayers = try doc.filledInt("\(e).n_layers")
+        encoder.dModel = try doc.filledInt("\(e).d_model")
+        encoder.nHeads = try doc.filledInt("\(e).n_heads")
+        encoder.subsamplingFactor = try doc.filledInt("\(e).subsampling_factor")
+        encoder.xscaling = try doc.filledBool("\(e).xscaling")
+        encoder.posEmbMaxLen = try doc.filledInt("\(e).pos_emb_max_len")
+        encoder.qkvBias = try doc.filledBool("\(e).qkv_bias")
+        encoder.qkNorm = try doc.filledBool("\(e).qk_norm")
+        encoder.ffExpansion = try doc.filledDouble("\(e).ff_expansion")
+        encoder.preBlockNorm = try doc.filledBool("\(e).pre_block_norm")
+        encoder.dropRate = Float(try doc.filledDouble("\(e).drop_rate"))
         encoder.dropoutPreEncoder = Float(try doc.double("\(e).dropout_pre_encoder") ?? Double(encoder.dropRate))
-        encoder.dropoutEmb = Float(try doc.double("\(e).dropout_emb", default: 0))
+        encoder.dropoutEmb = Float(try doc.filledDouble("\(e).dropout_emb"))
         encoder.dropout = encoder.dropRate
         encoder.dropoutAtt = 0
-        if try doc.bool("\(e).causal_downsampling", default: false) { throw NestError("\(doc.file): \(e).causal_downsampling applies to convolutional subsampling only") }
-        encoder.layerDropProbabilities = try stochasticDepth(doc, e, layers: encoder.nLayers)
     }
 
     /// NeMo's `stochastic_depth_drop_prob`, `stochastic_depth_mode` and
     /// `stochastic_depth_start_layer` (at most n_layers) as per-layer probabilities.
     static func stochasticDepth(_ doc: ConfigDocument, _ e: String, layers: Int) throws -> [Float] {
-        let p = try doc.double("\(e).stochastic_depth_drop_prob", default: 0)
+        let p = try doc.filledDouble("\(e).stochastic_depth_drop_prob")
         guard p != 0 else { return [] }
-        let start = try doc.int("\(e).stochastic_depth_start_layer", default: 1)
+        let start = try doc.filledInt("\(e).stochastic_depth_start_layer")
         guard (1...max(layers, 1)).contains(start) else {
             throw NestError("\(doc.file): \(e).stochastic_depth_start_layer (\(start)) must be in 1…n_layers (\(layers))")
         }

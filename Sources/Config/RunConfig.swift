@@ -104,7 +104,7 @@ public struct RunConfig {
         // document kept is the filled one, so an export writes the values the model was built with.
         let doc = try ClassDefaults.filling(doc)
         document = doc
-        model = try ModelConfigReader.read(doc)
+        model = try ModelConfigReader.read(filled: doc)
         name = try doc.string("name") ?? name
         // Lightning's seed_everything takes 0…2³²−1 (numpy's range) and replaces any other seed
         // with a random one, which no resume could repeat: nest-train refuses it instead.
@@ -131,18 +131,18 @@ public struct RunConfig {
     /// `model.preprocessor` into the front-end settings, checked against the encoder it feeds.
     mutating func readFrontEnd(_ doc: ConfigDocument) throws {
         let p = "model.preprocessor"
-        frontEnd.sampleRate = try doc.int("\(p).sample_rate", default: sampleRate)
+        frontEnd.sampleRate = try doc.filledInt("\(p).sample_rate")
         // Seconds, or samples (`n_window_size`, `n_window_stride`: NeMo takes one of each pair);
         // the sizes in samples are checked against n_fft below, whose default is the power of
         // two that holds the window (NeMo's rule).
         frontEnd.windowSize = try Self.samples(doc, seconds: "window_size", samples: "n_window_size", rate: frontEnd.sampleRate)
         frontEnd.hop = try Self.samples(doc, seconds: "window_stride", samples: "n_window_stride", rate: frontEnd.sampleRate)
         frontEnd.nFFT = try doc.int("\(p).n_fft") ?? (1 << Int(log2(Double(max(frontEnd.windowSize, 1))).rounded(.up)))
-        frontEnd.features = try doc.int("\(p).features", default: frontEnd.features)
-        frontEnd.dither = Float(try doc.double("\(p).dither", default: 1e-5))
+        frontEnd.features = try doc.filledInt("\(p).features")
+        frontEnd.dither = Float(try doc.filledDouble("\(p).dither"))
         frontEnd.preemphasis = try doc.double("\(p).preemph").map(Float.init)
-        frontEnd.logGuard = Float(try doc.double("\(p).log_zero_guard_value", default: Double(frontEnd.logGuard)))
-        frontEnd.padTo = try doc.int("\(p).pad_to", default: 16)
+        frontEnd.logGuard = Float(try doc.filledDouble("\(p).log_zero_guard_value"))
+        frontEnd.padTo = try doc.filledInt("\(p).pad_to")
         // per_feature, or NA (NeMo's normalize_batch passes through a type it does not know,
         // as the streaming and v2 recipes use it); the table refuses all_features, not built.
         frontEnd.normalize = try doc.string("\(p).normalize") != "NA"
@@ -495,23 +495,23 @@ public struct RunConfig {
         guard doc.has(a), doc.node(a) != .null else { return nil }
         var s = MultiSpeakerNoiseAugmentation.Settings()
         // Each value is in the class table's range (ClassDefaults); each pair is ordered.
-        s.prob = try doc.double("\(a).prob", default: s.prob)
-        s.noiseRatio = try doc.double("\(a).noise_ratio", default: s.noiseRatio)
-        func range(_ lo: String, _ hi: String, _ def: ClosedRange<Double>) throws -> ClosedRange<Double> {
-            let l = try doc.double("\(a).\(lo)", default: def.lowerBound), h = try doc.double("\(a).\(hi)", default: def.upperBound)
+        s.prob = try doc.filledDouble("\(a).prob")
+        s.noiseRatio = try doc.filledDouble("\(a).noise_ratio")
+        func range(_ lo: String, _ hi: String) throws -> ClosedRange<Double> {
+            let l = try doc.filledDouble("\(a).\(lo)"), h = try doc.filledDouble("\(a).\(hi)")
             guard l <= h else { throw NestError("\(doc.file): \(a).\(lo) (\(l)) exceeds \(a).\(hi) (\(h))") }
             return l...h
         }
         // Counts of segments and speakers within one utterance.
         func intRange(_ lo: String, _ hi: String) throws -> ClosedRange<Int> {
-            let l = try doc.int("\(a).\(lo)", default: 1), h = try doc.int("\(a).\(hi)", default: 1)
+            let l = try doc.filledInt("\(a).\(lo)"), h = try doc.filledInt("\(a).\(hi)")
             guard l <= h else { throw NestError("\(doc.file): \(a).\(lo)/\(hi) must satisfy 1 ≤ min ≤ max") }
             return l...h
         }
         // Signal-to-noise ratios in dB; mix rates are fractions of the utterance.
-        s.speechSNR = try range("min_r_speech", "max_r_speech", s.speechSNR)
-        s.noiseSNR = try range("min_r_noise", "max_r_noise", s.noiseSNR)
-        s.mixRate = try range("min_mix_rate", "max_mix_rate", s.mixRate)
+        s.speechSNR = try range("min_r_speech", "max_r_speech")
+        s.noiseSNR = try range("min_r_noise", "max_r_noise")
+        s.mixRate = try range("min_mix_rate", "max_mix_rate")
         s.segments = try intRange("min_num_segments", "max_num_segments")
         s.speakers = try intRange("min_num_speakers", "max_num_speakers")
         return s

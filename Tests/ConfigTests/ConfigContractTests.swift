@@ -155,6 +155,8 @@ final class ConfigContractTests: XCTestCase {
                                      ("++model.quantizer.time_ahead=true", "model.quantizer.time_ahead: 'true' is not supported"),
                                      ("\(p).normalize=all_features", "\(p).normalize: 'all_features' is not supported (supported: per_feature, NA)"),
                                      ("++\(e).att_context_size=4", "\(e).att_context_size must be a list"),
+                                     ("model.train_ds.batch_augmentor._target_=x.OtherAugmentation",
+                                      "model.train_ds.batch_augmentor._target_: x.OtherAugmentation is not supported (nest-train builds MultiSpeakerNoiseAugmentation)"),
                                      ("model.quantizer=null", "model.quantizer is missing: NeMo's NEST model builds its RandomProjectionVectorQuantizer from it "
                                       + "(give at least feat_in, code_dim, num_classes, num_books)")] {
             XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml", overrides: [override]), requireData: false), override) {
