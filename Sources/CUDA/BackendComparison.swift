@@ -24,9 +24,9 @@ public struct BackendComparison {
         }
     }
 
-    /// Problem sizes: `.small` for the host emulation (every GPU thread a host thread), `.large`
-    /// for a GPU (past one grid's worth of elements, odd sizes).
-    public enum Size { case small, large }
+    /// The op table's sizes: `.small` for the host emulation (every GPU thread a host thread),
+    /// `.large` for a GPU (past one grid's worth of elements, odd sizes).
+    public typealias Size = OpTable.Size
 
     /// Norm-relative tolerances: elementwise results, and results that sum over a row or column.
     public static let elementwiseTolerance = 1e-5, reductionTolerance = 1e-4
@@ -82,8 +82,10 @@ public struct BackendComparison {
     }
 
     public func all(seed: UInt64) -> [Check] {
-        var out = OpTable.cases(size: size == .large ? .large : .small, seed: seed).flatMap { op in
-            compare(op.name, op.inputs, RandomGenerator(seed: seed ^ 0xC0DE), tolerance: Self.tolerance(op.agreement), op.call)
+        // The output gradients every op's backward starts from.
+        let outputGradients = RandomGenerator(seed: seed ^ 0xC0DE)
+        var out = OpTable.cases(size: size, seed: seed).flatMap { op in
+            compare(op.name, op.inputs, outputGradients, tolerance: Self.tolerance(op.agreement), op.call)
         }
         let rng = RandomGenerator(seed: seed)
         let count = size == .large ? rng.int(in: 1...3_000_000) | 1 : rng.int(in: 1...700) | 1

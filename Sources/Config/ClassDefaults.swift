@@ -351,6 +351,13 @@ extension ConfigDocument {
         return v
     }
 
+    /// A word the table accepts as one of `E`'s cases (its accepted values are the cases).
+    func filled<E: RawRepresentable>(_ path: String, as _: E.Type) throws -> E where E.RawValue == String {
+        let text = try filledString(path)
+        guard let value = E(rawValue: text) else { throw NestError("\(file): \(path): '\(text)' is not supported") }
+        return value
+    }
+
     func filledBool(_ path: String) throws -> Bool {
         guard has(path) else { throw unfilled(path) }
         return try bool(path, default: false)

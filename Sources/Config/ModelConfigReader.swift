@@ -58,7 +58,7 @@ public enum ModelConfigReader {
         c.quantizer.numClasses = try doc.filledInt("\(q).num_classes")
         c.quantizer.numBooks = try doc.filledInt("\(q).num_books")
         c.quantizer.combineTimeSteps = try doc.filledInt("\(q).combine_time_steps")
-        c.quantizer.cosineDistance = try doc.string("\(q).dist_fn").map { $0 == "cosine" } ?? c.quantizer.cosineDistance
+        c.quantizer.cosineDistance = try doc.filledString("\(q).dist_fn") == "cosine"
 
         let d = "model.decoder"
         c.decoder.featIn = try doc.filledInt("\(d).feat_in")
@@ -153,8 +153,8 @@ public enum ModelConfigReader {
         encoder.dropoutPreEncoder = Float(try doc.filledDouble("\(e).dropout_pre_encoder"))
         encoder.dropoutEmb = Float(try doc.filledDouble("\(e).dropout_emb"))
         encoder.dropoutAtt = Float(try doc.filledDouble("\(e).dropout_att"))
-        encoder.subsampling = try doc.string("\(e).subsampling").flatMap(EncoderConfig.Subsampling.init) ?? encoder.subsampling
-        encoder.selfAttentionModel = try doc.string("\(e).self_attention_model").flatMap(EncoderConfig.SelfAttentionModel.init) ?? .relPos
+        encoder.subsampling = try doc.filled("\(e).subsampling", as: EncoderConfig.Subsampling.self)
+        encoder.selfAttentionModel = try doc.filled("\(e).self_attention_model", as: EncoderConfig.SelfAttentionModel.self)
         let convNorm = try doc.string("\(e).conv_norm_type") ?? "batch_norm"   // none in ASRTransformerEncoder
         guard let convNormType = EncoderConfig.ConvNormType(name: convNorm) else {
             throw NestError("\(doc.file): \(e).conv_norm_type: '\(convNorm)' is not built by nest-train (batch_norm, layer_norm, instance_norm or group_normN)")
