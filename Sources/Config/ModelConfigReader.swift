@@ -18,15 +18,15 @@ public enum ModelConfigReader {
         ("loss", "nemo.collections.asr.losses.MultiMLMLoss"),
     ]
 
-    /// A section whose `_target_` names another class is refused by name: building a
-    /// Conformer for `ASRTransformerEncoder` (say) would train the wrong model silently. The
-    /// class name decides (NeMo accepts module-qualified spellings of the same class).
+    /// A section outside the class table (`spec_augment`) whose `_target_` names another class
+    /// is refused by name, as `ClassDefaults.filling` refuses one in the sections it fills:
+    /// building something else would train the wrong model silently. The class name decides
+    /// (NeMo accepts module-qualified spellings of the same class).
     static func checkTargets(_ doc: ConfigDocument) throws {
-        for (section, target) in sectionClasses {
+        let filled = Set(ClassDefaults.sections.map(\.path))
+        for (section, target) in sectionClasses where !filled.contains("model.\(section)") {
             guard let named = try doc.string("model.\(section)._target_") else { continue }
-            let expected = String(target.split(separator: ".").last!), name = named.split(separator: ".").last.map(String.init)
-            if section == "encoder" && EncoderConfig.Architecture(rawValue: name ?? "") != nil { continue }
-            if name != expected {
+            if named.split(separator: ".").last.map(String.init) != String(target.split(separator: ".").last!) {
                 throw NestError("\(doc.file): model.\(section)._target_: \(named) is not supported (nest-train builds \(target))")
             }
         }
@@ -93,7 +93,6 @@ public enum ModelConfigReader {
     /// `model.encoder` alone, for a config that holds an encoder and nothing else to build (the
     /// encoder variants' parity fixtures); its absent keys take the class defaults as in `read`.
     public static func readEncoder(_ doc: ConfigDocument) throws -> EncoderConfig {
-        try checkTargets(doc)
         var encoder = NESTConfig().encoder
         try readEncoder(filled: try ClassDefaults.filling(doc, only: ["model.encoder"]), into: &encoder)
         return encoder

@@ -157,6 +157,7 @@ final class ConfigContractTests: XCTestCase {
                                      ("++\(e).att_context_size=4", "\(e).att_context_size must be a list"),
                                      ("model.train_ds.batch_augmentor._target_=x.OtherAugmentation",
                                       "model.train_ds.batch_augmentor._target_: x.OtherAugmentation is not supported (nest-train builds MultiSpeakerNoiseAugmentation)"),
+                                     ("++model.spec_augment._target_=x.SpecCutout", "model.spec_augment._target_: x.SpecCutout is not supported"),
                                      ("model.quantizer=null", "model.quantizer is missing: NeMo's NEST model builds its RandomProjectionVectorQuantizer from it "
                                       + "(give at least feat_in, code_dim, num_classes, num_books)")] {
             XCTAssertThrowsError(try RunConfig(try ConfigDocument(contentsOf: "\(root)/Configs/tiny.yaml", overrides: [override]), requireData: false), override) {
